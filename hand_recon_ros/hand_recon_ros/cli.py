@@ -1,0 +1,54 @@
+"""`hand-recon`: the command-line entry point (models, run, bench, eval, build-engine, publish)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from hand_recon_ros import __version__
+
+# Sub-command modules under hand_recon_ros.commands, in the order `--help` lists them.
+COMMAND_MODULES: tuple[str, ...] = ("models", "run", "bench", "eval", "build_engine", "publish")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every sub-command registered."""
+    parser = argparse.ArgumentParser(
+        prog="hand-recon",
+        description="Two-hand 3D reconstruction: camera images in, metric 3D hands out (ROS-free tools).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"hand_recon_ros.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"hand_recon_ros.commands.{name}":
+                continue  # sub-command not built yet
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen sub-command; returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

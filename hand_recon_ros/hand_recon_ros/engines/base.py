@@ -1,0 +1,126 @@
+"""The one backend interface every network in the project runs through (ONNX model in, numpy out).
+
+Public ``load``/``run``/``close`` do the checks and bookkeeping; a backend implements the ``_impl`` parts.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+
+class BackendError(RuntimeError):
+    """A backend could not load a model or run it; the message names the model, tensor or reason."""
+
+
+class BackendUnavailableError(BackendError):
+    """The backend's runtime (module, provider or device) is not present on this machine."""
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, shape (None or a string for a dynamic axis) and numpy dtype of one model input or output."""
+
+    name: str
+    shape: tuple[int | str | None, ...]
+    dtype: np.dtype
+
+
+class Backend(abc.ABC):
+    """Runs one ONNX model. Usable as a context manager; ``run`` takes and returns numpy arrays by name."""
+
+    #: Short name used in configs, logs and diagnostics (e.g. ``onnxruntime-cpu``).
+    name: str = "base"
+
+    def __init__(self, model_path: str | Path, **options: Any) -> None:
+        self.model_path = Path(model_path)
+        self.options = options
+        self._loaded = False
+        self.inputs: list[TensorSpec] = []
+        self.outputs: list[TensorSpec] = []
+
+    # -- public API ---------------------------------------------------------------------------------
+    def load(self) -> Backend:
+        """Load the model (idempotent); raises BackendError naming the file when it is missing or invalid."""
+        if self._loaded:
+            return self
+        if not self.model_path.is_file():
+            raise BackendError(f"{self.name}: model file not found: {self.model_path}")
+        self.inputs, self.outputs = self._load_impl()
+        self._loaded = True
+        return self
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one batch. ``feeds`` maps every input name to an array of the declared dtype and rank."""
+        if not self._loaded:
+            self.load()
+        self._check_feeds(feeds)
+        return self._run_impl(feeds)
+
+    def close(self) -> None:
+        """Release the model and any device memory (idempotent)."""
+        if self._loaded:
+            self._close_impl()
+            self._loaded = False
+
+    def describe(self) -> str:
+        """One line for logs and diagnostics: backend name and details (providers, precision, device)."""
+        return self.name
+
+    def __enter__(self) -> Backend:
+        return self.load()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- checks ---------------------------------------------------------------------------------------
+    def _check_feeds(self, feeds: dict[str, np.ndarray]) -> None:
+        expected = {spec.name: spec for spec in self.inputs}
+        missing = sorted(set(expected) - set(feeds))
+        extra = sorted(set(feeds) - set(expected))
+        if missing or extra:
+            raise BackendError(
+                f"{self.name}: {self.model_path.name}: inputs do not match the model: "
+                f"missing {missing}, unexpected {extra}, expected {sorted(expected)}"
+            )
+        for name, array in feeds.items():
+            spec = expected[name]
+            if array.dtype != spec.dtype:
+                raise BackendError(
+                    f"{self.name}: {self.model_path.name}: input '{name}' has dtype {array.dtype}, "
+                    f"expected {spec.dtype}"
+                )
+            if array.ndim != len(spec.shape):
+                raise BackendError(
+                    f"{self.name}: {self.model_path.name}: input '{name}' has shape {array.shape}, "
+                    f"expected rank {len(spec.shape)} {spec.shape}"
+                )
+            for axis, (got, want) in enumerate(zip(array.shape, spec.shape)):
+                if isinstance(want, int) and want > 0 and got != want:
+                    raise BackendError(
+                        f"{self.name}: {self.model_path.name}: input '{name}' has shape {array.shape}, "
+                        f"expected {spec.shape} (axis {axis} must be {want})"
+                    )
+
+    # -- to implement ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def _load_impl(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
+        """Load the model; return input and output specs."""
+
+    @abc.abstractmethod
+    def _run_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the checked feeds; return every output by name."""
+
+    @abc.abstractmethod
+    def _close_impl(self) -> None:
+        """Free what ``_load_impl`` allocated."""

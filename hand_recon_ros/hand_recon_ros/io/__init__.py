@@ -1,0 +1,1 @@
+"""Input/output helpers: image, video and bag readers, JSONL writers, overlays."""

@@ -1,0 +1,1 @@
+"""Networks, weight import (TFLite → torch → ONNX) and hand model layers."""

@@ -1,0 +1,1 @@
+"""ROS-free pipeline stages: localisation, landmarks, metric 3D, mesh, tracking."""

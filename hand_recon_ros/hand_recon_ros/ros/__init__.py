@@ -1,0 +1,1 @@
+"""Thin ROS 2 layer: node, message conversions, markers, diagnostics."""
