@@ -1,0 +1,68 @@
+"""Settings of the ROS-free hand pipeline (one dataclass shared by the CLI, the benchmark and the ROS node)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+MODES: tuple[str, ...] = ("image", "video")
+MODEL_VARIANTS: tuple[str, ...] = ("full", "lite")
+# Fields that may change while the pipeline runs (HandPipeline.update); the rest need a new pipeline.
+LIVE_FIELDS: frozenset[str] = frozenset(
+    {"min_detection_score", "min_presence_score", "max_hands", "mesh", "smoothing", "mirrored", "mode"}
+)
+
+
+class ConfigError(ValueError):
+    """A pipeline setting has an invalid value; the message names the field and the value."""
+
+
+@dataclass
+class PipelineConfig:
+    """Everything that selects models, thresholds and behaviour of HandPipeline."""
+
+    backend: str = "onnxruntime-cpu"
+    model_variant: str = "full"
+    cache_dir: str | None = None
+    max_hands: int = 2
+    min_detection_score: float = 0.5
+    min_presence_score: float = 0.5
+    mode: str = "video"  # "image": detector every frame; "video": tracking
+    mirrored: bool = False
+    refine_3d: bool = True
+    mesh: bool = False
+    mano_dir: str | None = None
+    smoothing: float = 0.5  # 0 = none .. 1 = heavy (used by the 3D stage)
+    intra_op_threads: int = 0
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first field whose value cannot be used."""
+        if not isinstance(self.backend, str) or not self.backend:
+            raise ConfigError(f"backend must be a non-empty string, got {self.backend!r}")
+        if self.model_variant not in MODEL_VARIANTS:
+            raise ConfigError(f"model_variant must be one of {MODEL_VARIANTS}, got {self.model_variant!r}")
+        if self.mode not in MODES:
+            raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if isinstance(self.max_hands, bool) or not isinstance(self.max_hands, int) or self.max_hands < 1:
+            raise ConfigError(f"max_hands must be an integer >= 1, got {self.max_hands!r}")
+        for name in ("min_detection_score", "min_presence_score", "smoothing"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"{name} must be a number in [0, 1], got {value!r}")
+            if not 0.0 <= float(value) <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {value!r}")
+        for name in ("mirrored", "refine_3d", "mesh"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if (
+            isinstance(self.intra_op_threads, bool)
+            or not isinstance(self.intra_op_threads, int)
+            or self.intra_op_threads < 0
+        ):
+            raise ConfigError(f"intra_op_threads must be an integer >= 0 (0 = runtime default), got "
+                              f"{self.intra_op_threads!r}")
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """Names of every setting (for parameter declarations and CLI mapping)."""
+        return tuple(f.name for f in fields(cls))

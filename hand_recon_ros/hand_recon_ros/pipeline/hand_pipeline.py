@@ -1,0 +1,178 @@
+"""HandPipeline: one RGB image in, every hand out (2D landmarks, sides, track ids, metric 3D). ROS-free.
+
+Stages (timed in FrameResult.timing_ms): ``palm`` (letterbox + palm network + decode/NMS), ``landmarks``
+(rotated crops + ONE batched landmark call + back-projection), ``tracking`` (de-duplication, ids, sides),
+``lift`` (metric 3D), ``total``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from hand_recon_ros.engines.base import Backend
+from hand_recon_ros.pipeline.config import LIVE_FIELDS, ConfigError, PipelineConfig
+from hand_recon_ros.pipeline.landmark_estimator import LandmarkEstimator
+from hand_recon_ros.pipeline.palm_detector import PalmDetector
+from hand_recon_ros.pipeline.pnp_lift import Lifter, PnPLifter
+from hand_recon_ros.pipeline.roi import palm_to_roi
+from hand_recon_ros.pipeline.tracker import Candidate, HandTracker, assign_sides
+from hand_recon_ros.pipeline.types import CameraIntrinsics, FrameResult, HandDetection, IntrinsicsError
+
+log = logging.getLogger(__name__)
+
+REFINE_MODULE = "hand_recon_ros.pipeline.refine_lift"
+
+
+class ImageFormatError(ValueError):
+    """The image handed to HandPipeline.process is not RGB uint8 (H, W, 3); the message says what it is."""
+
+
+def check_image(image_rgb: Any) -> np.ndarray:
+    """Return the image if it is a non-empty RGB uint8 (H, W, 3) array, else raise ImageFormatError."""
+    if not isinstance(image_rgb, np.ndarray):
+        raise ImageFormatError(f"image must be a numpy array, got {type(image_rgb).__name__}")
+    if image_rgb.dtype != np.uint8:
+        raise ImageFormatError(f"image must be uint8 RGB, got dtype {image_rgb.dtype} (convert it first)")
+    if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.shape[0] < 2 or image_rgb.shape[1] < 2:
+        raise ImageFormatError(f"image must have shape (H, W, 3) with H, W >= 2, got {image_rgb.shape}")
+    return image_rgb
+
+
+def make_lifter(config: PipelineConfig) -> tuple[Lifter, str]:
+    """The refinement lifter when its module exists and refine_3d is on, else PnP; also returns its name."""
+    if config.refine_3d:
+        try:
+            from hand_recon_ros.pipeline.refine_lift import RefinementLifter
+        except ModuleNotFoundError as exc:
+            if exc.name != REFINE_MODULE:
+                raise
+            log.info("3D lifting: PnP (%s not available yet)", REFINE_MODULE)
+            return PnPLifter(), "pnp"
+        log.info("3D lifting: refinement (%s)", REFINE_MODULE)
+        return RefinementLifter(config), "refinement"
+    log.info("3D lifting: PnP (refine_3d is off)")
+    return PnPLifter(), "pnp"
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0
+
+
+class HandPipeline:
+    """Palm detection → landmarks → tracking → metric 3D for every hand in an RGB image."""
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        *,
+        palm_backend: Backend | None = None,
+        landmark_backend: Backend | None = None,
+        lifter: Lifter | None = None,
+    ) -> None:
+        """Load the models (via ensure_models + create_backend unless backends are given) and pick the lifter."""
+        config.validate()
+        self.config = dataclasses.replace(config)
+        if palm_backend is None or landmark_backend is None:
+            from hand_recon_ros.engines.registry import create_backend
+            from hand_recon_ros.models.model_files import ensure_models
+
+            paths = ensure_models(self.config.model_variant, self.config.cache_dir)
+            options = {"intra_op_threads": self.config.intra_op_threads}
+            palm_backend = palm_backend or create_backend(self.config.backend, paths.palm_onnx, **options)
+            landmark_backend = landmark_backend or create_backend(self.config.backend, paths.landmark_onnx, **options)
+        self.palm = PalmDetector(palm_backend)
+        self.landmarks = LandmarkEstimator(landmark_backend)
+        if lifter is None:
+            self.lifter, self.lifter_name = make_lifter(self.config)
+        else:
+            self.lifter, self.lifter_name = lifter, type(lifter).__name__
+        self.tracker = HandTracker()
+
+    @property
+    def backend_description(self) -> str:
+        """Backends and lifter in one line (for logs, diagnostics and the benchmark table)."""
+        return (f"palm: {self.palm.backend.describe()}; landmarks: {self.landmarks.backend.describe()}; "
+                f"lift: {self.lifter_name}")
+
+    def reset(self) -> None:
+        """Forget tracks and any temporal 3D state (call on a scene cut or a new video)."""
+        self.tracker.reset()
+        self.lifter.reset()
+
+    def update(self, **changes: Any) -> None:
+        """Change live settings (thresholds, max_hands, mesh, smoothing, mirrored, mode); validated first."""
+        unknown = sorted(set(changes) - set(PipelineConfig.field_names()))
+        if unknown:
+            raise ConfigError(f"unknown pipeline setting(s) {unknown}")
+        fixed = sorted(set(changes) - LIVE_FIELDS)
+        if fixed:
+            raise ConfigError(f"setting(s) {fixed} cannot change while running; create a new HandPipeline")
+        new = dataclasses.replace(self.config, **changes)
+        new.validate()
+        if new.mode != self.config.mode or new.mirrored != self.config.mirrored:
+            self.reset()
+        self.config = new
+        if hasattr(self.lifter, "update"):
+            self.lifter.update(**changes)
+
+    def close(self) -> None:
+        """Release both backends."""
+        self.palm.backend.close()
+        self.landmarks.backend.close()
+
+    def process(
+        self, image_rgb: np.ndarray, intrinsics: CameraIntrinsics | None = None, timestamp_s: float | None = None
+    ) -> FrameResult:
+        """Find every hand (up to max_hands) in an RGB uint8 (H, W, 3) image; 3D with given or assumed intrinsics."""
+        start = time.perf_counter()
+        image = check_image(image_rgb)
+        height, width = image.shape[:2]
+        if intrinsics is None:
+            intrinsics = CameraIntrinsics.assumed(width, height)
+        elif (intrinsics.width, intrinsics.height) != (width, height):
+            raise IntrinsicsError(
+                f"intrinsics are for {intrinsics.width}x{intrinsics.height} images, this image is {width}x{height}"
+            )
+        cfg = self.config
+        video = cfg.mode == "video"
+        timing: dict[str, float] = {}
+        if not video:
+            self.tracker.reset()
+        rois = self.tracker.tracked_rois()
+        t = time.perf_counter()
+        if len(rois) < cfg.max_hands:
+            palms = self.palm.detect(image, cfg.min_detection_score)
+            fresh = self.tracker.new_rois([palm_to_roi(p) for p in palms], cfg.max_hands - len(rois))
+            rois = rois + [(-1, roi) for roi in fresh]
+        timing["palm"] = _ms(t)
+        t = time.perf_counter()
+        outputs = self.landmarks.estimate(image, [roi for _, roi in rois])
+        timing["landmarks"] = _ms(t)
+        t = time.perf_counter()
+        candidates = [Candidate(roi, track_id, out) for (track_id, roi), out in zip(rois, outputs)]
+        hands = self.tracker.update(candidates, cfg.min_presence_score, cfg.max_hands, keep_tracks=video)
+        assign_sides(hands, cfg.mirrored)
+        detections = [
+            HandDetection(
+                side=h.side,
+                score=h.candidate.output.presence,
+                side_score=h.side_score,
+                keypoints_2d=h.candidate.output.keypoints_2d,
+                keypoints_z=h.candidate.output.keypoints_z,
+                world_landmarks=h.candidate.output.world_landmarks,
+                roi=h.candidate.roi,
+                track_id=h.track_id,
+            )
+            for h in hands
+        ]
+        timing["tracking"] = _ms(t)
+        t = time.perf_counter()
+        results = self.lifter.lift(detections, intrinsics, timestamp_s, cfg.mesh) if detections else []
+        timing["lift"] = _ms(t)
+        timing["total"] = _ms(start)
+        return FrameResult(width, height, intrinsics.known, results, timing)

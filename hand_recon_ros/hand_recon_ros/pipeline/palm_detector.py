@@ -1,0 +1,53 @@
+"""Palm detection stage: letterbox the whole image to 192x192, run the palm network, decode to palms in pixels."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from hand_recon_ros.engines.base import Backend, BackendError
+from hand_recon_ros.pipeline.anchors import PALM_INPUT_SIZE_PX, generate_anchors
+from hand_recon_ros.pipeline.palm_decode import Letterbox, PalmDetection, decode_palms, unletterbox, weighted_nms
+
+PALM_BOXES_OUTPUT = "Identity"
+PALM_SCORES_OUTPUT = "Identity_1"
+PIXEL_SCALE = 1.0 / 255.0
+
+
+class PalmDetector:
+    """Runs the palm network through a loaded Backend; ``detect`` returns palms in image pixels, best first."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend.load()
+        if len(self.backend.inputs) != 1:
+            raise BackendError(f"palm model must have one input, has {[s.name for s in self.backend.inputs]}")
+        self.input_name = self.backend.inputs[0].name
+        outputs = {s.name for s in self.backend.outputs}
+        if not {PALM_BOXES_OUTPUT, PALM_SCORES_OUTPUT} <= outputs:
+            raise BackendError(f"palm model outputs {sorted(outputs)} lack {PALM_BOXES_OUTPUT}/{PALM_SCORES_OUTPUT}")
+        self.anchors = generate_anchors(PALM_INPUT_SIZE_PX)
+        self._canvas = np.zeros((PALM_INPUT_SIZE_PX, PALM_INPUT_SIZE_PX, 3), np.uint8)
+        self._tensor = np.zeros((1, PALM_INPUT_SIZE_PX, PALM_INPUT_SIZE_PX, 3), np.float32)
+
+    def preprocess(self, image_rgb: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+        """Letterboxed network input (1, 192, 192, 3) float32 in [0, 1] (zero border) and the fit used."""
+        height, width = image_rgb.shape[:2]
+        box = Letterbox.for_image(width, height, PALM_INPUT_SIZE_PX)
+        new_w = max(1, round(width * box.scale))
+        new_h = max(1, round(height * box.scale))
+        box = Letterbox(box.scale, (PALM_INPUT_SIZE_PX - new_w) / 2.0, (PALM_INPUT_SIZE_PX - new_h) / 2.0)
+        x0, y0 = int(box.pad_x_px), int(box.pad_y_px)
+        box = Letterbox(new_w / width, float(x0), float(y0))  # exact scale/offset of the pasted pixels
+        self._canvas[:] = 0
+        self._canvas[y0:y0 + new_h, x0:x0 + new_w] = cv2.resize(image_rgb, (new_w, new_h),
+                                                                interpolation=cv2.INTER_LINEAR)
+        np.multiply(self._canvas, PIXEL_SCALE, out=self._tensor[0], casting="unsafe")
+        return self._tensor, box
+
+    def detect(self, image_rgb: np.ndarray, min_score: float, max_count: int | None = None) -> list[PalmDetection]:
+        """Palms with score >= min_score after weighted NMS, in image pixel coordinates, best first."""
+        tensor, box = self.preprocess(image_rgb)
+        outputs = self.backend.run({self.input_name: tensor})
+        boxes, scores = decode_palms(outputs[PALM_BOXES_OUTPUT], outputs[PALM_SCORES_OUTPUT], self.anchors, min_score)
+        boxes, scores = weighted_nms(boxes, scores, max_count=max_count)
+        return unletterbox(boxes, scores, box)

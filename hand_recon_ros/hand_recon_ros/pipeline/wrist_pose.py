@@ -1,0 +1,45 @@
+"""Wrist pose (position + orientation) of a hand from its 21 joints, with the axes documented in Hand.msg."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from hand_recon_ros.skeleton import INDEX, MIDDLE_MCP, PINKY, WRIST
+
+MIN_AXIS_LENGTH_M = 1e-6
+
+
+def wrist_frame(joints_3d: np.ndarray, side: str) -> np.ndarray:
+    """3x3 rotation (columns x, y, z) of the wrist frame: x wrist→middle MCP, z out of the palm, y = z × x.
+
+    joints_3d: (21, 3) any consistent frame/unit (metres, camera optical frame in practice).
+    """
+    joints = np.asarray(joints_3d, dtype=np.float64)
+    if joints.shape != (21, 3) or not np.all(np.isfinite(joints)):
+        raise ValueError(f"wrist_pose needs finite (21, 3) joints, got shape {joints.shape}")
+    if side not in ("left", "right"):
+        raise ValueError(f"side must be 'left' or 'right', got {side!r}")
+    wrist = joints[WRIST]
+    x_axis = joints[MIDDLE_MCP] - wrist
+    to_index, to_pinky = joints[INDEX[0]] - wrist, joints[PINKY[0]] - wrist
+    # On a right hand (pinky - wrist) x (index - wrist) points out of the palm; mirrored on a left hand.
+    normal = np.cross(to_pinky, to_index) if side == "right" else np.cross(to_index, to_pinky)
+    x_len = np.linalg.norm(x_axis)
+    if x_len < MIN_AXIS_LENGTH_M:
+        raise ValueError("wrist and middle-finger MCP coincide; cannot define the wrist frame")
+    x_axis /= x_len
+    z_axis = normal - np.dot(normal, x_axis) * x_axis
+    z_len = np.linalg.norm(z_axis)
+    if z_len < MIN_AXIS_LENGTH_M:
+        raise ValueError("palm joints are collinear; cannot define the palm normal")
+    z_axis /= z_len
+    y_axis = np.cross(z_axis, x_axis)
+    return np.stack([x_axis, y_axis, z_axis], axis=1)
+
+
+def wrist_pose(joints_3d: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray]:
+    """Wrist position (3,) (joint 0) and orientation quaternion (4,) x, y, z, w, float64."""
+    frame = wrist_frame(joints_3d, side)
+    position = np.asarray(joints_3d, dtype=np.float64)[WRIST].copy()
+    return position, Rotation.from_matrix(frame).as_quat()
