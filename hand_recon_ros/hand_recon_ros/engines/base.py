@@ -6,12 +6,35 @@ Public ``load``/``run``/``close`` do the checks and bookkeeping; a backend imple
 from __future__ import annotations
 
 import abc
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import numpy as np
+
+_LOG = logging.getLogger(__name__)
+
+#: Every option any backend understands (name → meaning, with units). A backend reads its own subset
+#: (``Backend.option_names``) and ignores the others, so one options dict can serve ``auto``; a name in
+#: no backend's list is a typo and an error.
+KNOWN_OPTIONS: dict[str, str] = {
+    "intra_op_threads": "ONNX Runtime intra-op thread count (0 = ORT default)",
+    "device_id": "CUDA device index (default 0)",
+    "max_batch": "largest batch (hands per call) the engine/profile must accept (default 2)",
+    "opt_batch": "batch size TensorRT tunes kernels for (default = max_batch)",
+    "precision": "TensorRT precision: fp16 (default), fp32 or int8",
+    "workspace_mb": "TensorRT builder workspace limit in MiB (default 1024)",
+    "cache_dir": "folder for engines, timing caches and ORT TensorRT caches (default ~/.cache/hand_recon_ros/engines)",
+    "calib_dir": "folder of images for INT8 calibration (precision int8 only)",
+    "calib_max_images": "most calibration images read from calib_dir (default 256)",
+    "warmup_runs": "inference runs at load so the first frame is not slow (default 2)",
+    "rebuild": "TensorRT: ignore any cached engine and build a new one (default False)",
+    "buffers": "TensorRT device buffers: auto (torch if it has CUDA, else pycuda), torch or pycuda",
+    "device": "torch backend device: cpu (default) or cuda",
+    "module": "torch backend: a torch.nn.Module to run instead of looking one up",
+}
 
 
 class BackendError(RuntimeError):
@@ -36,8 +59,18 @@ class Backend(abc.ABC):
 
     #: Short name used in configs, logs and diagnostics (e.g. ``onnxruntime-cpu``).
     name: str = "base"
+    #: Options (keys of KNOWN_OPTIONS) this backend reads; the others are ignored with a debug line.
+    option_names: frozenset[str] = frozenset()
 
     def __init__(self, model_path: str | Path, **options: Any) -> None:
+        unknown = sorted(set(options) - set(KNOWN_OPTIONS))
+        if unknown:
+            raise BackendError(
+                f"{self.name}: unknown option(s) {unknown}; options this backend reads: {sorted(self.option_names)}"
+            )
+        ignored = sorted(set(options) - self.option_names)
+        if ignored:
+            _LOG.debug("%s: ignoring option(s) %s (used by other backends)", self.name, ignored)
         self.model_path = Path(model_path)
         self.options = options
         self._loaded = False
@@ -45,6 +78,16 @@ class Backend(abc.ABC):
         self.outputs: list[TensorSpec] = []
 
     # -- public API ---------------------------------------------------------------------------------
+    @property
+    def input_names(self) -> list[str]:
+        """Declared input names, in model order (empty before ``load``)."""
+        return [spec.name for spec in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        """Declared output names, in model order (empty before ``load``)."""
+        return [spec.name for spec in self.outputs]
+
     def load(self) -> Backend:
         """Load the model (idempotent); raises BackendError naming the file when it is missing or invalid."""
         if self._loaded:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hand_recon_ros.engines import engine_cache as ec
 from hand_recon_ros.engines.base import Backend, BackendError, BackendUnavailableError, TensorSpec
+
+_LOG = logging.getLogger(__name__)
+ORT_TRT_CACHE_SUBDIR = "ort_tensorrt"
 
 _ORT_TYPES = {
     "tensor(float)": np.dtype(np.float32),
@@ -25,13 +30,14 @@ class OnnxRuntimeBackend(Backend):
 
     name = "onnxruntime-cpu"
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    option_names = frozenset({"intra_op_threads"})
 
     def __init__(self, model_path: str | Path, **options: Any) -> None:
         super().__init__(model_path, **options)
         self._session: Any = None
         self._output_names: list[str] = []
 
-    def _provider_options(self) -> list[tuple[str, dict[str, str]] | str]:
+    def _provider_options(self) -> list[tuple[str, dict[str, Any]] | str]:
         return list(self.providers)
 
     def _load_impl(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
@@ -60,6 +66,14 @@ class OnnxRuntimeBackend(Backend):
             )
         except Exception as exc:  # ORT raises its own exception types for invalid graphs
             raise BackendError(f"{self.name}: cannot load {self.model_path}: {exc}") from exc
+        # ORT silently drops a provider whose libraries (CUDA, cuDNN, TensorRT) fail to load: refuse that here.
+        in_use = self._session.get_providers()
+        if self.providers[0] not in in_use:
+            self._session = None
+            raise BackendUnavailableError(
+                f"{self.name}: {self.providers[0]} is in this onnxruntime build but did not start "
+                f"(session runs on {in_use}); check the CUDA/cuDNN/TensorRT libraries ORT needs"
+            )
 
         def spec(node: Any) -> TensorSpec:
             dtype = _ORT_TYPES.get(node.type)
@@ -88,3 +102,68 @@ class OnnxRuntimeBackend(Backend):
         if self._session is not None:
             return f"{self.name} ({', '.join(self._session.get_providers())})"
         return self.name
+
+
+class OnnxRuntimeCudaBackend(OnnxRuntimeBackend):
+    """ONNX Runtime with the CUDA execution provider (CPU for nodes CUDA lacks); options: ``device_id``."""
+
+    name = "onnxruntime-cuda"
+    providers = ("CUDAExecutionProvider", "CPUExecutionProvider")
+    option_names = frozenset({"intra_op_threads", "device_id"})
+
+    def _provider_options(self) -> list[tuple[str, dict[str, Any]] | str]:
+        device = str(int(self.options.get("device_id", 0)))
+        return [("CUDAExecutionProvider", {"device_id": device}), "CPUExecutionProvider"]
+
+
+class OnnxRuntimeTensorRTBackend(OnnxRuntimeBackend):
+    """ONNX Runtime with its TensorRT execution provider: engine and timing caches on disk, FP16 by default.
+
+    Options: precision (fp16|fp32), cache_dir, workspace_mb, max_batch, opt_batch, device_id.
+    """
+
+    name = "onnxruntime-tensorrt"
+    providers = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+    option_names = frozenset({
+        "intra_op_threads", "device_id", "precision", "cache_dir", "workspace_mb", "max_batch", "opt_batch",
+    })
+
+    def __init__(self, model_path: str | Path, **options: Any) -> None:
+        super().__init__(model_path, **options)
+        precision = str(options.get("precision", "fp16")).lower()
+        if precision not in ("fp16", "fp32"):
+            raise BackendError(f"{self.name}: precision must be fp16 or fp32 (int8 needs backend tensorrt), "
+                               f"got '{precision}'")
+        self.precision = precision
+        self.cache_dir = Path(options.get("cache_dir") or ec.default_cache_dir()) / ORT_TRT_CACHE_SUBDIR
+
+    def trt_provider_options(self) -> dict[str, Any]:
+        """The TensorrtExecutionProvider options: caches, FP16, workspace, and profiles for a dynamic batch."""
+        options: dict[str, Any] = {
+            "device_id": int(self.options.get("device_id", 0)),
+            "trt_fp16_enable": self.precision == "fp16",
+            "trt_max_workspace_size": int(self.options.get("workspace_mb", ec.DEFAULT_WORKSPACE_MB)) << 20,
+            "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": str(self.cache_dir),
+            "trt_timing_cache_enable": True,
+            "trt_timing_cache_path": str(self.cache_dir),
+        }
+        inputs = ec.read_onnx_inputs(self.model_path)
+        if any(not isinstance(d, int) for spec in inputs for d in spec.shape):
+            opt = self.options.get("opt_batch")
+            profiles = ec.compute_profiles(inputs, int(self.options.get("max_batch", ec.DEFAULT_MAX_BATCH)),
+                                           None if opt is None else int(opt))
+            lo, mid, hi = ec.profile_to_ort_strings(profiles)
+            options.update(trt_profile_min_shapes=lo, trt_profile_opt_shapes=mid, trt_profile_max_shapes=hi)
+        return options
+
+    def _provider_options(self) -> list[tuple[str, dict[str, Any]] | str]:
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        if not any(self.cache_dir.glob("*.engine")):
+            _LOG.warning(
+                "%s: %s: no TensorRT engine cached in %s yet; ONNX Runtime is building one, which may take "
+                "several minutes", self.name, self.model_path.name, self.cache_dir,
+            )
+        device = {"device_id": str(int(self.options.get("device_id", 0)))}
+        return [("TensorrtExecutionProvider", self.trt_provider_options()), ("CUDAExecutionProvider", device),
+                "CPUExecutionProvider"]
