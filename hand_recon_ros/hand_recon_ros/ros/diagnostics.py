@@ -1,0 +1,173 @@
+"""Node health for /diagnostics: rates, latency percentiles, drops, errors, and the WARN/ERROR rules.
+
+``NodeStats`` is ROS-free and thread-safe (the worker thread and the executor both write to it);
+``to_diagnostic_array`` turns a snapshot into a diagnostic_msgs/DiagnosticArray.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+# Window over which rates and latency percentiles are computed (seconds).
+RATE_WINDOW_S = 5.0
+# An input or inference error keeps the status at ERROR this long after it happened (seconds).
+ERROR_HOLD_S = 5.0
+# Latency samples kept for the percentiles.
+MAX_LATENCY_SAMPLES = 500
+
+OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels (bytes there)
+
+
+@dataclass
+class DiagnosticsSnapshot:
+    """One status: level (OK/WARN/ERROR), a one-line message and key/value pairs."""
+
+    level: int
+    message: str
+    values: dict[str, str] = field(default_factory=dict)
+
+
+class NodeStats:
+    """Counters and sliding windows describing the node's recent behaviour."""
+
+    def __init__(self, no_image_timeout_s: float = 5.0, clock: Any = time.monotonic) -> None:
+        self.no_image_timeout_s = float(no_image_timeout_s)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._start_s = clock()
+        self._inputs: collections.deque[float] = collections.deque()
+        self._outputs: collections.deque[float] = collections.deque()
+        self._latencies_s: collections.deque[tuple[float, float]] = collections.deque(maxlen=MAX_LATENCY_SAMPLES)
+        self._hands: collections.deque[tuple[float, int]] = collections.deque()
+        self.frames_in = 0
+        self.frames_out = 0
+        self.dropped = 0
+        self.errors: collections.Counter[str] = collections.Counter()
+        self._last_error: tuple[float, str, str] | None = None
+        self._last_input_s: float | None = None
+        self._last_camera_info_s: float | None = None
+        self.intrinsics_assumed = False
+        self.backend = "not loaded"
+        self.fatal: str | None = None
+
+    def _trim(self, now: float) -> None:
+        horizon = now - RATE_WINDOW_S
+        for window in (self._inputs, self._outputs):
+            while window and window[0] < horizon:
+                window.popleft()
+        while self._hands and self._hands[0][0] < horizon:
+            self._hands.popleft()
+
+    def record_input(self) -> None:
+        """An image message arrived."""
+        now = self._clock()
+        with self._lock:
+            self.frames_in += 1
+            self._inputs.append(now)
+            self._last_input_s = now
+            self._trim(now)
+
+    def record_drop(self, count: int = 1) -> None:
+        """A frame was replaced in the slot before the worker took it."""
+        with self._lock:
+            self.dropped += count
+
+    def record_camera_info(self) -> None:
+        """A usable CameraInfo arrived."""
+        with self._lock:
+            self._last_camera_info_s = self._clock()
+
+    def record_output(self, latency_s: float, hands: int, intrinsics_known: bool) -> None:
+        """A frame was processed and published; latency from message arrival to HandArray publication."""
+        now = self._clock()
+        with self._lock:
+            self.frames_out += 1
+            self._outputs.append(now)
+            self._latencies_s.append((now, latency_s))
+            self._hands.append((now, hands))
+            self.intrinsics_assumed = not intrinsics_known
+            self._trim(now)
+
+    def record_error(self, kind: str, message: str) -> None:
+        """A bad input message or a failed inference (``kind`` e.g. 'input', 'camera_info', 'inference')."""
+        with self._lock:
+            self.errors[kind] += 1
+            self._last_error = (self._clock(), kind, message)
+
+    def latency_percentiles_ms(self) -> tuple[float, float]:
+        """p50 and p95 of the recent arrival->publish latencies in ms (NaN when none)."""
+        now = self._clock()
+        with self._lock:
+            recent = [lat for t, lat in self._latencies_s if t >= now - RATE_WINDOW_S]
+        if not recent:
+            return float("nan"), float("nan")
+        p50, p95 = np.percentile(np.asarray(recent) * 1e3, [50, 95])
+        return float(p50), float(p95)
+
+    def snapshot(self) -> DiagnosticsSnapshot:
+        """The current level, message and values (rules: ERROR > WARN > OK; several WARNs are joined)."""
+        p50, p95 = self.latency_percentiles_ms()
+        now = self._clock()
+        with self._lock:
+            self._trim(now)
+            span = min(RATE_WINDOW_S, max(now - self._start_s, 1e-3))
+            input_hz = len(self._inputs) / span
+            output_hz = len(self._outputs) / span
+            hands = [n for _, n in self._hands]
+            values = {
+                "backend": self.backend,
+                "input rate (Hz)": f"{input_hz:.2f}",
+                "output rate (Hz)": f"{output_hz:.2f}",
+                "latency p50 (ms)": f"{p50:.2f}",
+                "latency p95 (ms)": f"{p95:.2f}",
+                "frames received": str(self.frames_in),
+                "frames processed": str(self.frames_out),
+                "dropped frames": str(self.dropped),
+                "hands per frame": f"{(sum(hands) / len(hands)) if hands else 0.0:.2f}",
+                "intrinsics": "assumed" if self.intrinsics_assumed else "CameraInfo",
+            }
+            for kind, count in sorted(self.errors.items()):
+                values[f"errors ({kind})"] = str(count)
+            if self._last_error is not None:
+                values["last error"] = f"{self._last_error[1]}: {self._last_error[2]}"
+
+            errors: list[str] = []
+            warnings: list[str] = []
+            if self.fatal:
+                errors.append(self.fatal)
+            if self._last_error is not None and now - self._last_error[0] <= ERROR_HOLD_S:
+                errors.append(f"{self._last_error[1]} error: {self._last_error[2]}")
+            since_input = now - (self._last_input_s if self._last_input_s is not None else self._start_s)
+            if since_input > self.no_image_timeout_s:
+                warnings.append(f"no image for {since_input:.1f} s")
+            if self._last_input_s is not None and (
+                self._last_camera_info_s is None or self.intrinsics_assumed
+            ):
+                warnings.append("no CameraInfo: assumed intrinsics")
+        if errors:
+            return DiagnosticsSnapshot(ERROR, "; ".join(errors + warnings), values)
+        if warnings:
+            return DiagnosticsSnapshot(WARN, "; ".join(warnings), values)
+        return DiagnosticsSnapshot(OK, f"running, {output_hz:.1f} Hz", values)
+
+
+def to_diagnostic_array(snapshot: DiagnosticsSnapshot, name: str, hardware_id: str, stamp: Any) -> Any:
+    """A diagnostic_msgs/DiagnosticArray holding one DiagnosticStatus for ``snapshot``."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+    status = DiagnosticStatus()
+    status.level = bytes([snapshot.level])
+    status.name = name
+    status.hardware_id = hardware_id
+    status.message = snapshot.message
+    status.values = [KeyValue(key=k, value=v) for k, v in snapshot.values.items()]
+    array = DiagnosticArray()
+    array.header.stamp = stamp
+    array.status = [status]
+    return array

@@ -1,0 +1,135 @@
+"""sensor_msgs/Image and CompressedImage <-> RGB numpy arrays, in numpy and OpenCV only (no cv_bridge).
+
+The functions take the message fields (or any object carrying them), so they run and are tested without ROS.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+# Encodings we decode, with (channels, bytes per channel). Names as in sensor_msgs/image_encodings.hpp.
+ENCODING_LAYOUT: dict[str, tuple[int, int]] = {
+    "rgb8": (3, 1),
+    "bgr8": (3, 1),
+    "rgba8": (4, 1),
+    "bgra8": (4, 1),
+    "mono8": (1, 1),
+    "8UC1": (1, 1),
+    "mono16": (1, 2),
+    "16UC1": (1, 2),
+    "yuv422": (2, 1),  # UYVY
+    "uyvy": (2, 1),
+    "yuv422_yuy2": (2, 1),  # YUYV
+    "yuyv": (2, 1),
+}
+SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(ENCODING_LAYOUT)
+# Largest image side we accept (pixels): anything beyond is a corrupt header, not a camera.
+MAX_IMAGE_SIDE_PX = 16384
+
+
+class ImageConversionError(ValueError):
+    """An image message that cannot be turned into an RGB array; the message names the field and value."""
+
+
+def image_fields_to_rgb(
+    height: int, width: int, encoding: str, step: int, is_bigendian: bool | int, data: Any
+) -> np.ndarray:
+    """Decode raw sensor_msgs/Image fields into an RGB uint8 (H, W, 3) array (always a fresh, contiguous copy)."""
+    if encoding not in ENCODING_LAYOUT:
+        raise ImageConversionError(
+            f"unsupported image encoding '{encoding}'; supported: {', '.join(SUPPORTED_ENCODINGS)}"
+        )
+    if height <= 0 or width <= 0:
+        raise ImageConversionError(f"image has zero size: {width}x{height} ({encoding})")
+    if height > MAX_IMAGE_SIDE_PX or width > MAX_IMAGE_SIDE_PX:
+        raise ImageConversionError(f"image size {width}x{height} exceeds {MAX_IMAGE_SIDE_PX} px per side")
+    channels, depth = ENCODING_LAYOUT[encoding]
+    row_bytes = width * channels * depth
+    if encoding in ("yuv422", "uyvy", "yuv422_yuy2", "yuyv") and width % 2:
+        raise ImageConversionError(f"{encoding} image width must be even, got {width}")
+    if step < row_bytes:
+        raise ImageConversionError(
+            f"image step {step} is smaller than width*channels*bytes = {row_bytes} ({width} px, {encoding})"
+        )
+    buffer = np.frombuffer(memoryview(data).cast("B") if not isinstance(data, np.ndarray) else data, np.uint8)
+    if buffer.size < step * height:
+        raise ImageConversionError(
+            f"image data has {buffer.size} bytes, expected step*height = {step}*{height} = {step * height}"
+        )
+    rows = buffer[: step * height].reshape(height, step)[:, :row_bytes]
+    if depth == 2:
+        dtype = np.dtype(">u2" if is_bigendian else "<u2")
+        mono16 = np.ascontiguousarray(rows).view(dtype).reshape(height, width)
+        mono8 = (mono16 >> 8).astype(np.uint8)
+        return cv2.cvtColor(mono8, cv2.COLOR_GRAY2RGB)
+    pixels = rows.reshape(height, width, channels)
+    if encoding == "rgb8":
+        return pixels.copy()
+    conversion = {
+        "bgr8": cv2.COLOR_BGR2RGB,
+        "rgba8": cv2.COLOR_RGBA2RGB,
+        "bgra8": cv2.COLOR_BGRA2RGB,
+        "mono8": cv2.COLOR_GRAY2RGB,
+        "8UC1": cv2.COLOR_GRAY2RGB,
+        "yuv422": cv2.COLOR_YUV2RGB_UYVY,
+        "uyvy": cv2.COLOR_YUV2RGB_UYVY,
+        "yuv422_yuy2": cv2.COLOR_YUV2RGB_YUY2,
+        "yuyv": cv2.COLOR_YUV2RGB_YUY2,
+    }[encoding]
+    source = np.ascontiguousarray(pixels[..., 0] if channels == 1 else pixels)
+    return cv2.cvtColor(source, conversion)
+
+
+def image_msg_to_rgb(msg: Any) -> np.ndarray:
+    """Decode a sensor_msgs/Image into an RGB uint8 (H, W, 3) array; ImageConversionError names what is wrong."""
+    return image_fields_to_rgb(
+        int(msg.height), int(msg.width), str(msg.encoding), int(msg.step), bool(msg.is_bigendian), msg.data
+    )
+
+
+def compressed_to_rgb(data: Any, format_name: str = "") -> np.ndarray:
+    """Decode the bytes of a sensor_msgs/CompressedImage (JPEG, PNG, ...) into RGB uint8 (H, W, 3) with OpenCV."""
+    buffer = np.frombuffer(memoryview(data).cast("B") if not isinstance(data, np.ndarray) else data, np.uint8)
+    if buffer.size == 0:
+        raise ImageConversionError(f"compressed image ('{format_name}') has no data")
+    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageConversionError(f"compressed image ('{format_name}', {buffer.size} bytes) could not be decoded")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def compressed_msg_to_rgb(msg: Any) -> np.ndarray:
+    """Decode a sensor_msgs/CompressedImage message into RGB uint8 (H, W, 3)."""
+    return compressed_to_rgb(msg.data, str(msg.format))
+
+
+def rgb_to_image_fields(rgb: np.ndarray) -> dict[str, Any]:
+    """Fields of an rgb8 sensor_msgs/Image for an RGB uint8 (H, W, 3) array (height, width, encoding, step, data)."""
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ImageConversionError(f"expected an RGB uint8 (H, W, 3) array, got {rgb.dtype} {rgb.shape}")
+    height, width = rgb.shape[:2]
+    return {
+        "height": height,
+        "width": width,
+        "encoding": "rgb8",
+        "is_bigendian": 0,
+        "step": width * 3,
+        "data": np.ascontiguousarray(rgb).tobytes(),
+    }
+
+
+def rgb_to_image_msg(rgb: np.ndarray, header: Any = None) -> Any:
+    """A sensor_msgs/Image (rgb8) holding ``rgb``, with ``header`` copied in when given."""
+    from sensor_msgs.msg import Image
+
+    msg = Image()
+    if header is not None:
+        msg.header = header
+    fields = rgb_to_image_fields(rgb)
+    msg.height, msg.width = fields["height"], fields["width"]
+    msg.encoding, msg.is_bigendian, msg.step = fields["encoding"], fields["is_bigendian"], fields["step"]
+    msg.data = fields["data"]
+    return msg

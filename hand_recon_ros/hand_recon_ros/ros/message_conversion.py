@@ -1,0 +1,127 @@
+"""FrameResult -> hand_recon_msgs/HandArray and sensor_msgs/CameraInfo -> CameraIntrinsics."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from hand_recon_ros.pipeline.types import CameraIntrinsics, FrameResult, HandResult, IntrinsicsError
+from hand_recon_ros.skeleton import NUM_JOINTS
+
+# Quaternion (x, y, z, w) used when the pipeline gave no wrist orientation.
+IDENTITY_QUATERNION_XYZW: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0)
+
+
+def stamp_to_seconds(stamp: Any) -> float:
+    """builtin_interfaces/Time -> float seconds."""
+    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
+
+
+def camera_info_to_intrinsics(msg: Any) -> CameraIntrinsics | None:
+    """CameraIntrinsics from a sensor_msgs/CameraInfo; None for an uncalibrated one (K all zero).
+
+    Raises IntrinsicsError (naming the values) for NaN/Inf or non-positive focal lengths.
+    """
+    k = np.asarray(msg.k, dtype=np.float64).reshape(-1)
+    if k.size != 9:
+        raise IntrinsicsError(f"CameraInfo.k must have 9 values, got {k.size}")
+    if not np.all(np.isfinite(k)):
+        raise IntrinsicsError(f"CameraInfo.k holds non-finite values: {k.tolist()}")
+    if not np.any(k):
+        return None
+    distortion = tuple(float(v) for v in np.asarray(msg.d, dtype=np.float64).reshape(-1))
+    return CameraIntrinsics(
+        fx=float(k[0]),
+        fy=float(k[4]),
+        cx=float(k[2]),
+        cy=float(k[5]),
+        width=int(msg.width),
+        height=int(msg.height),
+        distortion=distortion,
+        known=True,
+    )
+
+
+def intrinsics_to_camera_info(intrinsics: CameraIntrinsics, header: Any = None) -> Any:
+    """A sensor_msgs/CameraInfo (plumb_bob, no rectification) describing ``intrinsics``."""
+    from sensor_msgs.msg import CameraInfo
+
+    msg = CameraInfo()
+    if header is not None:
+        msg.header = header
+    msg.width, msg.height = int(intrinsics.width), int(intrinsics.height)
+    msg.distortion_model = "plumb_bob"
+    d = list(intrinsics.distortion) + [0.0] * max(0, 5 - len(intrinsics.distortion))
+    msg.d = [float(v) for v in d]
+    msg.k = [float(v) for v in intrinsics.matrix.reshape(-1)]
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    p = np.zeros((3, 4), dtype=np.float64)
+    p[:, :3] = intrinsics.matrix
+    msg.p = [float(v) for v in p.reshape(-1)]
+    return msg
+
+
+def _finite_or_zero(values: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(values), values, 0.0)
+
+
+def hand_result_to_msg(hand: HandResult) -> Any:
+    """One HandResult -> hand_recon_msgs/Hand (requires joints_3d)."""
+    from geometry_msgs.msg import Point
+    from hand_recon_msgs.msg import Hand
+    from shape_msgs.msg import Mesh, MeshTriangle
+
+    detection = hand.detection
+    msg = Hand()
+    msg.side = Hand.LEFT if hand.side == "left" else Hand.RIGHT
+    msg.score = float(detection.score)
+    msg.side_score = float(detection.side_score)
+    msg.track_id = int(detection.track_id)
+    joints = np.asarray(hand.joints_3d, dtype=np.float64).reshape(NUM_JOINTS, 3)
+    msg.joints = [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in joints]
+    msg.joint_confidence = np.clip(np.asarray(hand.joint_confidence, dtype=np.float32).reshape(NUM_JOINTS), 0, 1)
+    msg.keypoints_2d = np.asarray(detection.keypoints_2d, dtype=np.float32).reshape(NUM_JOINTS * 2)
+    wrist = joints[0] if hand.wrist_position is None else np.asarray(hand.wrist_position, dtype=np.float64)
+    msg.wrist_pose.position.x, msg.wrist_pose.position.y, msg.wrist_pose.position.z = (float(v) for v in wrist)
+    quaternion = IDENTITY_QUATERNION_XYZW if hand.wrist_quaternion is None else hand.wrist_quaternion
+    qx, qy, qz, qw = (float(v) for v in quaternion)
+    norm = math.sqrt(qx * qx + qy * qy + qz * qz + qw * qw)
+    if not math.isfinite(norm) or norm < 1e-9:
+        qx, qy, qz, qw = IDENTITY_QUATERNION_XYZW
+    else:
+        qx, qy, qz, qw = qx / norm, qy / norm, qz / norm, qw / norm
+    orientation = msg.wrist_pose.orientation
+    orientation.x, orientation.y, orientation.z, orientation.w = qx, qy, qz, qw
+    if hand.mesh is not None:
+        vertices = _finite_or_zero(np.asarray(hand.mesh.vertices, dtype=np.float64).reshape(-1, 3))
+        faces = np.asarray(hand.mesh.faces, dtype=np.uint32).reshape(-1, 3)
+        mesh = Mesh()
+        mesh.vertices = [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in vertices.tolist()]
+        mesh.triangles = [MeshTriangle(vertex_indices=face) for face in faces]
+        msg.mesh = mesh
+    if hand.mano_pose is not None:
+        msg.mano_pose = np.asarray(hand.mano_pose, dtype=np.float32).reshape(-1)
+    if hand.mano_shape is not None:
+        msg.mano_shape = np.asarray(hand.mano_shape, dtype=np.float32).reshape(-1)
+    return msg
+
+
+def placeable(hand: HandResult) -> bool:
+    """True when a hand has finite metric 3D joints (only those go into HandArray, markers and TF)."""
+    if hand.joints_3d is None:
+        return False
+    joints = np.asarray(hand.joints_3d)
+    return joints.shape == (NUM_JOINTS, 3) and bool(np.all(np.isfinite(joints)))
+
+
+def frame_result_to_hand_array(result: FrameResult, header: Any) -> Any:
+    """A HandArray for one processed frame (header copied from the input image; empty ``hands`` is valid)."""
+    from hand_recon_msgs.msg import HandArray
+
+    msg = HandArray()
+    msg.header = header
+    msg.intrinsics_known = bool(result.intrinsics_known)
+    msg.hands = [hand_result_to_msg(hand) for hand in result.hands if placeable(hand)]
+    return msg

@@ -1,0 +1,158 @@
+"""The node's parameters: one table with defaults, descriptions, ranges, liveness and PipelineConfig mapping.
+
+The same table drives the declarations (ParameterDescriptor with ranges), validation (at start-up and on
+every live change, refusing with the value named), config/hand_recon.yaml, the launch file and docs/ros.md.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from hand_recon_ros.pipeline.types import ASSUMED_HFOV_DEG
+
+
+class ParameterValueError(ValueError):
+    """A parameter value the node cannot use; the message names the parameter and the value."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One node parameter: name, default (its type is the parameter type), description and constraints."""
+
+    name: str
+    default: Any
+    description: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    live: bool = False  # may change while the node runs
+    pipeline_field: str | None = None  # PipelineConfig field it maps to
+
+
+PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec("image_transport", "raw", "Subscribe to 'image' (raw) or 'image/compressed' (compressed).",
+              choices=("raw", "compressed")),
+    ParamSpec("backend", "onnxruntime-cpu", "Inference backend (see `hand-recon models`): onnxruntime-cpu, "
+              "tensorrt, ...", pipeline_field="backend"),
+    ParamSpec("precision", "fp32", "Inference precision for GPU backends (fp32, fp16, int8).",
+              choices=("fp32", "fp16", "int8"), pipeline_field="precision"),
+    ParamSpec("model_variant", "full", "Palm/landmark model size.", choices=("full", "lite"),
+              pipeline_field="model_variant"),
+    ParamSpec("engine_cache_dir", "", "Folder for models and built engines ('' = the default cache).",
+              pipeline_field="cache_dir"),
+    ParamSpec("mano_dir", "", "Folder holding the MANO model files ('' = no MANO layer).",
+              pipeline_field="mano_dir"),
+    ParamSpec("intra_op_threads", 0, "CPU threads per inference (0 = runtime default).", minimum=0, maximum=64,
+              pipeline_field="intra_op_threads"),
+    ParamSpec("refine_3d", True, "Refine metric 3D by fitting to the 2D keypoints.", pipeline_field="refine_3d"),
+    ParamSpec("mode", "video", "'video' tracks hands between frames, 'image' detects on every frame.",
+              choices=("image", "video"), live=True, pipeline_field="mode"),
+    ParamSpec("max_hands", 2, "Maximum number of hands reported.", minimum=1, maximum=2, live=True,
+              pipeline_field="max_hands"),
+    ParamSpec("min_detection_score", 0.5, "Minimum palm detection score.", minimum=0.0, maximum=1.0, live=True,
+              pipeline_field="min_detection_score"),
+    ParamSpec("min_presence_score", 0.5, "Minimum hand presence score to keep a tracked hand.", minimum=0.0,
+              maximum=1.0, live=True, pipeline_field="min_presence_score"),
+    ParamSpec("mirrored", False, "Input is mirrored (selfie view): swap left/right.", live=True,
+              pipeline_field="mirrored"),
+    ParamSpec("mesh", False, "Compute and publish hand meshes (HandArray and TRIANGLE_LIST markers).", live=True,
+              pipeline_field="mesh"),
+    ParamSpec("smoothing", 0.5, "Temporal smoothing of 3D joints: 0 none .. 1 heavy.", minimum=0.0, maximum=1.0,
+              live=True, pipeline_field="smoothing"),
+    ParamSpec("assumed_hfov_deg", ASSUMED_HFOV_DEG, "Horizontal field of view assumed while no CameraInfo "
+              "arrives (degrees).", minimum=10.0, maximum=170.0, live=True),
+    ParamSpec("marker_lifetime_s", 0.5, "Lifetime of RViz markers (s, 0 = forever).", minimum=0.0,
+              maximum=60.0, live=True),
+    ParamSpec("publish_tf", True, "Broadcast <tf_prefix>left_wrist / right_wrist frames (needs tf2_ros)."),
+    ParamSpec("tf_prefix", "hand_", "Prefix of the wrist TF frame names."),
+    ParamSpec("no_image_timeout_s", 5.0, "Diagnostics WARN after this long without an image (s).", minimum=0.1,
+              maximum=3600.0, live=True),
+)
+PARAMETERS_BY_NAME: dict[str, ParamSpec] = {spec.name: spec for spec in PARAMETERS}
+
+
+def validate_value(name: str, value: Any) -> Any:
+    """Return ``value`` converted to the parameter's type, or raise ParameterValueError naming name and value."""
+    spec = PARAMETERS_BY_NAME.get(name)
+    if spec is None:
+        raise ParameterValueError(f"unknown parameter '{name}'")
+    kind = type(spec.default)
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ParameterValueError(f"{name} must be true or false, got {value!r}")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParameterValueError(f"{name} must be an integer, got {value!r}")
+    elif kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ParameterValueError(f"{name} must be a finite number, got {value!r}")
+        value = float(value)
+    elif kind is str:
+        if not isinstance(value, str):
+            raise ParameterValueError(f"{name} must be a string, got {value!r}")
+        if spec.choices and value not in spec.choices:
+            raise ParameterValueError(f"{name} must be one of {', '.join(spec.choices)}, got {value!r}")
+        return value
+    if spec.minimum is not None and value < spec.minimum:
+        raise ParameterValueError(f"{name} must be >= {spec.minimum}, got {value!r}")
+    if spec.maximum is not None and value > spec.maximum:
+        raise ParameterValueError(f"{name} must be <= {spec.maximum}, got {value!r}")
+    return value
+
+
+def descriptor(spec: ParamSpec) -> Any:
+    """The rcl_interfaces ParameterDescriptor for ``spec`` (type, description, range, read-only when not live)."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+
+    kind = type(spec.default)
+    types = {
+        bool: ParameterType.PARAMETER_BOOL,
+        int: ParameterType.PARAMETER_INTEGER,
+        float: ParameterType.PARAMETER_DOUBLE,
+        str: ParameterType.PARAMETER_STRING,
+    }
+    text = spec.description
+    if spec.choices:
+        text += f" One of: {', '.join(spec.choices)}."
+    if not spec.live:
+        text += " Read at start-up."
+    desc = ParameterDescriptor(name=spec.name, type=types[kind], description=text, read_only=not spec.live)
+    if spec.choices:
+        desc.additional_constraints = f"one of: {', '.join(spec.choices)}"
+    if kind is float and spec.minimum is not None and spec.maximum is not None:
+        desc.floating_point_range = [FloatingPointRange(from_value=float(spec.minimum),
+                                                        to_value=float(spec.maximum), step=0.0)]
+    if kind is int and spec.minimum is not None and spec.maximum is not None:
+        desc.integer_range = [IntegerRange(from_value=int(spec.minimum), to_value=int(spec.maximum), step=1)]
+    return desc
+
+
+def declare_parameters(node: Any) -> dict[str, Any]:
+    """Declare every parameter on ``node``; return the validated values (ParameterValueError on a bad one)."""
+    values: dict[str, Any] = {}
+    for spec in PARAMETERS:
+        try:
+            parameter = node.declare_parameter(spec.name, spec.default, descriptor(spec))
+        except Exception as exc:  # rclpy's InvalidParameterValueException / type mismatch from overrides
+            raise ParameterValueError(f"parameter {spec.name}: {exc}") from exc
+        values[spec.name] = validate_value(spec.name, parameter.value)
+    return values
+
+
+def pipeline_settings(values: dict[str, Any], available_fields: tuple[str, ...]) -> dict[str, Any]:
+    """PipelineConfig keyword arguments from node parameter values ('' paths become None).
+
+    Parameters whose PipelineConfig field does not exist (``available_fields``) are left out.
+    """
+    settings: dict[str, Any] = {}
+    for spec in PARAMETERS:
+        if spec.pipeline_field is None or spec.pipeline_field not in available_fields or spec.name not in values:
+            continue
+        value = values[spec.name]
+        if spec.pipeline_field in ("cache_dir", "mano_dir") and value == "":
+            value = None
+        settings[spec.pipeline_field] = value
+    return settings
