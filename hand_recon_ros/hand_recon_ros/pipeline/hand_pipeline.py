@@ -142,7 +142,7 @@ class HandPipeline:
         video = cfg.mode == "video"
         timing: dict[str, float] = {}
         if not video:
-            self.tracker.reset()
+            self.tracker.reset(restart_ids=True)  # independent images: ids 0..n-1 per image
         rois = self.tracker.tracked_rois()
         t = time.perf_counter()
         if len(rois) < cfg.max_hands:

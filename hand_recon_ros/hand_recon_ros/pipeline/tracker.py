@@ -51,9 +51,11 @@ class HandTracker:
     tracks: list[_Track] = field(default_factory=list)
     next_id: int = 0
 
-    def reset(self) -> None:
-        """Forget every track (ids keep increasing so a new hand never reuses an old id)."""
+    def reset(self, restart_ids: bool = False) -> None:
+        """Forget every track; ids keep increasing (a new hand never reuses an old id) unless restart_ids."""
         self.tracks = []
+        if restart_ids:
+            self.next_id = 0
 
     def tracked_rois(self) -> list[tuple[int, RotatedRect]]:
         """(track id, ROI for this frame) of every live track."""

@@ -1,0 +1,210 @@
+"""`hand-recon run`: images, folders, videos (and rosbag2 recordings) → one JSON line per frame, overlays, meshes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from hand_recon_ros.io.image_source import Frame, count_frames, expand_inputs, is_bag_path, is_video_path, iter_frames
+from hand_recon_ros.io.intrinsics_input import (
+    intrinsics_for,
+    load_camera_info_yaml,
+    load_intrinsics_map,
+    parse_intrinsics_arg,
+)
+from hand_recon_ros.io.jsonl_writer import JsonlWriter, error_to_dict, frame_to_dict
+from hand_recon_ros.pipeline.config import MODEL_VARIANTS, MODES, PipelineConfig
+from hand_recon_ros.pipeline.types import CameraIntrinsics, FrameResult, IntrinsicsError
+
+log = logging.getLogger("hand_recon_ros.run")
+
+EXIT_OK = 0
+EXIT_NOTHING_PROCESSED = 1
+EXIT_USAGE = 2
+
+
+def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by `run` and `bench`: backend, model variant, mode, hands, mirroring, model files."""
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, video files, rosbag2")
+    parser.add_argument("--mode", choices=MODES, default=None,
+                        help="image: detector on every frame; video: tracking (default: video for videos/bags, "
+                             "image for still images)")
+    parser.add_argument("--backend", default=PipelineConfig.backend, help="inference backend (default %(default)s)")
+    parser.add_argument("--variant", choices=MODEL_VARIANTS, default="full", help="model variant")
+    parser.add_argument("--max-hands", type=int, default=2, help="most hands per frame (default %(default)s)")
+    parser.add_argument("--mirrored", action="store_true", help="input is a mirrored (selfie) image")
+    parser.add_argument("--threads", type=int, default=0, help="inference threads (0 = runtime default)")
+    parser.add_argument("--models-dir", default=None, help="model cache directory (default: the user cache)")
+    parser.add_argument("--palm-onnx", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--landmark-onnx", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--topic", default=None, help="image topic to read from rosbag2 inputs")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def register(subparsers: Any) -> None:
+    """Add the `run` sub-command."""
+    parser = subparsers.add_parser("run", help="find hands in images/videos, write JSONL (+ overlays)",
+                                   description=__doc__)
+    add_pipeline_arguments(parser)
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--intrinsics", default=None, metavar="FX,FY,CX,CY", help="pixels, for every input")
+    group.add_argument("--intrinsics-file", default=None, metavar="MAP.json",
+                       help="JSON object: image file name -> [fx, fy, cx, cy]")
+    group.add_argument("--camera-info", default=None, metavar="FILE.yaml", help="ROS CameraInfo YAML")
+    parser.add_argument("--output", "-o", default=None, metavar="OUT.jsonl", help="JSONL file (default: stdout)")
+    parser.add_argument("--overlay-dir", default=None, help="write an overlay image per frame here")
+    parser.add_argument("--mesh-dir", default=None, help="write hand meshes (OBJ) here when the 3D stage makes them")
+    parser.set_defaults(func=run_command)
+
+
+def build_pipeline(args: argparse.Namespace, mesh: bool = False) -> Any:
+    """HandPipeline from the shared options (ValueError/RuntimeError subclasses name the problem)."""
+    from hand_recon_ros.pipeline.hand_pipeline import HandPipeline
+
+    config = PipelineConfig(backend=args.backend, model_variant=args.variant, cache_dir=args.models_dir,
+                            max_hands=args.max_hands, mirrored=args.mirrored, mesh=mesh,
+                            intra_op_threads=args.threads, mode=args.mode or "image")
+    config.validate()
+    palm = landmark = None
+    if args.palm_onnx or args.landmark_onnx:
+        from hand_recon_ros.engines.registry import create_backend
+
+        if not (args.palm_onnx and args.landmark_onnx):
+            raise ValueError("--palm-onnx and --landmark-onnx must be given together")
+        palm = create_backend(config.backend, args.palm_onnx, intra_op_threads=config.intra_op_threads)
+        landmark = create_backend(config.backend, args.landmark_onnx, intra_op_threads=config.intra_op_threads)
+    return HandPipeline(config, palm_backend=palm, landmark_backend=landmark)
+
+
+def default_mode(source: str) -> str:
+    """Tracking for videos, cameras and bags; independent frames for still images."""
+    path = Path(source)
+    return "video" if is_video_path(path) or is_bag_path(path) else "image"
+
+
+class IntrinsicsSource:
+    """Intrinsics per frame from the CLI options; None means 'assume them' (no option, or no map entry)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.numbers = parse_intrinsics_arg(args.intrinsics) if args.intrinsics else None
+        self.mapping = load_intrinsics_map(args.intrinsics_file) if args.intrinsics_file else None
+        self.camera = load_camera_info_yaml(args.camera_info) if args.camera_info else None
+        self._warned: set[str] = set()
+
+    def for_frame(self, source: str, width: int, height: int) -> CameraIntrinsics | None:
+        """The intrinsics to use for this frame (IntrinsicsError when the camera info does not fit it)."""
+        if self.numbers is not None:
+            return intrinsics_for(self.numbers, width, height)
+        if self.camera is not None:
+            if (self.camera.width, self.camera.height) != (width, height):
+                raise IntrinsicsError(f"camera info is for {self.camera.width}x{self.camera.height}, "
+                                      f"{source} is {width}x{height}")
+            return self.camera
+        if self.mapping is not None:
+            name = Path(source).name
+            if name in self.mapping:
+                return intrinsics_for(self.mapping[name], width, height)
+            if name not in self._warned:
+                self._warned.add(name)
+                log.warning("%s: not in the intrinsics file; assuming intrinsics", name)
+        return None
+
+
+def _progress(total: int | None, quiet: bool) -> Any:
+    if quiet or not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="frame", file=sys.stderr, dynamic_ncols=True)
+
+
+def _overlay_name(frame: Frame, video: bool) -> str:
+    stem = Path(frame.source).stem or "frame"
+    return f"{stem}_{frame.index:06d}.jpg" if video else f"{stem}.jpg"
+
+
+def write_meshes(mesh_dir: Path, base: str, result: FrameResult) -> int:
+    """Write each hand's mesh as OBJ (vertices in metres, camera frame); returns how many were written."""
+    written = 0
+    for i, hand in enumerate(result.hands):
+        if hand.mesh is None:
+            continue
+        path = mesh_dir / f"{base}_{i}_{hand.side}.obj"
+        lines = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in hand.mesh.vertices]
+        lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in hand.mesh.faces]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        written += 1
+    return written
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Process every input; exit 0 when at least one frame was processed, 1 when none, 2 for bad options."""
+    try:
+        intrinsics = IntrinsicsSource(args)
+    except (IntrinsicsError, OSError) as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
+    if args.max_hands < 1:
+        log.error("--max-hands must be >= 1, got %d", args.max_hands)
+        return EXIT_USAGE
+    overlay_dir = Path(args.overlay_dir) if args.overlay_dir else None
+    mesh_dir = Path(args.mesh_dir) if args.mesh_dir else None
+    for folder in (overlay_dir, mesh_dir):
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+    writer = JsonlWriter(args.output) if args.output else JsonlWriter(sys.stdout)
+    with writer:
+        try:
+            pipeline = build_pipeline(args, mesh=mesh_dir is not None)
+        except Exception as exc:  # noqa: BLE001 - model/backend failures of any kind end the run with one message
+            message = f"cannot load the models: {exc}"
+            log.error("%s", message)
+            for path in expand_inputs(args.inputs):
+                writer.write(error_to_dict(str(path), 0, message))
+            return EXIT_NOTHING_PROCESSED
+        log.info("backend: %s", pipeline.backend_description)
+        processed = failed = 0
+        bar = _progress(count_frames(expand_inputs(args.inputs)), args.quiet)
+        current_source = None
+        try:
+            for frame in iter_frames(args.inputs, args.topic):
+                if bar is not None:
+                    bar.update(1)
+                if frame.source != current_source:
+                    current_source = frame.source
+                    pipeline.update(mode=args.mode or default_mode(frame.source))
+                    pipeline.reset()
+                if frame.image is None:
+                    failed += 1
+                    log.error("%s", frame.error)
+                    writer.write(error_to_dict(frame.source, frame.index, frame.error or "unknown error"))
+                    continue
+                height, width = frame.image.shape[:2]
+                try:
+                    result = pipeline.process(frame.image, intrinsics.for_frame(frame.source, width, height),
+                                              frame.timestamp_s)
+                except (ValueError, RuntimeError) as exc:
+                    failed += 1
+                    log.error("%s frame %d: %s", frame.source, frame.index, exc)
+                    writer.write(error_to_dict(frame.source, frame.index, str(exc)))
+                    continue
+                processed += 1
+                writer.write(frame_to_dict(frame.source, frame.index, result))
+                video = pipeline.config.mode == "video"
+                if overlay_dir is not None:
+                    from hand_recon_ros.io.overlay import write_overlay
+
+                    write_overlay(str(overlay_dir / _overlay_name(frame, video)), frame.image, result)
+                if mesh_dir is not None:
+                    write_meshes(mesh_dir, Path(_overlay_name(frame, video)).stem, result)
+        finally:
+            if bar is not None:
+                bar.close()
+            pipeline.close()
+    log.info("processed %d frame(s), %d failed", processed, failed)
+    return EXIT_OK if processed > 0 else EXIT_NOTHING_PROCESSED
