@@ -38,6 +38,8 @@ from hand_recon_ros.pipeline.types import (  # noqa: E402
 # Simulated inference time of the fake pipeline (ms); the burst test publishes 10x faster than this allows.
 FAKE_PROCESS_MS = float(os.environ.get("FAKE_PROCESS_MS", "40"))
 DISCOVERY_TIMEOUT_S = 20.0
+# Header stamps (s) of the probe images sent while waiting for the node; tests use larger stamps.
+PROBE_STAMP_S = 1.0
 # A unit cube: 8 vertices, 12 triangles (36 TRIANGLE_LIST points per hand).
 CUBE_VERTICES = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], dtype=np.float32) * 0.05
 CUBE_FACES = np.array(
@@ -247,9 +249,18 @@ class Peer:
         while time.monotonic() < deadline:
             if self.image_pub.get_subscription_count() > 0 and self.info_pub.get_subscription_count() > 0:
                 if self.node.count_publishers("hands") > 0 and self.node.count_publishers("hands/markers") > 0:
-                    return
+                    break
             time.sleep(0.05)
-        raise AssertionError("the node did not appear on DDS (image/camera_info/hands not matched)")
+        else:
+            raise AssertionError("the node did not appear on DDS (image/camera_info/hands not matched)")
+        # Matching is seen on one side first: probe until a frame makes the round trip both ways.
+        probe = 0
+        while time.monotonic() < deadline:
+            probe += 1
+            self.send(first_pixel_image(0), PROBE_STAMP_S + probe)
+            if self.wait_for(lambda: bool(self.hands), 0.3):
+                return
+        raise AssertionError("the node is matched but no HandArray came back from a probe image")
 
     def send(self, rgb: np.ndarray, stamp_s: float, frame_id: str = "camera_optical_frame",
              encoding: str = "rgb8", with_info: bool = True) -> Any:
