@@ -5,14 +5,14 @@ for the other backends and outputs come back under the ONNX output names. The mo
 
 1. the ``module`` option (an ``nn.Module`` you built, e.g. in a notebook);
 2. TorchScript saved beside the ONNX file as ``<stem>.pt`` (``torch.jit.save``);
-3. a factory registered with ``register_torch_factory(stem_prefix, factory)``; the TFLite importer
-   (``hand_recon_ros.models.tflite_import``) is imported first so it can register factories that rebuild the
-   network from the TFLite file sitting beside the ONNX in the model cache.
+3. a factory registered with ``register_torch_factory(stem_prefix, factory)``;
+4. the TFLite file beside the ONNX in the model cache (``palm_detection_full.<key>.onnx`` →
+   ``palm_detection_full.tflite``), rebuilt as a module by ``hand_recon_ros.models.tflite_import`` — the same
+   module the ONNX file was exported from, so this backend is the reference for the exported graphs.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -26,8 +26,7 @@ from hand_recon_ros.engines.base import Backend, BackendError, BackendUnavailabl
 _LOG = logging.getLogger(__name__)
 
 TORCHSCRIPT_SUFFIX = ".pt"
-#: Modules imported before factory lookup so that they can call ``register_torch_factory`` on import.
-FACTORY_PROVIDER_MODULES: tuple[str, ...] = ("hand_recon_ros.models.tflite_import",)
+TFLITE_SUFFIX = ".tflite"
 
 #: ONNX file stem prefix → factory(onnx_path) → nn.Module. Longest matching prefix wins.
 _FACTORIES: dict[str, Callable[[Path], Any]] = {}
@@ -47,14 +46,10 @@ def find_torch_factory(onnx_path: str | Path) -> Callable[[Path], Any] | None:
     return _FACTORIES[max(matches, key=len)] if matches else None
 
 
-def _import_factory_providers() -> None:
-    for module_name in FACTORY_PROVIDER_MODULES:
-        try:
-            importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            _LOG.debug("torch backend: %s not present; no factories from it", module_name)
+def tflite_beside(onnx_path: str | Path) -> Path:
+    """The TFLite file an ONNX export in the model cache came from: same name up to the first dot."""
+    onnx_path = Path(onnx_path)
+    return onnx_path.with_name(onnx_path.name.split(".")[0] + TFLITE_SUFFIX)
 
 
 class TorchBackend(Backend):
@@ -86,14 +81,22 @@ class TorchBackend(Backend):
                 return torch.jit.load(str(scripted), map_location="cpu")
             except Exception as exc:
                 raise BackendError(f"{self.name}: cannot load TorchScript {scripted}: {exc}") from exc
-        _import_factory_providers()
         factory = find_torch_factory(self.model_path)
         if factory is not None:
             self.source = f"factory {getattr(factory, '__qualname__', factory)!s}"
             return factory(self.model_path)
+        tflite = tflite_beside(self.model_path)
+        if tflite.is_file():
+            from hand_recon_ros.models.tflite_import import TFLiteImportError, load_tflite_module
+
+            self.source = f"TFLite import of {tflite.name}"
+            try:
+                return load_tflite_module(tflite)
+            except TFLiteImportError as exc:
+                raise BackendError(f"{self.name}: cannot import {tflite}: {exc}") from exc
         raise BackendUnavailableError(
             f"{self.name}: no torch module for {self.model_path.name}: pass module=<nn.Module>, save TorchScript "
-            f"beside it as {scripted.name}, or register a factory with "
+            f"beside it as {scripted.name}, put its source {tflite.name} beside it, or register a factory with "
             f"hand_recon_ros.engines.torch_backend.register_torch_factory"
         )
 
@@ -116,8 +119,11 @@ class TorchBackend(Backend):
     def _run_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch = self._torch
         args = [torch.from_numpy(np.ascontiguousarray(feeds[spec.name])).to(self.device) for spec in self.inputs]
-        with torch.inference_mode():
-            result = self._module(*args)
+        try:
+            with torch.inference_mode():
+                result = self._module(*args)
+        except (RuntimeError, ValueError) as exc:
+            raise BackendError(f"{self.name}: {self.model_path.name}: inference failed: {exc}") from exc
         if isinstance(result, dict):
             values = [result[spec.name] for spec in self.outputs if spec.name in result]
         elif isinstance(result, (tuple, list)):
