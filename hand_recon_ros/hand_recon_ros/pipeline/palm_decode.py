@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import expit
 
 from hand_recon_ros.pipeline.anchors import PALM_INPUT_SIZE_PX
 
@@ -65,7 +66,7 @@ def decode_palms(
             f"palm outputs do not match the anchors: {boxes.shape[0]} boxes, {logits.shape[0]} scores, "
             f"{anchors.shape[0]} anchors"
         )
-    scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -SCORE_CLIP_LOGIT, SCORE_CLIP_LOGIT)))
+    scores = expit(np.clip(logits, -SCORE_CLIP_LOGIT, SCORE_CLIP_LOGIT))
     keep = np.flatnonzero(scores >= min_score)
     if keep.size == 0:
         return np.zeros((0, NUM_PALM_COORDS), np.float32), np.zeros((0,), np.float32)
