@@ -168,7 +168,10 @@ def _iter_bag(path: Path, topic: str | None) -> Iterator[Frame]:
         return
     try:
         for index, item in enumerate(iter_bag_images(path, topic)):
-            image, stamp = item if isinstance(item, tuple) else (item, None)
+            if hasattr(item, "rgb"):  # bag_reader.BagImage(stamp_s, frame_id, rgb)
+                image, stamp = item.rgb, item.stamp_s
+            else:
+                image, stamp = item if isinstance(item, tuple) else (item, None)
             yield Frame(str(path), index, image, None, stamp)
     except Exception as exc:  # noqa: BLE001 - any reader failure is reported for this input, the run goes on
         yield Frame(str(path), 0, None, f"{path}: cannot read bag: {exc}")

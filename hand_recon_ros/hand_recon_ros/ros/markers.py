@@ -13,24 +13,21 @@ from __future__ import annotations
 
 from typing import Any
 
-import cv2
 import numpy as np
 
+from hand_recon_ros.io.overlay import SIDE_COLOURS_RGB
 from hand_recon_ros.pipeline.types import FrameResult, HandResult
 from hand_recon_ros.skeleton import BONES, NUM_JOINTS
 
 SIDE_MARKER_IDS: dict[str, int] = {"left": 0, "right": 1}
 NAMESPACES: tuple[str, ...] = ("joints", "bones", "mesh")
-# RGBA per side: left blue, right orange (the same in the overlay image, as BGR-free RGB).
+# RGBA per side, the overlay image's colours (io/overlay.py): left blue, right orange.
 SIDE_COLOURS_RGBA: dict[str, tuple[float, float, float, float]] = {
-    "left": (0.15, 0.45, 1.0, 1.0),
-    "right": (1.0, 0.45, 0.1, 1.0),
+    side: (r / 255.0, g / 255.0, b / 255.0, 1.0) for side, (r, g, b) in SIDE_COLOURS_RGB.items()
 }
 MESH_ALPHA = 0.6
 JOINT_DIAMETER_M = 0.012
 BONE_WIDTH_M = 0.005
-OVERLAY_JOINT_RADIUS_PX = 3
-OVERLAY_BONE_THICKNESS_PX = 2
 
 
 def _best_per_side(result: FrameResult) -> dict[str, HandResult]:
@@ -131,20 +128,3 @@ class HandMarkerBuilder:
             array.markers.append(gone)
         self._shown = shown
         return array
-
-
-def draw_overlay(rgb: np.ndarray, result: FrameResult) -> np.ndarray:
-    """A copy of ``rgb`` with each hand's 2D skeleton drawn in its side colour (for the ``hands/overlay`` topic)."""
-    canvas = np.ascontiguousarray(rgb).copy()
-    for hand in result.hands:
-        points = np.asarray(hand.detection.keypoints_2d, dtype=np.float64).reshape(NUM_JOINTS, 2)
-        if not np.all(np.isfinite(points)):
-            continue
-        colour = tuple(int(255 * c) for c in SIDE_COLOURS_RGBA.get(hand.side, (1.0, 1.0, 1.0, 1.0))[:3])
-        pixels = np.round(points).astype(np.int32).tolist()
-        for parent, child in BONES:
-            cv2.line(canvas, tuple(pixels[parent]), tuple(pixels[child]), colour, OVERLAY_BONE_THICKNESS_PX,
-                     cv2.LINE_AA)
-        for point in pixels:
-            cv2.circle(canvas, tuple(point), OVERLAY_JOINT_RADIUS_PX, colour, -1, cv2.LINE_AA)
-    return canvas

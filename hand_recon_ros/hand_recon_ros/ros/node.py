@@ -19,6 +19,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
+from hand_recon_ros.io.overlay import draw_overlay
 from hand_recon_ros.pipeline.types import CameraIntrinsics, IntrinsicsError
 from hand_recon_ros.ros.diagnostics import NodeStats, to_diagnostic_array
 from hand_recon_ros.ros.frame_slot import FrameWorker, LatestFrameSlot
@@ -28,7 +29,7 @@ from hand_recon_ros.ros.image_conversion import (
     image_msg_to_rgb,
     rgb_to_image_msg,
 )
-from hand_recon_ros.ros.markers import HandMarkerBuilder, draw_overlay
+from hand_recon_ros.ros.markers import HandMarkerBuilder
 from hand_recon_ros.ros.message_conversion import camera_info_to_intrinsics, frame_result_to_hand_array
 from hand_recon_ros.ros.parameters import (
     PARAMETERS_BY_NAME,
