@@ -4,7 +4,8 @@ The ONNX file still defines the interface (input/output names, shapes, dtypes), 
 for the other backends and outputs come back under the ONNX output names. The module is found, in order:
 
 1. the ``module`` option (an ``nn.Module`` you built, e.g. in a notebook);
-2. TorchScript saved beside the ONNX file as ``<stem>.pt`` (``torch.jit.save``);
+2. an exported program beside the ONNX file as ``<stem>.pt2`` (``torch.export.save``), or TorchScript as
+   ``<stem>.pt`` (``torch.jit.save``; deprecated by torch, still read);
 3. a factory registered with ``register_torch_factory(stem_prefix, factory)``;
 4. the TFLite file beside the ONNX in the model cache (``palm_detection_full.<key>.onnx`` →
    ``palm_detection_full.tflite``), rebuilt as a module by ``hand_recon_ros.models.tflite_import`` — the same
@@ -26,6 +27,7 @@ from hand_recon_ros.engines.base import Backend, BackendError, BackendUnavailabl
 _LOG = logging.getLogger(__name__)
 
 TORCHSCRIPT_SUFFIX = ".pt"
+EXPORTED_PROGRAM_SUFFIX = ".pt2"
 TFLITE_SUFFIX = ".tflite"
 
 #: ONNX file stem prefix → factory(onnx_path) → nn.Module. Longest matching prefix wins.
@@ -74,6 +76,13 @@ class TorchBackend(Backend):
                                    f"got {type(module).__name__}")
             self.source = "module option"
             return module
+        exported = self.model_path.with_suffix(EXPORTED_PROGRAM_SUFFIX)
+        if exported.is_file():
+            self.source = f"exported program {exported.name}"
+            try:
+                return torch.export.load(str(exported)).module()
+            except Exception as exc:
+                raise BackendError(f"{self.name}: cannot load exported program {exported}: {exc}") from exc
         scripted = self.model_path.with_suffix(TORCHSCRIPT_SUFFIX)
         if scripted.is_file():
             self.source = f"TorchScript {scripted.name}"
@@ -95,9 +104,9 @@ class TorchBackend(Backend):
             except TFLiteImportError as exc:
                 raise BackendError(f"{self.name}: cannot import {tflite}: {exc}") from exc
         raise BackendUnavailableError(
-            f"{self.name}: no torch module for {self.model_path.name}: pass module=<nn.Module>, save TorchScript "
-            f"beside it as {scripted.name}, put its source {tflite.name} beside it, or register a factory with "
-            f"hand_recon_ros.engines.torch_backend.register_torch_factory"
+            f"{self.name}: no torch module for {self.model_path.name}: pass module=<nn.Module>, save torch.export "
+            f"beside it as {exported.name} (or TorchScript {scripted.name}), put its source {tflite.name} "
+            "beside it, or register a factory with hand_recon_ros.engines.torch_backend.register_torch_factory"
         )
 
     def _load_impl(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
@@ -112,7 +121,9 @@ class TorchBackend(Backend):
             raise BackendUnavailableError(f"{self.name}: device '{self.device}' requested but torch "
                                           f"{torch.__version__} has no CUDA device")
         inputs, outputs = ec.read_onnx_io(self.model_path)
-        self._module = self._find_module().to(self.device).eval()
+        module = self._find_module().to(self.device)
+        # Exported-program modules refuse .eval(); they are already in inference form.
+        self._module = module.eval() if not isinstance(module, torch.fx.GraphModule) else module
         return ([TensorSpec(t.name, t.shape, t.dtype) for t in inputs],
                 [TensorSpec(t.name, t.shape, t.dtype) for t in outputs])
 
