@@ -1,0 +1,100 @@
+"""ros.parameters: validation messages, descriptors, the PipelineConfig mapping and config/hand_recon.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hand_recon_ros.pipeline.config import LIVE_FIELDS, PipelineConfig
+from hand_recon_ros.ros.parameters import (
+    PARAMETERS,
+    PARAMETERS_BY_NAME,
+    ParameterValueError,
+    descriptor,
+    pipeline_settings,
+    validate_value,
+)
+
+CONFIG_FILE = Path(__file__).resolve().parents[1] / "config" / "hand_recon.yaml"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("min_detection_score", 1.5, "min_detection_score must be <= 1.0, got 1.5"),
+        ("min_presence_score", float("nan"), "finite number, got nan"),
+        ("max_hands", 0, "max_hands must be >= 1, got 0"),
+        ("max_hands", 1.0, "must be an integer, got 1.0"),
+        ("mirrored", "yes", "true or false, got 'yes'"),
+        ("image_transport", "theora", "one of raw, compressed, got 'theora'"),
+        ("precision", "fp8", "got 'fp8'"),
+        ("marker_lifetime_s", -1.0, "got -1.0"),
+        ("nonexistent", 1, "unknown parameter 'nonexistent'"),
+    ],
+)
+def test_invalid_values_are_refused_with_the_value_named(name: str, value, message: str) -> None:
+    with pytest.raises(ParameterValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        validate_value(name, value)
+
+
+def test_valid_values_pass_and_ints_become_floats_for_doubles() -> None:
+    assert validate_value("smoothing", 1) == 1.0 and isinstance(validate_value("smoothing", 1), float)
+    assert validate_value("max_hands", 2) == 2
+    assert validate_value("image_transport", "compressed") == "compressed"
+
+
+def test_defaults_are_valid_and_live_set_matches_the_pipeline() -> None:
+    for spec in PARAMETERS:
+        assert validate_value(spec.name, spec.default) == spec.default
+    live_pipeline = {s.pipeline_field for s in PARAMETERS if s.live and s.pipeline_field}
+    assert live_pipeline <= LIVE_FIELDS, "a live parameter maps to a pipeline field that cannot change live"
+    assert {"min_detection_score", "min_presence_score", "max_hands", "mesh", "smoothing", "mirrored"} <= {
+        s.name for s in PARAMETERS if s.live
+    }
+
+
+def test_pipeline_settings_build_a_valid_config() -> None:
+    values = {s.name: s.default for s in PARAMETERS}
+    settings = pipeline_settings(values, PipelineConfig.field_names())
+    assert settings["cache_dir"] is None and settings["mano_dir"] is None
+    assert "precision" not in settings or "precision" in PipelineConfig.field_names()
+    PipelineConfig(**settings).validate()
+    for field in ("backend", "model_variant", "max_hands", "mesh", "smoothing", "mirrored", "intra_op_threads"):
+        assert field in settings
+
+
+def test_descriptors_carry_ranges_and_read_only() -> None:
+    pytest.importorskip("rcl_interfaces.msg")
+    score = descriptor(PARAMETERS_BY_NAME["min_detection_score"])
+    assert (score.floating_point_range[0].from_value, score.floating_point_range[0].to_value) == (0.0, 1.0)
+    assert not score.read_only and score.description
+    hands = descriptor(PARAMETERS_BY_NAME["max_hands"])
+    assert (hands.integer_range[0].from_value, hands.integer_range[0].to_value) == (1, 2)
+    backend = descriptor(PARAMETERS_BY_NAME["backend"])
+    assert backend.read_only and "start-up" in backend.description
+
+
+def test_config_file_documents_every_parameter_with_its_default() -> None:
+    data = yaml.safe_load(CONFIG_FILE.read_text(encoding="utf-8"))
+    params = data["hand_recon_node"]["ros__parameters"]
+    assert set(params) == set(PARAMETERS_BY_NAME)
+    for name, value in params.items():
+        assert validate_value(name, value) == PARAMETERS_BY_NAME[name].default, name
+
+
+def test_node_refuses_invalid_start_up_value() -> None:
+    """A bad --ros-args value stops the node at start-up with the value named (exit status 2)."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("rclpy")
+    env = dict(os.environ, ROS_DOMAIN_ID=str(72 + os.getpid() % 20))
+    done = subprocess.run(
+        [sys.executable, "-m", "hand_recon_ros.ros.node", "--ros-args", "-p", "image_transport:=theora"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "theora" in done.stderr + done.stdout
