@@ -1,0 +1,195 @@
+"""RefinementLifter: the pipeline's metric-3D stage (both hands refined jointly; meshes on request).
+
+Per frame: undistort the keypoints, build one observation per hand (keypoints, confidence, world landmarks,
+the track's bone lengths, the track's previous joints in video mode), run ``refinement.refine`` on all hands in
+one batch, then fill HandResult (joints, per-joint confidence, wrist pose, fit residual, mesh, MANO parameters).
+Per tracked hand (track_id) the bone lengths adapt slowly to the proportions of the world landmarks.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from hand_recon_ros.models import hand_kinematics as hk
+from hand_recon_ros.pipeline import refinement
+from hand_recon_ros.pipeline.camera import undistort_keypoints
+from hand_recon_ros.pipeline.types import CameraIntrinsics, HandDetection, HandMesh, HandResult
+from hand_recon_ros.pipeline.wrist_pose import wrist_pose
+from hand_recon_ros.skeleton import NUM_JOINTS
+
+log = logging.getLogger(__name__)
+
+# A joint whose reprojection error reaches this fraction of the hand's ROI size keeps exp(-1) of the score.
+CONFIDENCE_RESIDUAL_FRACTION = 0.05
+# Tracks unseen for longer than this lose their temporal state (seconds).
+TRACK_TIMEOUT_S = 1.0
+# Per-frame blend of a track's bone lengths towards the observed proportions (video mode).
+BONE_LENGTH_RATE = 0.1
+# Joint motion between frames allowed by the smoothness term at smoothing = 1 and at 0 (metres per frame).
+TEMPORAL_SIGMA_MIN_M = 0.002
+TEMPORAL_SIGMA_MAX_M = 0.03
+
+
+class DetectionError(ValueError):
+    """A HandDetection with arrays of the wrong shape; the message names the hand and the field."""
+
+
+@dataclass
+class _Track:
+    bone_lengths: np.ndarray = field(default_factory=lambda: hk.BONE_LENGTH_PRIOR_M.copy())
+    joints: np.ndarray | None = None
+    timestamp_s: float | None = None
+
+
+def _check_detection(index: int, det: HandDetection) -> None:
+    """Raise DetectionError naming the first array of ``det`` with the wrong shape."""
+    for name, shape in (("keypoints_2d", (NUM_JOINTS, 2)), ("keypoints_z", (NUM_JOINTS,)),
+                        ("world_landmarks", (NUM_JOINTS, 3))):
+        value = np.asarray(getattr(det, name))
+        if value.shape != shape:
+            raise DetectionError(f"detection {index} ({det.side}): {name} must have shape {shape}, got {value.shape}")
+    if det.side not in ("left", "right"):
+        raise DetectionError(f"detection {index}: side must be 'left' or 'right', got {det.side!r}")
+
+
+def observed_bone_lengths(world_landmarks: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Bone lengths (20,) with the world landmarks' proportions at the reference's total size, clamped."""
+    observed = hk.bone_lengths_of(world_landmarks)
+    scaled = observed * reference.sum() / max(float(observed.sum()), 1e-9)
+    low, high = hk.BONE_SCALE_RANGE
+    return np.clip(scaled, hk.BONE_LENGTH_PRIOR_M * low, hk.BONE_LENGTH_PRIOR_M * high)
+
+
+class RefinementLifter:
+    """Metric 3D for all hands of a frame by decoupled 2D ⇄ 3D refinement (see pipeline/refinement.py)."""
+
+    def __init__(self, config: Any = None) -> None:
+        """Read smoothing, mode, mano_dir from a PipelineConfig (missing fields fall back to defaults)."""
+        self.smoothing = float(getattr(config, "smoothing", 0.5))
+        self.mode = str(getattr(config, "mode", "video"))
+        self.mano_dir = getattr(config, "mano_dir", None)
+        self.iterations = int(getattr(config, "refine_iterations", refinement.RefineSettings.iterations))
+        self._tracks: dict[int, _Track] = {}
+        self._mano: dict[str, Any] = {}
+        self._mano_checked = False
+
+    def update(self, **changes: Any) -> None:
+        """Apply live setting changes (smoothing, mode)."""
+        if "smoothing" in changes:
+            self.smoothing = float(changes["smoothing"])
+        if "mode" in changes and changes["mode"] != self.mode:
+            self.mode = str(changes["mode"])
+            self.reset()
+
+    def reset(self) -> None:
+        """Forget every track's bone lengths and previous pose."""
+        self._tracks.clear()
+
+    def _temporal_sigma(self) -> float | None:
+        if self.mode != "video" or self.smoothing <= 0.0:
+            return None
+        return TEMPORAL_SIGMA_MAX_M + (TEMPORAL_SIGMA_MIN_M - TEMPORAL_SIGMA_MAX_M) * self.smoothing
+
+    def _track(self, det: HandDetection, timestamp_s: float | None) -> _Track | None:
+        """The temporal state of ``det``'s track in video mode (created on first sight), else None."""
+        if self.mode != "video" or det.track_id < 0:
+            return None
+        track = self._tracks.get(det.track_id)
+        stale = (track is not None and timestamp_s is not None and track.timestamp_s is not None
+                 and abs(timestamp_s - track.timestamp_s) > TRACK_TIMEOUT_S)
+        if track is None or stale:
+            track = _Track()
+            self._tracks[det.track_id] = track
+        return track
+
+    def lift(self, detections: list[HandDetection], intrinsics: CameraIntrinsics, timestamp_s: float | None = None,
+             want_mesh: bool = False) -> list[HandResult]:
+        """One HandResult per detection (same order); joints_3d None for hands with non-finite input."""
+        for i, det in enumerate(detections):
+            _check_detection(i, det)
+        usable = [i for i, d in enumerate(detections)
+                  if np.all(np.isfinite(d.keypoints_2d)) and np.all(np.isfinite(d.world_landmarks))]
+        tracks = {i: self._track(detections[i], timestamp_s) for i in usable}
+        observations = []
+        for i in usable:
+            det, track = detections[i], tracks[i]
+            observations.append(refinement.HandObservation(
+                side=det.side,
+                keypoints_px=undistort_keypoints(det.keypoints_2d, intrinsics),
+                confidence=np.full(NUM_JOINTS, float(np.clip(det.score, 0.05, 1.0))),
+                world=np.asarray(det.world_landmarks, dtype=np.float64),
+                bone_lengths=hk.BONE_LENGTH_PRIOR_M if track is None else track.bone_lengths,
+                previous=None if track is None else track.joints,
+            ))
+        settings = refinement.RefineSettings(iterations=self.iterations, temporal_sigma_m=self._temporal_sigma())
+        fits = refinement.refine(observations, intrinsics, settings) if observations else []
+        results = [HandResult(d, None, np.zeros(NUM_JOINTS, np.float32)) for d in detections]
+        for i, fit, obs in zip(usable, fits, observations):
+            det = detections[i]
+            results[i] = self._result(det, fit, obs, want_mesh)
+            track = tracks[i]
+            if track is not None:
+                track.joints = fit.joints.copy()
+                track.timestamp_s = timestamp_s
+                observed = observed_bone_lengths(det.world_landmarks, track.bone_lengths)
+                track.bone_lengths = (1 - BONE_LENGTH_RATE) * track.bone_lengths + BONE_LENGTH_RATE * observed
+        seen = {d.track_id for d in detections}
+        for track_id in [t for t in self._tracks if t not in seen]:
+            track = self._tracks[track_id]
+            if timestamp_s is None or track.timestamp_s is None or timestamp_s - track.timestamp_s > TRACK_TIMEOUT_S:
+                del self._tracks[track_id]
+        return results
+
+    def _result(self, det: HandDetection, fit: refinement.HandFit, obs: refinement.HandObservation,
+                want_mesh: bool) -> HandResult:
+        """HandResult of one refined hand."""
+        joints = fit.joints.astype(np.float32)
+        scale_px = max(float(det.roi.width), 1.0) * CONFIDENCE_RESIDUAL_FRACTION if det.roi is not None else 10.0
+        confidence = (float(det.score) * np.exp(-((fit.residual_px / scale_px) ** 2))).astype(np.float32)
+        try:
+            position, quaternion = wrist_pose(joints, det.side)
+        except ValueError:
+            position, quaternion = joints[0].astype(np.float64), None
+        result = HandResult(
+            detection=det, joints_3d=joints, joint_confidence=confidence,
+            wrist_position=position.astype(np.float32),
+            wrist_quaternion=None if quaternion is None else quaternion.astype(np.float32),
+            fit_residual_px=fit.mean_residual_px,
+        )
+        if want_mesh:
+            self._attach_mesh(result, fit, obs)
+        return result
+
+    def _mano_layer(self, side: str) -> Any:
+        """The MANO layer for ``side`` when mano_dir holds its model file, else None (logged once)."""
+        if not self.mano_dir:
+            return None
+        if not self._mano_checked:
+            self._mano_checked = True
+            from hand_recon_ros.models.mano_loader import MANOLoadError, load_mano_models
+
+            try:
+                self._mano = load_mano_models(self.mano_dir)
+            except MANOLoadError as exc:
+                log.warning("MANO models not used (%s); using the open hand mesh", exc)
+                self._mano = {}
+        return self._mano.get(side)
+
+    def _attach_mesh(self, result: HandResult, fit: refinement.HandFit, obs: refinement.HandObservation) -> None:
+        """Mesh (MANO when available, else the open hand mesh) posed on the refined joints."""
+        layer = self._mano_layer(result.side)
+        if layer is not None:
+            from hand_recon_ros.models.inverse_kinematics import mano_from_joints
+
+            pose, shape, vertices = mano_from_joints(layer, fit.joints)
+            result.mesh = HandMesh(vertices.astype(np.float32), layer.faces.astype(np.int32))
+            result.mano_pose, result.mano_shape = pose.astype(np.float32), shape.astype(np.float32)
+            return
+        from hand_recon_ros.models.open_hand_mesh import posed_mesh
+
+        vertices, faces = posed_mesh(fit.rotation, fit.translation, fit.angles, obs.bone_lengths, result.side)
+        result.mesh = HandMesh(vertices.astype(np.float32), faces.astype(np.int32))

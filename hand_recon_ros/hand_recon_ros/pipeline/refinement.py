@@ -1,0 +1,378 @@
+"""Decoupled iterative refinement of both hands: 2D pixel alignment ⇄ 3D joint constraints (numpy, batched).
+
+Each hand is a kinematic model (``models.hand_kinematics``): global rotation, wrist translation and 21 joint
+angles with fixed bone lengths. One iteration alternates
+
+(a) a 2D step: one damped Gauss–Newton (Levenberg–Marquardt) update of every hand's parameters on the
+    confidence-weighted, Huber-robust (IRLS) reprojection error of the 21 keypoints, with the landmark network's
+    world landmarks (root-relative metric shape) and the initial joint angles as priors;
+(b) a 3D step: one update that keeps the joints near the 2D step's result while pushing the two hands'
+    bone capsules apart (non-penetration) and, in tracking mode, towards the previous frame (smoothness);
+    joint limits are enforced by clamping after every update; bone lengths never change inside the solver.
+
+Both hands are solved in one batch: Jacobians are forward differences of a vectorised FK over all parameters
+of all hands at once. The hands are coupled in the 3D step (each hand sees the other at its current pose and
+removes half of every penetration).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from hand_recon_ros.models import hand_kinematics as hk
+from hand_recon_ros.pipeline.camera import pixel_rays, ray_alignment
+from hand_recon_ros.pipeline.types import CameraIntrinsics
+from hand_recon_ros.skeleton import BONES, NUM_JOINTS
+
+NUM_PARAMS = 6 + len(hk.ACTIVE_ANGLES)  # rotation increment (3), wrist translation (3), joint angles
+# Forward-difference steps: radians for rotations and angles, metres for the translation.
+JACOBIAN_STEP_RAD = 1e-4
+JACOBIAN_STEP_M = 1e-5
+# Noise scales that weight the residual terms (metres unless stated).
+REPROJECTION_SIGMA_M = 0.003  # 2D keypoint noise expressed at the hand's depth
+WORLD_PRIOR_SIGMA_M = 0.012  # error of the network's root-relative world landmarks
+ANGLE_PRIOR_SIGMA_RAD = 0.6  # weak pull towards the angles read from the world landmarks
+ANCHOR_SIGMA_M = 0.004  # how far the 3D step may move joints away from the 2D step's result
+PENETRATION_SIGMA_M = 0.0005  # penetration is nearly a hard constraint
+HUBER_PX = 3.0  # reprojection errors above this (pixels) are down-weighted (IRLS)
+LM_DAMPING = 1e-2  # Levenberg–Marquardt damping relative to the normal matrix's diagonal
+MIN_DEPTH_M = 0.05
+MAX_DEPTH_M = 10.0
+CONTACT_MARGIN_M = 0.005  # capsule pairs closer than their radii plus this are watched in the 3D step
+# Capsule radius of each bone, metres, BONES order (palm bones thicker; fingers thinning towards the tip).
+BONE_RADIUS_M: np.ndarray = np.array(
+    [0.013, 0.011, 0.0095, 0.0085,
+     0.012, 0.0090, 0.0080, 0.0072,
+     0.012, 0.0092, 0.0082, 0.0074,
+     0.012, 0.0088, 0.0078, 0.0070,
+     0.011, 0.0080, 0.0070, 0.0064]
+)
+_PARENTS = np.array([p for p, _ in BONES])
+_CHILDREN = np.array([c for _, c in BONES])
+
+
+class RefinementError(ValueError):
+    """Refinement input with a wrong shape or non-finite values; the message names the field."""
+
+
+@dataclass
+class RefineSettings:
+    """Iteration counts and weights of the solver."""
+
+    iterations: int = 3
+    steps_2d: int = 2  # 2D (reprojection) updates per iteration
+    temporal_sigma_m: float | None = None  # None: no smoothness term; else joint motion noise per frame
+
+
+@dataclass
+class HandObservation:
+    """What the solver knows about one hand.
+
+    keypoints_px: (21, 2) undistorted pixels; confidence: (21,) in [0, 1]; world: (21, 3) metres, root-relative
+    shape with camera-aligned axes (any origin); bone_lengths: (20,) metres; previous: (21, 3) camera-frame
+    joints of the same track in the previous frame, or None.
+    """
+
+    side: str
+    keypoints_px: np.ndarray
+    confidence: np.ndarray
+    world: np.ndarray
+    bone_lengths: np.ndarray = field(default_factory=lambda: hk.BONE_LENGTH_PRIOR_M.copy())
+    previous: np.ndarray | None = None
+
+
+@dataclass
+class HandFit:
+    """One refined hand: joints (21, 3) camera frame metres, pose and per-joint reprojection error (pixels)."""
+
+    joints: np.ndarray
+    initial_joints: np.ndarray
+    rotation: np.ndarray
+    translation: np.ndarray
+    angles: np.ndarray
+    residual_px: np.ndarray
+    initial_residual_px: np.ndarray
+
+    @property
+    def mean_residual_px(self) -> float:
+        """Mean reprojection error over the 21 joints, pixels."""
+        return float(np.mean(self.residual_px))
+
+
+def segment_distances(p1: np.ndarray, q1: np.ndarray, p2: np.ndarray, q2: np.ndarray) -> np.ndarray:
+    """Shortest distances (...) between segments p1→q1 and p2→q2 (arrays (..., 3), broadcast)."""
+    d1, d2, r = q1 - p1, q2 - p2, p1 - p2
+    a = np.einsum("...i,...i->...", d1, d1)
+    e = np.einsum("...i,...i->...", d2, d2)
+    f = np.einsum("...i,...i->...", d2, r)
+    c = np.einsum("...i,...i->...", d1, r)
+    b = np.einsum("...i,...i->...", d1, d2)
+    denom = np.maximum(a * e - b * b, 1e-18)
+    s = np.clip((b * f - c * e) / denom, 0.0, 1.0)
+    t = (b * s + f) / np.maximum(e, 1e-18)
+    t_clipped = np.clip(t, 0.0, 1.0)
+    s = np.where(t != t_clipped, np.clip((b * t_clipped - c) / np.maximum(a, 1e-18), 0.0, 1.0), s)
+    closest = (p1 + d1 * s[..., None]) - (p2 + d2 * t_clipped[..., None])
+    return np.linalg.norm(closest, axis=-1)
+
+
+def penetration_depths(joints_a: np.ndarray, joints_b: np.ndarray) -> np.ndarray:
+    """Penetration (20, 20) metres between every bone capsule of hand a and of hand b (0 where apart)."""
+    dist = segment_distances(
+        joints_a[_PARENTS][:, None], joints_a[_CHILDREN][:, None], joints_b[_PARENTS][None], joints_b[_CHILDREN][None]
+    )
+    return np.maximum(BONE_RADIUS_M[:, None] + BONE_RADIUS_M[None, :] - dist, 0.0)
+
+
+def _check_observation(index: int, obs: HandObservation) -> None:
+    """Raise RefinementError naming the first unusable field of hand ``index``."""
+    expected = {"keypoints_px": (NUM_JOINTS, 2), "confidence": (NUM_JOINTS,), "world": (NUM_JOINTS, 3),
+                "bone_lengths": (len(BONES),)}
+    for name, shape in expected.items():
+        value = np.asarray(getattr(obs, name))
+        if value.shape != shape:
+            raise RefinementError(f"hand {index}: {name} must have shape {shape}, got {value.shape}")
+        if not np.all(np.isfinite(value)):
+            raise RefinementError(f"hand {index}: {name} contains non-finite values")
+    if obs.side not in ("left", "right"):
+        raise RefinementError(f"hand {index}: side must be 'left' or 'right', got {obs.side!r}")
+    if np.any(np.asarray(obs.bone_lengths) <= 0):
+        raise RefinementError(f"hand {index}: bone_lengths must be > 0")
+
+
+class _Batch:
+    """Per-hand constants of one solve, stacked over the B hands."""
+
+    def __init__(self, observations: list[HandObservation], intrinsics: CameraIntrinsics) -> None:
+        self.intr = intrinsics
+        self.uv = np.stack([np.asarray(o.keypoints_px, dtype=np.float64) for o in observations])
+        self.conf = np.stack([np.clip(np.asarray(o.confidence, dtype=np.float64), 0.0, 1.0) for o in observations])
+        self.lengths = np.stack([np.asarray(o.bone_lengths, dtype=np.float64) for o in observations])
+        self.mirror = np.stack([hk.side_mirror(o.side) for o in observations])
+        self.sides = [o.side for o in observations]
+        world = np.stack([np.asarray(o.world, dtype=np.float64) for o in observations])
+        world = world - world[:, :1]
+        # World landmarks are predicted in a crop looking along the ray through the hand: turn them onto it.
+        rays = pixel_rays(self.uv.mean(axis=1), intrinsics)
+        align = np.stack([ray_alignment(r) for r in rays])
+        world = np.einsum("bij,bnj->bni", align, world)
+        scale = self.lengths.sum(-1) / np.maximum(hk.bone_lengths_of(world).sum(-1), 1e-9)
+        self.world = world * scale[:, None, None]
+        self.previous = [None if o.previous is None else np.asarray(o.previous, dtype=np.float64)
+                         for o in observations]
+
+
+def _rotations(rotvecs: np.ndarray) -> np.ndarray:
+    """Rotation matrices (..., 3, 3) of rotation vectors (..., 3)."""
+    return Rotation.from_rotvec(rotvecs.reshape(-1, 3)).as_matrix().reshape(*rotvecs.shape[:-1], 3, 3)
+
+
+def _full_angles(active: np.ndarray) -> np.ndarray:
+    """Angles (..., 5, 3, 2) with the active entries (..., 21) filled in and the rest zero."""
+    full = np.zeros((*active.shape[:-1], hk.NUM_ANGLES))
+    full[..., hk.ACTIVE_ANGLES] = active
+    return full.reshape(*active.shape[:-1], hk.NUM_CHAINS, 3, 2)
+
+
+def _joints(batch: _Batch, r_ref: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Camera-frame joints (B, K, 21, 3) for parameters x (B, K, NUM_PARAMS) around reference rotations (B, 3, 3)."""
+    local, _ = hk.forward_kinematics(_full_angles(x[..., 6:]), batch.lengths[:, None])
+    local = local @ batch.mirror[:, None]
+    rotation = r_ref[:, None] @ _rotations(x[..., :3])
+    return np.einsum("bkij,bknj->bkni", rotation, local) + x[..., None, 3:6]
+
+
+def _project(batch: _Batch, joints: np.ndarray) -> np.ndarray:
+    """Pixels (..., 21, 2) of camera-frame joints."""
+    z = np.maximum(joints[..., 2], 1e-6)
+    return np.stack([batch.intr.fx * joints[..., 0] / z + batch.intr.cx,
+                     batch.intr.fy * joints[..., 1] / z + batch.intr.cy], axis=-1)
+
+
+def _clip(x: np.ndarray) -> np.ndarray:
+    """Parameters with the joint angles clamped into their anatomical limits (in place) and depth kept sane."""
+    limits = hk.JOINT_LIMITS_RAD.reshape(-1, 2)[hk.ACTIVE_ANGLES]
+    x[..., 6:] = np.clip(x[..., 6:], limits[:, 0], limits[:, 1])
+    x[..., 5] = np.clip(x[..., 5], MIN_DEPTH_M, MAX_DEPTH_M)
+    return x
+
+
+def _lm_step(residual_fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
+             r_ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One damped Gauss–Newton update of every hand; returns new (x, r_ref) with the rotation folded in."""
+    steps = np.full(NUM_PARAMS, JACOBIAN_STEP_RAD)
+    steps[3:6] = JACOBIAN_STEP_M
+    probes = np.concatenate([x[:, None], x[:, None] + np.diag(steps)[None]], axis=1)  # (B, 1 + P, P)
+    residuals = residual_fn(probes)  # (B, 1 + P, M)
+    r0 = residuals[:, 0]
+    jac = (residuals[:, 1:] - r0[:, None]) / steps[None, :, None]  # (B, P, M) = J^T
+    normal = jac @ jac.transpose(0, 2, 1)
+    gradient = np.einsum("bpm,bm->bp", jac, r0)
+    damped = normal + LM_DAMPING * np.einsum("bii->bi", normal)[..., None] * np.eye(NUM_PARAMS) \
+        + 1e-9 * np.eye(NUM_PARAMS)
+    delta = -np.linalg.solve(damped, gradient[..., None])[..., 0]
+    x_new = x + delta
+    r_ref = r_ref @ _rotations(x_new[:, :3])
+    x_new[:, :3] = 0.0
+    return _clip(x_new), r_ref
+
+
+def _initial_translation(batch: _Batch, local_cam: np.ndarray) -> np.ndarray:
+    """Wrist translations (B, 3) placing root-relative joints (B, 21, 3) on their keypoints (weighted IRLS LS)."""
+    xn = (batch.uv[..., 0] - batch.intr.cx) / batch.intr.fx
+    yn = (batch.uv[..., 1] - batch.intr.cy) / batch.intr.fy
+    ones, zeros = np.ones_like(xn), np.zeros_like(xn)
+    a = np.concatenate([np.stack([ones, zeros, -xn], -1), np.stack([zeros, ones, -yn], -1)], axis=1)
+    b = np.concatenate([xn * local_cam[..., 2] - local_cam[..., 0], yn * local_cam[..., 2] - local_cam[..., 1]], 1)
+    weights = np.concatenate([batch.conf, batch.conf], axis=1) + 1e-6
+    t = np.zeros((len(a), 3))
+    for _ in range(3):  # IRLS with a Huber weight on the normalised-image residual
+        aw = a * weights[..., None]
+        rhs = np.einsum("bmi,bm->bi", aw, b)[..., None]
+        t = np.linalg.solve(aw.transpose(0, 2, 1) @ a + 1e-12 * np.eye(3), rhs)[..., 0]
+        res = np.abs(np.einsum("bmi,bi->bm", a, t) - b)
+        scale = HUBER_PX / batch.intr.fx * np.maximum(t[:, 2:3], MIN_DEPTH_M)
+        weights = (np.concatenate([batch.conf, batch.conf], axis=1) + 1e-6) * np.minimum(1.0, scale / (res + 1e-12))
+    t[:, 2] = np.clip(t[:, 2], MIN_DEPTH_M, MAX_DEPTH_M)
+    return t
+
+
+def initialise(observations: list[HandObservation], intrinsics: CameraIntrinsics) -> tuple[_Batch, np.ndarray,
+                                                                                             np.ndarray]:
+    """Batch constants, parameters (B, P) and reference rotations (B, 3, 3) from the world landmarks."""
+    for i, obs in enumerate(observations):
+        _check_observation(i, obs)
+    batch = _Batch(observations, intrinsics)
+    rotations, angles = [], []
+    for world, side in zip(batch.world, batch.sides):
+        rotation, pose = hk.fit_pose(world, side)
+        rotations.append(rotation)
+        angles.append(hk.clip_to_limits(pose))
+    r_ref = np.stack(rotations)
+    x = np.zeros((len(observations), NUM_PARAMS))
+    x[:, 6:] = np.stack(angles).reshape(len(observations), -1)[:, hk.ACTIVE_ANGLES]
+    local = _joints(batch, r_ref, x[:, None])[:, 0]  # translation still zero: root-relative camera-frame joints
+    x[:, 3:6] = _initial_translation(batch, local)
+    return batch, x, r_ref
+
+
+def _residual_2d(batch: _Batch, r_ref: np.ndarray, probes: np.ndarray, *, irls: np.ndarray, depth: np.ndarray,
+                 angle_prior: np.ndarray) -> np.ndarray:
+    """Stacked 2D-step residuals (B, K, M): reprojection, world-landmark shape prior, angle prior."""
+    joints = _joints(batch, r_ref, probes)
+    px_to_m = depth[:, None, None, None] / batch.intr.fx
+    reproj = (_project(batch, joints) - batch.uv[:, None]) * px_to_m * irls[:, None, :, None]
+    rel = joints[..., 1:, :] - joints[..., :1, :]
+    world = (rel - batch.world[:, None, 1:]) / WORLD_PRIOR_SIGMA_M
+    angles = (probes[..., 6:] - angle_prior[:, None]) / ANGLE_PRIOR_SIGMA_RAD
+    b, k = probes.shape[:2]
+    return np.concatenate([reproj.reshape(b, k, -1) / REPROJECTION_SIGMA_M, world.reshape(b, k, -1), angles], -1)
+
+
+def _residual_3d(batch: _Batch, r_ref: np.ndarray, probes: np.ndarray, *, anchor: np.ndarray,
+                 pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], temporal_sigma_m: float | None
+                 ) -> np.ndarray:
+    """Stacked 3D-step residuals (B, K, M): stay near the 2D result, non-penetration, temporal smoothness."""
+    joints = _joints(batch, r_ref, probes)
+    b, k = probes.shape[:2]
+    terms = [((joints - anchor[:, None]) / ANCHOR_SIGMA_M).reshape(b, k, -1)]
+    if pairs:
+        pen_terms = []
+        for h, (mine, other_p, other_c, target) in enumerate(pairs):
+            own = joints[h]
+            dist = segment_distances(own[:, _PARENTS[mine]], own[:, _CHILDREN[mine]], other_p[None], other_c[None])
+            pen_terms.append(np.maximum(target[None] - dist, 0.0) / PENETRATION_SIGMA_M)
+        width = max(t.shape[-1] for t in pen_terms)
+        terms.append(np.stack([np.pad(t, ((0, 0), (0, width - t.shape[-1]))) for t in pen_terms]))
+    if temporal_sigma_m is not None:
+        prev = np.stack([p if p is not None else anchor[i] for i, p in enumerate(batch.previous)])
+        terms.append(((joints - prev[:, None]) / temporal_sigma_m).reshape(b, k, -1))
+    return np.concatenate(terms, axis=-1)
+
+
+def _contact_pairs(joints: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """For two hands, each hand's watched bone pairs: (own bones, other's segment ends, clearance targets)."""
+    if len(joints) != 2:
+        return []
+    raw = segment_distances(joints[0][_PARENTS][:, None], joints[0][_CHILDREN][:, None],
+                            joints[1][_PARENTS][None], joints[1][_CHILDREN][None])
+    radii = BONE_RADIUS_M[:, None] + BONE_RADIUS_M[None, :]
+    ia, ib = np.nonzero(raw < radii + CONTACT_MARGIN_M)
+    if ia.size == 0:
+        return []
+    # Each hand removes half of the current penetration (both move in the same step).
+    target = radii[ia, ib] - 0.5 * np.maximum(radii[ia, ib] - raw[ia, ib], 0.0)
+    return [
+        (ia, joints[1][_PARENTS[ib]], joints[1][_CHILDREN[ib]], target),
+        (ib, joints[0][_PARENTS[ia]], joints[0][_CHILDREN[ia]], target),
+    ]
+
+
+def refine(observations: list[HandObservation], intrinsics: CameraIntrinsics,
+           settings: RefineSettings | None = None) -> list[HandFit]:
+    """Place and refine all hands jointly; intrinsics must be distortion-free (undistort keypoints first)."""
+    settings = settings or RefineSettings()
+    if not observations:
+        return []
+    batch, x, r_ref = initialise(observations, intrinsics)
+    joints0 = _joints(batch, r_ref, x[:, None])[:, 0]
+    initial_residual = np.linalg.norm(_project(batch, joints0) - batch.uv, axis=-1)
+    angle_prior = x[:, 6:].copy()
+    residual = initial_residual
+    for _ in range(settings.iterations):
+        for _ in range(settings.steps_2d):
+            depth = np.maximum(x[:, 5], MIN_DEPTH_M)
+            irls = np.sqrt(batch.conf * np.minimum(1.0, HUBER_PX / np.maximum(residual, 1e-9)))
+            x, r_ref = _lm_step(partial(_residual_2d, batch, r_ref, irls=irls, depth=depth, angle_prior=angle_prior), x,
+                                r_ref)
+            residual = np.linalg.norm(_project(batch, _joints(batch, r_ref, x[:, None])[:, 0]) - batch.uv, axis=-1)
+        joints = _joints(batch, r_ref, x[:, None])[:, 0]
+        pairs = _contact_pairs(joints)
+        temporal = settings.temporal_sigma_m if any(p is not None for p in batch.previous) else None
+        if pairs or temporal is not None:
+            anchor = joints.copy()
+            step_3d = partial(_residual_3d, batch, r_ref, anchor=anchor, pairs=pairs, temporal_sigma_m=temporal)
+            x, r_ref = _lm_step(step_3d, x, r_ref)
+            residual = np.linalg.norm(_project(batch, _joints(batch, r_ref, x[:, None])[:, 0]) - batch.uv, axis=-1)
+    joints = _joints(batch, r_ref, x[:, None])[:, 0]
+    fits = []
+    for i in range(len(observations)):
+        fits.append(HandFit(
+            joints=joints[i], initial_joints=joints0[i], rotation=r_ref[i], translation=x[i, 3:6].copy(),
+            angles=_full_angles(x[i, 6:]), residual_px=residual[i], initial_residual_px=initial_residual[i],
+        ))
+    return fits
+
+
+@dataclass
+class SyntheticScene:
+    """Project-generated two-hand poses with their noisy observations (for tests and benchmarks)."""
+
+    truth: list[np.ndarray]  # (21, 3) camera-frame joints per hand, metres
+    observations: list[HandObservation]
+
+
+def synthetic_scene(rng: np.random.Generator, intrinsics: CameraIntrinsics, noise_px: float = 2.0,
+                    world_noise_m: float = 0.006, world_scale_error: float = 0.1, gap_m: float = 0.12,
+                    depth_m: float = 0.6) -> SyntheticScene:
+    """Left and right hand facing the camera ``gap_m`` apart (x), observed with pixel and world-landmark noise."""
+    facing = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])  # hand y up, palm to the camera
+    truth, observations = [], []
+    for side, offset in (("left", -gap_m / 2.0), ("right", gap_m / 2.0)):
+        rotation = Rotation.from_rotvec(rng.normal(0.0, 0.35, 3)).as_matrix() @ facing
+        lengths = hk.BONE_LENGTH_PRIOR_M * rng.uniform(0.92, 1.08)
+        wrist = np.array([offset, 0.08 + rng.normal(0, 0.01), depth_m + rng.normal(0, 0.01)])
+        joints = hk.pose_joints(rotation, wrist, hk.random_angles(rng, spread=0.6), lengths, side)
+        uv = np.stack([intrinsics.fx * joints[:, 0] / joints[:, 2] + intrinsics.cx,
+                       intrinsics.fy * joints[:, 1] / joints[:, 2] + intrinsics.cy], -1)
+        world = (joints - joints.mean(0)) * rng.uniform(1 - world_scale_error, 1 + world_scale_error)
+        truth.append(joints)
+        observations.append(HandObservation(
+            side=side, keypoints_px=uv + rng.normal(0, noise_px, uv.shape), confidence=np.ones(NUM_JOINTS),
+            world=world + rng.normal(0, world_noise_m, world.shape)))
+    return SyntheticScene(truth, observations)

@@ -1,0 +1,149 @@
+"""Refinement on project-generated two-hand scenes: closer to the truth than its start, limits, bones, contact."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hand_recon_ros.models import hand_kinematics as hk
+from hand_recon_ros.pipeline import refinement as rf
+from hand_recon_ros.pipeline.camera import project, undistort_keypoints
+from hand_recon_ros.pipeline.refine_lift import DetectionError, RefinementLifter
+from hand_recon_ros.pipeline.types import CameraIntrinsics, HandDetection, RotatedRect
+
+INTR = CameraIntrinsics(600.0, 600.0, 320.0, 240.0, 640, 480)
+
+
+def _root_relative_error_m(joints: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.linalg.norm((joints - joints[0]) - (truth - truth[0]), axis=1).mean())
+
+
+def test_refined_hands_closer_to_truth_than_initial_placement():
+    rng = np.random.default_rng(1)
+    before, after, res_before, res_after = [], [], [], []
+    for _ in range(12):
+        scene = rf.synthetic_scene(rng, INTR)
+        for fit, truth in zip(rf.refine(scene.observations, INTR), scene.truth):
+            before.append(_root_relative_error_m(fit.initial_joints, truth))
+            after.append(_root_relative_error_m(fit.joints, truth))
+            res_before.append(fit.initial_residual_px.mean())
+            res_after.append(fit.residual_px.mean())
+    assert np.mean(after) < 0.8 * np.mean(before)
+    assert np.mean(res_after) < 0.5 * np.mean(res_before)
+    assert np.mean(res_after) < 4.0  # keypoint noise is 2 px
+
+
+def test_limits_hold_and_bone_lengths_stay_fixed():
+    rng = np.random.default_rng(2)
+    scene = rf.synthetic_scene(rng, INTR, noise_px=6.0, world_noise_m=0.02)
+    lengths = hk.BONE_LENGTH_PRIOR_M * 1.1
+    for obs in scene.observations:
+        obs.bone_lengths = lengths
+    for fit in rf.refine(scene.observations, INTR):
+        low, high = hk.JOINT_LIMITS_RAD[..., 0], hk.JOINT_LIMITS_RAD[..., 1]
+        assert np.all(fit.angles >= low - 1e-9) and np.all(fit.angles <= high + 1e-9)
+        np.testing.assert_allclose(hk.bone_lengths_of(fit.joints), lengths, atol=1e-9)
+
+
+def _interpenetrating_scene(rng: np.random.Generator) -> rf.SyntheticScene:
+    """Truth hands that do not touch, observed so that the initial placement makes them interpenetrate."""
+    while True:
+        scene = rf.synthetic_scene(rng, INTR, gap_m=0.035)
+        if rf.penetration_depths(*scene.truth).max() == 0.0:
+            fits = rf.refine(scene.observations, INTR, rf.RefineSettings(iterations=0))
+            if rf.penetration_depths(fits[0].initial_joints, fits[1].initial_joints).max() > 0.003:
+                return scene
+
+
+def test_penetration_depth_drops():
+    rng = np.random.default_rng(3)
+    before, after = [], []
+    for _ in range(4):
+        scene = _interpenetrating_scene(rng)
+        fits = rf.refine(scene.observations, INTR)
+        before.append(rf.penetration_depths(fits[0].initial_joints, fits[1].initial_joints).max())
+        after.append(rf.penetration_depths(fits[0].joints, fits[1].joints).max())
+    assert np.mean(after) < 0.5 * np.mean(before)
+
+
+def test_segment_distances_match_brute_force():
+    rng = np.random.default_rng(4)
+    p1, q1, p2, q2 = rng.normal(size=(4, 50, 3))
+    s = np.linspace(0, 1, 201)
+    a = p1[:, None] + (q1 - p1)[:, None] * s[None, :, None]
+    b = p2[:, None] + (q2 - p2)[:, None] * s[None, :, None]
+    brute = np.linalg.norm(a[:, :, None] - b[:, None], axis=-1).min(axis=(1, 2))
+    np.testing.assert_allclose(rf.segment_distances(p1, q1, p2, q2), brute, atol=2e-2)
+    assert np.all(rf.segment_distances(p1, q1, p2, q2) <= brute + 1e-9)
+
+
+def test_bad_observation_named():
+    rng = np.random.default_rng(5)
+    scene = rf.synthetic_scene(rng, INTR)
+    scene.observations[1].keypoints_px = np.zeros((20, 2))
+    with pytest.raises(rf.RefinementError, match="hand 1: keypoints_px"):
+        rf.refine(scene.observations, INTR)
+
+
+def test_undistort_round_trip():
+    intr = CameraIntrinsics(600.0, 600.0, 320.0, 240.0, 640, 480, (-0.2, 0.05, 0.001, -0.001, 0.0))
+    rng = np.random.default_rng(6)
+    points = np.c_[rng.uniform(-0.3, 0.3, 30), rng.uniform(-0.2, 0.2, 30), np.ones(30)]
+    import cv2
+
+    distorted, _ = cv2.projectPoints(points, np.zeros(3), np.zeros(3), intr.matrix, np.array(intr.distortion))
+    np.testing.assert_allclose(undistort_keypoints(distorted.reshape(-1, 2), intr), project(points, intr), atol=0.05)
+    np.testing.assert_array_equal(undistort_keypoints(distorted.reshape(-1, 2), INTR), distorted.reshape(-1, 2))
+
+
+def _detections(scene: rf.SyntheticScene, track_ids: tuple[int, int] = (0, 1)) -> list[HandDetection]:
+    dets = []
+    for obs, tid in zip(scene.observations, track_ids):
+        dets.append(HandDetection(
+            side=obs.side, score=0.9, side_score=0.9, keypoints_2d=obs.keypoints_px.astype(np.float32),
+            keypoints_z=np.zeros(21, np.float32), world_landmarks=obs.world.astype(np.float32),
+            roi=RotatedRect(320, 240, 200, 200, 0.0), track_id=tid))
+    return dets
+
+
+def test_lifter_outputs_metric_hands_and_meshes():
+    rng = np.random.default_rng(7)
+    scene = rf.synthetic_scene(rng, INTR)
+    lifter = RefinementLifter(None)
+    results = lifter.lift(_detections(scene), INTR, 0.0, want_mesh=True)
+    assert [r.side for r in results] == ["left", "right"]
+    for result, truth in zip(results, scene.truth):
+        assert result.joints_3d.shape == (21, 3) and result.joints_3d.dtype == np.float32
+        assert np.linalg.norm(result.wrist_position - truth[0]) < 0.08
+        assert _root_relative_error_m(result.joints_3d, truth) < 0.02
+        assert 0.0 < result.fit_residual_px < 6.0
+        assert result.wrist_quaternion.shape == (4,)
+        assert np.all((result.joint_confidence > 0) & (result.joint_confidence <= 0.9 + 1e-6))
+        assert result.mesh is not None and result.mesh.vertices.shape[1] == 3
+    bad = _detections(scene)
+    bad[0].world_landmarks = np.zeros((21, 2))
+    with pytest.raises(DetectionError, match="detection 0 \\(left\\): world_landmarks"):
+        lifter.lift(bad, INTR, 0.1, want_mesh=False)
+
+
+def test_video_mode_smooths_and_adapts_bone_lengths():
+    rng = np.random.default_rng(8)
+    scene = rf.synthetic_scene(rng, INTR, noise_px=0.5)
+
+    class Cfg:
+        mode, smoothing = "video", 1.0
+
+    lifter = RefinementLifter(Cfg())
+    first = lifter.lift(_detections(scene), INTR, 0.0, False)
+    jittered = _detections(scene)
+    for det in jittered:
+        det.keypoints_2d = det.keypoints_2d + np.float32(8.0)  # a sudden 8 px jump of every keypoint
+    smooth = lifter.lift(jittered, INTR, 0.033, False)
+    raw = RefinementLifter(None)
+    raw.mode = "image"
+    unsmoothed = raw.lift(jittered, INTR, 0.033, False)
+    for a, s, u in zip(first, smooth, unsmoothed):
+        assert np.linalg.norm(s.joints_3d - a.joints_3d) < np.linalg.norm(u.joints_3d - a.joints_3d)
+    assert not np.allclose(lifter._tracks[0].bone_lengths, hk.BONE_LENGTH_PRIOR_M)
+    lifter.reset()
+    assert not lifter._tracks
