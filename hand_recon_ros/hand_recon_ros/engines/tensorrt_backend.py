@@ -249,11 +249,16 @@ class TensorRTBackend(Backend):
         trt = self._trt
         self._buffers = create_device_buffers(self.options.get("buffers", "auto"),
                                               int(self.options.get("device_id", 0)))
+        # Building (INT8 calibration copies), deserialising and warm-up all need our device/context current.
+        self._buffers.push()
         try:
-            return self._load_engine(trt)
+            result = self._load_engine(trt)
         except Exception:
+            self._buffers.pop()
             self._close_impl()
             raise
+        self._buffers.pop()
+        return result
 
     def _load_engine(self, trt: Any) -> tuple[list[TensorSpec], list[TensorSpec]]:
         assert self._buffers is not None
@@ -329,7 +334,9 @@ class TensorRTBackend(Backend):
             self._buffers.push()
             try:
                 for name, array in feeds.items():
-                    self._context.set_input_shape(name, tuple(array.shape))
+                    if not self._context.set_input_shape(name, tuple(array.shape)):
+                        raise BackendError(f"{self.name}: {self.model_path.name}: TensorRT refused shape "
+                                           f"{array.shape} for input '{name}'")
                     self._buffers.upload(name, array)
                 if not self._context.execute_async_v3(self._buffers.stream_handle):
                     raise BackendError(f"{self.name}: {self.model_path.name}: execute_async_v3 failed")
