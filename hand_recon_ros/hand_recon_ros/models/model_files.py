@@ -40,7 +40,7 @@ HASH_CHUNK_BYTES = 1 << 20
 CACHE_FILE_MODE = 0o644
 
 # Cache-key inputs of the converted ONNX files; bump EXPORTER_VERSION whenever onnx_export's output changes.
-EXPORTER_VERSION = "1"
+EXPORTER_VERSION = "2"
 ONNX_OPSET = 17
 PALM_BATCH_MODE = "static1"
 LANDMARK_BATCH_MODE = "dynamic"

@@ -13,6 +13,8 @@ import warnings
 from pathlib import Path
 
 import onnx
+import onnx.numpy_helper
+import onnx.shape_inference
 import torch
 
 from hand_recon_ros.models.model_files import EXPORTER_VERSION, ONNX_OPSET
@@ -55,6 +57,14 @@ def export_module(
             dynamo=False,
         )
     model = onnx.load_from_string(buffer.getvalue())
+    fold_constants(model)
+    fuse_pads_into_convs(model)
+    if not dynamic_batch:  # reshapes keep the batch axis free (-1); this file is batch 1, so say so
+        for value in model.graph.output:
+            dim = value.type.tensor_type.shape.dim[0]
+            dim.Clear()
+            dim.dim_value = 1
+    model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
     model.doc_string = f"{module.graph_name} imported from TFLite by hand_recon_ros"
     for key, value in {"exporter_version": EXPORTER_VERSION, **(metadata or {})}.items():
         entry = model.metadata_props.add()
@@ -65,6 +75,92 @@ def export_module(
         raise OnnxExportError(f"ONNX export of {module.graph_name} to {onnx_path} is invalid: {exc}") from exc
     onnx.save_model(model, str(onnx_path))
     return onnx_path
+
+
+def fold_constants(model: onnx.ModelProto) -> int:
+    """Evaluate every node whose inputs are all constants (onnx's reference evaluator) and store the results.
+
+    torch's exporter spells a constant padding as a chain of Constant/Concat/Slice/Reshape nodes; folding it
+    leaves plain initializers, so Pad -> Conv can be fused and runtimes see a clean graph. Returns the count.
+    """
+    from onnx.reference import ReferenceEvaluator
+
+    graph = model.graph
+    consts = {i.name: onnx.numpy_helper.to_array(i) for i in graph.initializer}
+    original = set(consts)
+    kept: list[onnx.NodeProto] = []
+    folded = 0
+    for node in graph.node:
+        foldable = node.domain in ("", "ai.onnx") and not node.op_type.startswith(("Random", "Multinomial"))
+        if foldable and all(name == "" or name in consts for name in node.input):
+            inputs = [name for name in node.input if name]
+            sub = onnx.helper.make_model(
+                onnx.helper.make_graph(
+                    [node],
+                    "fold",
+                    [],
+                    [onnx.helper.make_empty_tensor_value_info(name) for name in node.output],
+                    [onnx.numpy_helper.from_array(consts[name], name) for name in inputs],
+                ),
+                opset_imports=model.opset_import,
+            )
+            values = ReferenceEvaluator(sub).run(None, {})
+            consts.update(zip(node.output, values))
+            folded += 1
+            continue
+        kept.append(node)
+    used = {name for node in kept for name in node.input} | {o.name for o in graph.output}
+    del graph.node[:]
+    graph.node.extend(kept)
+    for name in sorted(used & (set(consts) - original)):
+        graph.initializer.append(onnx.numpy_helper.from_array(consts[name], name))
+    return folded
+
+
+def fuse_pads_into_convs(model: onnx.ModelProto) -> int:
+    """Fold zero-valued spatial Pad nodes into the Conv that reads them (ONNX Conv pads may be asymmetric).
+
+    torch cannot express TFLite's asymmetric SAME padding in its conv, so the export has Pad -> Conv; ONNX
+    Conv can, which saves a copy of the activation per strided conv. Returns how many Pads were removed.
+    """
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    outputs = {o.name for o in graph.output}
+    removed: list[onnx.NodeProto] = []
+    for node in graph.node:
+        if node.op_type != "Pad" or node.output[0] in outputs:
+            continue
+        mode = next((a.s.decode() for a in node.attribute if a.name == "mode"), "constant")
+        users = consumers.get(node.output[0], [])
+        if mode != "constant" or len(users) != 1 or users[0].op_type != "Conv" or node.input[1] not in inits:
+            continue
+        if len(node.input) > 2 and node.input[2]:
+            value = inits.get(node.input[2])
+            if value is None or onnx.numpy_helper.to_array(value).any():
+                continue
+        pads = onnx.numpy_helper.to_array(inits[node.input[1]]).astype(int).tolist()
+        if len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)) or min(pads) < 0:
+            continue  # only H/W padding of an NCHW tensor folds into the conv
+        conv = users[0]
+        if any(a.name == "auto_pad" and a.s not in (b"", b"NOTSET") for a in conv.attribute):
+            continue
+        old = next((list(a.ints) for a in conv.attribute if a.name == "pads"), [0, 0, 0, 0])
+        new = [old[0] + pads[2], old[1] + pads[3], old[2] + pads[6], old[3] + pads[7]]
+        kept = [a for a in conv.attribute if a.name != "pads"]
+        del conv.attribute[:]
+        conv.attribute.extend([*kept, onnx.helper.make_attribute("pads", new)])
+        conv.input[0] = node.input[0]
+        removed.append(node)
+    for node in removed:
+        graph.node.remove(node)
+    used = {name for node in graph.node for name in node.input}
+    for init in [i for i in graph.initializer if i.name not in used]:
+        graph.initializer.remove(init)
+    return len(removed)
 
 
 def _export_file(tflite_path: str | Path, onnx_path: str | Path, dynamic_batch: bool, names: tuple[str, ...]) -> Path:

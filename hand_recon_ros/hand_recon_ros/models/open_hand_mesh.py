@@ -55,8 +55,7 @@ def _topology() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndar
     blend) packed as arrays, the faces, and per-vertex skinning (bone ids (V, 2), weights (V, 2)).
     """
     # Tube stations along a chain: (bone k, fraction t along it, blend with the previous bone, cap angle).
-    stations = [(0, 0.0, 0.5), (0, 0.5, 0.0), (1, 0.0, 0.5), (1, 0.5, 0.0), (2, 0.0, 0.5), (2, 0.5, 0.0),
-                (2, 1.0, 0.0)]
+    stations = [(0, 0.0, 0.5), (0, 0.5, 0.0), (1, 0.0, 0.5), (1, 0.5, 0.0), (2, 0.0, 0.5), (2, 0.5, 0.0), (2, 1.0, 0.0)]
     cap_angles = (np.pi / 6.0, np.pi / 3.0)
     phi = 2.0 * np.pi * np.arange(RING_VERTICES) / RING_VERTICES
     records = []  # (chain, bone, t, blend, cos, sin, cap_angle, kind) kind 0 ring, 1 base pole, 2 tip pole
@@ -75,7 +74,7 @@ def _topology() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndar
         records.append((chain, 2, 1.0, 0.0, 0.0, 0.0, np.pi / 2.0, 2))
         first = ring_starts[0]
         for i in range(RING_VERTICES):  # base fan, facing −y
-            faces.append([base_pole, first + (i + 1) % RING_VERTICES, first + i])
+            faces.append([base_pole, first + i, first + (i + 1) % RING_VERTICES])
         for a, b in zip(ring_starts[:-1], ring_starts[1:]):
             faces += _ring_faces(a, b, RING_VERTICES)
         last = ring_starts[-1]
@@ -138,10 +137,14 @@ def rest_mesh(bone_lengths: np.ndarray | None = None) -> tuple[np.ndarray, np.nd
     local = np.stack([ring_r * tube[:, 4], along, ring_r * tube[:, 5]], axis=1)
     tube_v = start + np.einsum("vij,vj->vi", frames, local)
     # Palm: squircle-map the sphere's (x, y) onto the quadrilateral, z to the thickness.
-    corners = np.array([
-        joints[0] + [-WRIST_HALF_WIDTH_M, 0.0, 0.0], joints[0] + [WRIST_HALF_WIDTH_M, 0.0, 0.0],
-        joints[5] + [0.004, -0.004, 0.0], joints[17] + [-0.004, -0.004, 0.0],
-    ])  # ulnar wrist, radial wrist, index MCP, pinky MCP
+    corners = np.array(
+        [
+            joints[0] + [-WRIST_HALF_WIDTH_M, 0.0, 0.0],
+            joints[0] + [WRIST_HALF_WIDTH_M, 0.0, 0.0],
+            joints[5] + [0.004, -0.004, 0.0],
+            joints[17] + [-0.004, -0.004, 0.0],
+        ]
+    )  # ulnar wrist, radial wrist, index MCP, pinky MCP
     u = 0.5 * (np.sign(sphere[:, 0]) * np.abs(sphere[:, 0]) ** 0.6 + 1.0)
     v = 0.5 * (np.sign(sphere[:, 1]) * np.abs(sphere[:, 1]) ** 0.6 + 1.0)
     bottom = corners[0] * (1 - u)[:, None] + corners[1] * u[:, None]
@@ -176,8 +179,9 @@ def pose_hand_frame(angles: np.ndarray, bone_lengths: np.ndarray) -> tuple[np.nd
     return np.einsum("vk,vki->vi", weights, posed), faces
 
 
-def posed_mesh(rotation: np.ndarray, translation: np.ndarray, angles: np.ndarray, bone_lengths: np.ndarray,
-               side: str) -> tuple[np.ndarray, np.ndarray]:
+def posed_mesh(
+    rotation: np.ndarray, translation: np.ndarray, angles: np.ndarray, bone_lengths: np.ndarray, side: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Mesh of a ``side`` hand in the camera frame: vertices (V, 3) metres float64, faces (F, 3) int32."""
     vertices, faces = pose_hand_frame(angles, bone_lengths)
     if side == "left":  # mirror the right hand; flip the winding so normals stay outward

@@ -413,7 +413,8 @@ class _GraphBuilder:
         if x in self.nchw:
             paddings = paddings[[0, 3, 1, 2]]  # rows in NCHW axis order
         torch_pad = tuple(int(v) for row in paddings[::-1] for v in row)
-        self._add(ops.Pad("PAD", [x], output, torch_pad), x in self.nchw)
+        channels = self.shape(x)[3] if x in self.nchw else 0
+        self._add(ops.Pad("PAD", [x], output, torch_pad, channels), x in self.nchw)
 
     def _resize_bilinear(self, op: Any, index: int, inputs: list[int], output: int) -> None:
         import tflite

@@ -191,6 +191,11 @@ class PRelu(TFLiteOp):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """max(x, 0) + alpha * min(x, 0)."""
+        if self.per_channel and torch.jit.is_tracing():
+            # For ONNX: alpha*x + (1-alpha)*relu(x) is Mul/Relu/Mul/Add, which ONNX Runtime keeps in its blocked
+            # NCHWc layout (PRelu is not, and costs a layout reorder on each side); equal up to rounding.
+            alpha = self.alpha.reshape(1, -1, 1, 1)
+            return x * alpha + F.relu(x) * (1.0 - alpha)
         if self.per_channel:
             return F.prelu(x, self.alpha)
         return torch.where(x >= 0, x, x * self.alpha)
@@ -250,12 +255,24 @@ class FullyConnected(TFLiteOp):
 class Pad(TFLiteOp):
     """PAD with constant zeros; paddings given per NHWC axis, mapped to the internal layout."""
 
-    def __init__(self, op_name: str, input_ids: list[int], output_id: int, torch_pad: tuple[int, ...]) -> None:
+    def __init__(
+        self, op_name: str, input_ids: list[int], output_id: int, torch_pad: tuple[int, ...], channels: int = 0
+    ) -> None:
         super().__init__(op_name, input_ids, output_id)
         self.torch_pad = torch_pad
+        # Channel-only padding of an NCHW tensor (the palm graph's residual widening) is also a 1x1 conv with a
+        # 0/1 matrix: exact, and ONNX Runtime fuses it with the following Add instead of leaving its fast layout.
+        self.channel_only = channels > 0 and len(torch_pad) == 8 and not any(torch_pad[:4]) and not any(torch_pad[6:])
+        if self.channel_only:
+            before, after = torch_pad[4], torch_pad[5]
+            eye = np.zeros((before + channels + after, channels, 1, 1), np.float32)
+            eye[before + np.arange(channels), np.arange(channels)] = 1.0
+            self.register_buffer("channel_matrix", torch.from_numpy(eye))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Zero padding (F.pad order: last axis first)."""
+        if self.channel_only and torch.jit.is_tracing():
+            return F.conv2d(x, self.channel_matrix)
         return F.pad(x, self.torch_pad)
 
 
