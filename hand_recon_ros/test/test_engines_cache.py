@@ -268,6 +268,15 @@ def test_default_cache_dir_follows_model_cache_rule(monkeypatch, tmp_path):
     assert ec.default_cache_dir() == tmp_path / "x" / "hand_recon_ros" / "engines"
 
 
+def test_engines_default_to_a_folder_beside_the_onnx(monkeypatch, tmp_path):
+    model = _write_model(tmp_path / "m.onnx", ["batch", 4])
+    assert ec.engine_cache_dir_for(model) == tmp_path / "engines"
+    assert TensorRTBackend(model).cache_dir == tmp_path / "engines"
+    monkeypatch.setenv("HAND_RECON_CACHE_DIR", str(tmp_path / "user"))
+    monkeypatch.setattr(ec.os, "access", lambda path, mode: False)  # a read-only install folder
+    assert ec.engine_cache_dir_for(model) == tmp_path / "user" / "engines"
+
+
 # -- INT8 calibration data (CPU part) ------------------------------------------------------------------------
 def _write_images(folder: Path, count: int, size: tuple[int, int] = (48, 96)) -> None:
     folder.mkdir(parents=True, exist_ok=True)

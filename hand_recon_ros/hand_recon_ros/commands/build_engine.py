@@ -23,7 +23,6 @@ BUILD_BACKENDS: tuple[str, ...] = ("tensorrt", "onnxruntime-tensorrt")
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_UNAVAILABLE = 2
-ENGINES_SUBDIR = "engines"
 
 
 def register(subparsers: Any) -> None:
@@ -86,20 +85,17 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_UNAVAILABLE
 
     from hand_recon_ros.engines.registry import create_backend
-    from hand_recon_ros.models.model_files import ModelFileError, ensure_models, model_cache_dir
+    from hand_recon_ros.models.model_files import ModelFileError, ensure_models
 
     try:
         paths = ensure_models(args.variant, args.cache_dir, quiet=False)
     except (ModelFileError, ValueError) as exc:
         print(f"build-engine: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    engine_dir = model_cache_dir(args.cache_dir) / ENGINES_SUBDIR
-    options: dict[str, Any] = {
-        "precision": args.precision,
-        "max_batch": args.max_batch,
-        "workspace_mb": args.workspace_mb,
-        "cache_dir": str(engine_dir),
-    }
+    # No cache_dir option: the backends' own default (engines/ beside each ONNX file) is where a node or
+    # `hand-recon run` pointed at the same model folder will look.
+    options: dict[str, Any] = {"precision": args.precision, "max_batch": args.max_batch,
+                               "workspace_mb": args.workspace_mb}
     if args.backend == "tensorrt":
         options.update(rebuild=args.rebuild, warmup_runs=1)
         if args.calib_dir is not None:

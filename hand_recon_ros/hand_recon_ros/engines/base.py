@@ -26,7 +26,7 @@ KNOWN_OPTIONS: dict[str, str] = {
     "opt_batch": "batch size TensorRT tunes kernels for (default = max_batch)",
     "precision": "TensorRT precision: fp16 (default), fp32 or int8",
     "workspace_mb": "TensorRT builder workspace limit in MiB (default 1024)",
-    "cache_dir": "folder for engines, timing caches and ORT TensorRT caches (default ~/.cache/hand_recon_ros/engines)",
+    "cache_dir": "folder for engines, timing caches and ORT TensorRT caches (default engines/ beside the ONNX file)",
     "calib_dir": "folder of images for INT8 calibration (precision int8 only)",
     "calib_max_images": "most calibration images read from calib_dir (default 256)",
     "warmup_runs": "inference runs at load so the first frame is not slow (default 2)",

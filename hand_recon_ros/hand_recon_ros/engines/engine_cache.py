@@ -30,6 +30,7 @@ CACHE_FORMAT_VERSION = 1
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
 DEFAULT_MAX_BATCH = 2  # two hands
 DEFAULT_WORKSPACE_MB = 1024
+ENGINES_SUBDIR = "engines"
 KEY_HEX_CHARS = 16  # 64 bits of the sha256: file names stay short, collisions stay negligible
 _HASH_CHUNK_BYTES = 1 << 20
 
@@ -65,6 +66,15 @@ def default_cache_dir() -> Path:
         return Path(override).expanduser() / "engines"
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base).expanduser() / "hand_recon_ros" / "engines"
+
+
+def engine_cache_dir_for(onnx_path: str | Path) -> Path:
+    """Default engine folder for a model: ``engines/`` beside the ONNX file (the model cache), so engines follow
+    whatever model folder a tool was pointed at; ``default_cache_dir()`` when that folder is not writable."""
+    folder = Path(onnx_path).resolve().parent
+    if os.access(folder, os.W_OK):
+        return folder / ENGINES_SUBDIR
+    return default_cache_dir()
 
 
 def numpy_dtype_for_trt(dtype_name: str) -> np.dtype:

@@ -135,7 +135,7 @@ class OnnxRuntimeTensorRTBackend(OnnxRuntimeBackend):
             raise BackendError(f"{self.name}: precision must be fp16 or fp32 (int8 needs backend tensorrt), "
                                f"got '{precision}'")
         self.precision = precision
-        self.cache_dir = Path(options.get("cache_dir") or ec.default_cache_dir()) / ORT_TRT_CACHE_SUBDIR
+        self.cache_dir = Path(options.get("cache_dir") or ec.engine_cache_dir_for(model_path)) / ORT_TRT_CACHE_SUBDIR
 
     def trt_provider_options(self) -> dict[str, Any]:
         """The TensorrtExecutionProvider options: caches, FP16, workspace, and profiles for a dynamic batch."""

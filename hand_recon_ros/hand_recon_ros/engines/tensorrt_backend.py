@@ -176,7 +176,7 @@ class TensorRTBackend(Backend):
         self.max_batch = int(options.get("max_batch", ec.DEFAULT_MAX_BATCH))
         self.opt_batch = options.get("opt_batch")
         self.workspace_bytes = int(options.get("workspace_mb", ec.DEFAULT_WORKSPACE_MB)) << 20
-        self.cache_dir = Path(options.get("cache_dir") or ec.default_cache_dir())
+        self.cache_dir = Path(options.get("cache_dir") or ec.engine_cache_dir_for(model_path))
         self.warmup_runs = int(options.get("warmup_runs", DEFAULT_WARMUP_RUNS))
         self.engine_path: Path | None = None
         self.built = False
