@@ -1,0 +1,135 @@
+"""MANO layer on a synthetic model file with MANO's structure, pickled with fake chumpy objects."""
+
+from __future__ import annotations
+
+import pickle
+import sys
+import types
+
+import numpy as np
+import pytest
+import scipy.sparse
+
+from hand_recon_ros.models import hand_kinematics as hk
+from hand_recon_ros.models import mano_layer
+from hand_recon_ros.models.inverse_kinematics import mano_from_joints, mano_pose_from_joints
+from hand_recon_ros.models.mano_loader import FINGERTIP_VERTICES, MANOLoadError, load_mano_file, load_mano_models
+
+PARENTS = [-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14]
+
+
+def _synthetic_arrays(rng: np.random.Generator) -> dict:
+    """Arrays shaped like MANO's: joints regressed from vertex clusters placed on a rest hand skeleton."""
+    ours = hk.rest_joints()
+    mano_rest = ours[[mano_layer.MANO_TO_OURS.index(m) for m in range(16)]]
+    tips = ours[[4, 8, 12, 16, 20]]
+    v = np.zeros((778, 3))
+    weights = np.zeros((778, 16))
+    j_reg = np.zeros((16, 778))
+    owner = np.arange(778) % 16
+    dip_of_tip = [15, 3, 6, 12, 9]  # thumb, index, middle, ring, pinky DIP joints
+    for j in range(16):
+        idx = np.flatnonzero(owner == j)
+        idx = idx[~np.isin(idx, FINGERTIP_VERTICES)]
+        offsets = rng.normal(0, 0.006, (len(idx) // 2, 3))
+        half = len(offsets)
+        v[idx[:half]] = mano_rest[j] + offsets
+        v[idx[half:2 * half]] = mano_rest[j] - offsets
+        v[idx[2 * half:]] = mano_rest[j]
+        j_reg[j, idx] = 1.0 / len(idx)
+        weights[idx, j] = 0.8
+        weights[idx, max(PARENTS[j], 0)] += 0.2
+    for tip, vid, dip in zip(tips, FINGERTIP_VERTICES, dip_of_tip):
+        v[vid] = tip
+        weights[vid] = 0.0
+        weights[vid, dip] = 1.0
+    return {
+        "v_template": v, "f": rng.integers(0, 778, (1538, 3)).astype(np.uint32), "weights": weights,
+        "J_regressor": scipy.sparse.csc_matrix(j_reg),
+        "posedirs": rng.normal(0, 1e-5, (778, 3, 135)), "shapedirs_x": rng.normal(0, 1e-3, (778, 3, 10)),
+        "kintree_table": np.array([[4294967295] + PARENTS[1:], list(range(16))], dtype=np.int64),
+        "hands_components": np.linalg.qr(rng.normal(size=(45, 45)))[0], "hands_mean": rng.normal(0, 0.1, 45),
+        "bs_style": "lbs", "bs_type": "lrotmin",
+    }
+
+
+def _write_with_fake_chumpy(path, arrays: dict) -> None:
+    """Pickle like the MANO release: shapedirs as a chumpy.ch.Ch object holding its array in 'x'."""
+    chumpy = types.ModuleType("chumpy")
+    ch_module = types.ModuleType("chumpy.ch")
+
+    class Ch:
+        pass
+
+    Ch.__module__, Ch.__qualname__ = "chumpy.ch", "Ch"
+    ch_module.Ch = Ch
+    sys.modules["chumpy"], sys.modules["chumpy.ch"] = chumpy, ch_module
+    try:
+        data = dict(arrays)
+        shapedirs = Ch()
+        shapedirs.__dict__.update({"x": data.pop("shapedirs_x"), "_dirty_vars": set()})
+        data["shapedirs"] = shapedirs
+        with open(path, "wb") as stream:
+            pickle.dump(data, stream, protocol=2)
+    finally:
+        del sys.modules["chumpy"], sys.modules["chumpy.ch"]
+
+
+@pytest.fixture(scope="module")
+def mano_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mano")
+    rng = np.random.default_rng(0)
+    right = _synthetic_arrays(rng)
+    _write_with_fake_chumpy(folder / "MANO_RIGHT.pkl", right)
+    left = dict(right)
+    left["v_template"] = right["v_template"] * [-1, 1, 1]
+    _write_with_fake_chumpy(folder / "MANO_LEFT.pkl", left)  # same shapedirs x sign: the released bug
+    return folder
+
+
+def test_loads_without_chumpy(mano_dir):
+    models = load_mano_models(mano_dir)
+    assert "chumpy" not in sys.modules
+    right = models["right"]
+    assert right.v_template.shape == (778, 3) and right.faces.shape == (1538, 3)
+    assert right.shapedirs.shape == (778, 3, 10) and right.posedirs.shape == (778, 3, 135)
+    assert list(right.parents) == PARENTS
+    np.testing.assert_allclose(models["left"].shapedirs[:, 0], -right.shapedirs[:, 0])  # left-hand fix
+    np.testing.assert_allclose(models["left"].shapedirs[:, 1:], right.shapedirs[:, 1:])
+
+
+def test_zero_pose_gives_rest_shape(mano_dir):
+    model = load_mano_file(mano_dir / "MANO_RIGHT.pkl", "right")
+    out = mano_layer.forward(model, np.zeros(48))
+    np.testing.assert_allclose(out.vertices, model.v_template, atol=1e-12)
+    np.testing.assert_allclose(out.joints, hk.rest_joints(), atol=1e-9)
+    betas = np.ones(10)
+    shaped = mano_layer.forward(model, np.zeros(48), betas)
+    np.testing.assert_allclose(shaped.vertices - model.v_template, np.einsum("vck,k->vc", model.shapedirs, betas))
+
+
+def test_ik_then_fk_reproduces_joints_within_2mm(mano_dir):
+    model = load_mano_file(mano_dir / "MANO_RIGHT.pkl", "right")
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        pose = rng.normal(0, 0.3, 48)
+        target = mano_layer.forward(model, pose).joints + rng.normal(0, 0.1, 3)
+        recovered = mano_layer.forward(model, mano_pose_from_joints(model, target)).joints
+        recovered += target[0] - recovered[0]
+        assert np.abs(recovered - target).max() < 0.002
+    _, betas, vertices = mano_from_joints(model, target)
+    assert vertices.shape == (778, 3) and betas.shape == (10,)
+    np.testing.assert_allclose(vertices[FINGERTIP_VERTICES[1]], target[8], atol=0.002)
+
+
+def test_bad_files_named(tmp_path, mano_dir):
+    with pytest.raises(MANOLoadError, match="no MANO_RIGHT.pkl or MANO_LEFT.pkl"):
+        load_mano_models(tmp_path)
+    broken = tmp_path / "MANO_RIGHT.pkl"
+    with open(broken, "wb") as stream:
+        pickle.dump({"v_template": np.zeros((10, 3))}, stream)
+    with pytest.raises(MANOLoadError, match="missing 'kintree_table'"):
+        load_mano_file(broken, "right")
+    model = load_mano_file(mano_dir / "MANO_RIGHT.pkl", "right")
+    with pytest.raises(mano_layer.MANOInputError, match="pose must be finite"):
+        mano_layer.forward(model, np.zeros(45))
