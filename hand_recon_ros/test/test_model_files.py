@@ -138,7 +138,9 @@ def test_convert_builds_keyed_onnx_and_rebuilds_on_new_exporter(
     assert again.palm_onnx != paths.palm_onnx and again.palm_onnx.is_file()
 
 
-def test_cli_fetch_quiet_and_info(tmp_path: Path, cached_tflite: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
+def test_cli_fetch_quiet_and_info(
+    tmp_path: Path, cached_tflite: dict[str, Path], capsys: pytest.CaptureFixture
+) -> None:
     cache = tmp_path / "cache"
     _seed_cache(cache, cached_tflite)
     assert cli_main(["models", "fetch", "--variant", "all", "--no-convert", "--quiet", "--cache-dir", str(cache)]) == 0
