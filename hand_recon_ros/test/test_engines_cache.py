@@ -20,6 +20,7 @@ from hand_recon_ros.engines.tensorrt_backend import (
     calibration_digest,
     calibration_files,
     load_calibration_images,
+    oversized_batch,
 )
 
 
@@ -230,6 +231,21 @@ def test_profile_rejects_bad_batches(tmp_path):
         ec.compute_profiles(inputs, max_batch=0)
     with pytest.raises(BackendError, match=r"opt_batch must be in 1..max_batch \(2\), got 3"):
         ec.compute_profiles(inputs, max_batch=2, opt_batch=3)
+
+
+def test_batch_fit_against_engine_profile():
+    profile = {"image": ((1, 224, 224, 3), (2, 224, 224, 3), (2, 224, 224, 3))}
+    assert oversized_batch("m", {"image": (2, 224, 224, 3)}, profile) is None
+    assert oversized_batch("m", {"image": (5, 224, 224, 3)}, profile) == 5  # run in chunks of 2
+    with pytest.raises(BackendError, match=r"m: input 'image' has shape \(1, 225, 224, 3\), outside the engine "
+                                           r"profile \(1, 224, 224, 3\)..\(2, 224, 224, 3\)"):
+        oversized_batch("m", {"image": (1, 225, 224, 3)}, profile)
+    fixed = {"image": ((1, 192, 192, 3),) * 3}
+    with pytest.raises(BackendError, match="outside the engine profile"):  # a fixed batch is never chunked
+        oversized_batch("m", {"image": (2, 192, 192, 3)}, fixed)
+    two = {"a": ((1, 4), (2, 4), (2, 4)), "b": ((1, 4), (2, 4), (2, 4))}
+    with pytest.raises(BackendError, match=r"inputs disagree on the batch size \(\[1, 3\]\)"):
+        oversized_batch("m", {"a": (3, 4), "b": (1, 4)}, two)
 
 
 def test_profile_strings_for_ort_tensorrt():

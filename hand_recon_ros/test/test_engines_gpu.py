@@ -129,12 +129,13 @@ def test_gpu_tensorrt_rebuilds_foreign_or_corrupt_engine(conv_onnx, tmp_path):
 
 
 @needs_trt
-def test_gpu_tensorrt_batch_outside_profile_is_an_error(conv_onnx, tmp_path):
-    from hand_recon_ros.engines.base import BackendError
-
+def test_gpu_tensorrt_batch_beyond_profile_runs_in_chunks(conv_onnx, tmp_path, caplog):
     backend = create_backend("tensorrt", conv_onnx, max_batch=2, cache_dir=str(tmp_path)).load()
-    with pytest.raises(BackendError, match=r"input 'image' has shape \(3, 8, 8, 3\), outside the engine profile"):
-        backend.run({"image": _x(3)})
+    with caplog.at_level(logging.WARNING):
+        for _ in range(2):
+            out = backend.run({"image": _x(5)})
+    np.testing.assert_allclose(out["out"], _cpu_reference(conv_onnx, _x(5))["out"], atol=FP16_ATOL)
+    assert caplog.text.count("batch 5 exceeds the engine's max_batch 2; running it in chunks") == 1
 
 
 @needs_trt

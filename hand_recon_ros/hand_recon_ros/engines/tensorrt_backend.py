@@ -101,6 +101,24 @@ def load_calibration_images(files: list[Path], input_shape: tuple[int, ...]) -> 
     return np.ascontiguousarray(np.stack(batch))
 
 
+def oversized_batch(label: str, shapes: dict[str, tuple[int, ...]], profile: ec.ProfileShapes) -> int | None:
+    """None when every input shape fits the engine profile; the batch when only a dynamic axis 0 is too large
+    (the backend then runs it in chunks); a BackendError naming the input for any other misfit."""
+    oversized = None
+    for name, shape in shapes.items():
+        lo, _, hi = profile[name]
+        bad_axes = [i for i, (a, low, high) in enumerate(zip(shape, lo, hi)) if a < low or a > high]
+        if bad_axes == [0] and shape[0] > hi[0] and lo[0] != hi[0]:
+            oversized = shape[0]
+        elif bad_axes:
+            raise BackendError(f"{label}: input '{name}' has shape {tuple(shape)}, outside the engine profile "
+                               f"{lo}..{hi}")
+    batches = {shape[0] for shape in shapes.values() if shape}
+    if oversized is not None and len(batches) != 1:
+        raise BackendError(f"{label}: inputs disagree on the batch size ({sorted(batches)}); cannot run in chunks")
+    return oversized
+
+
 def _make_trt_logger(trt: Any) -> Any:
     """A ``trt.ILogger`` that forwards TensorRT's messages to Python logging."""
     levels = {
@@ -186,6 +204,7 @@ class TensorRTBackend(Backend):
         self._buffers: DeviceBuffers | None = None
         self._profile: ec.ProfileShapes = {}
         self._output_list: list[TensorSpec] = []
+        self._chunk_warned = False
         self._lock = threading.Lock()
         self._gpu = ("", "")
 
@@ -350,14 +369,18 @@ class TensorRTBackend(Backend):
                 self._buffers.pop()
 
     def _run_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        for name, array in feeds.items():
-            lo, _, hi = self._profile[name]
-            if any(a < low or a > high for a, low, high in zip(array.shape, lo, hi)):
-                raise BackendError(
-                    f"{self.name}: {self.model_path.name}: input '{name}' has shape {array.shape}, outside the "
-                    f"engine profile {lo}..{hi} (rebuild with a larger max_batch)"
-                )
-        return self._execute(feeds)
+        label = f"{self.name}: {self.model_path.name}"
+        batch = oversized_batch(label, {k: v.shape for k, v in feeds.items()}, self._profile)
+        if batch is None:
+            return self._execute(feeds)
+        # More hands than the engine's profile: run in chunks of max_batch (rows are independent), warn once.
+        step = min(self._profile[name][2][0] for name in feeds)
+        if not self._chunk_warned:
+            self._chunk_warned = True
+            _LOG.warning("%s: %s: batch %d exceeds the engine's max_batch %d; running it in chunks (rebuild with "
+                         "max_batch >= %d to run it in one call)", self.name, self.model_path.name, batch, step, batch)
+        parts = [self._execute({k: v[i : i + step] for k, v in feeds.items()}) for i in range(0, batch, step)]
+        return {name: np.concatenate([p[name] for p in parts], axis=0) for name in parts[0]}
 
     def _close_impl(self) -> None:
         if self._buffers is not None:
