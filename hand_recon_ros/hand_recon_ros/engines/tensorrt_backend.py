@@ -234,19 +234,27 @@ class TensorRTBackend(Backend):
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, self.workspace_bytes)
         if self.precision in ("fp16", "int8"):
             config.set_flag(trt.BuilderFlag.FP16)
+        # Shapes go only on inputs the parsed network leaves dynamic (-1); static inputs need no profile.
         profile = builder.create_optimization_profile()
-        for name, (lo, opt, hi) in profiles.items():
-            profile.set_shape(name, lo, opt, hi)
-        config.add_optimization_profile(profile)
+        dynamic = [network.get_input(i).name for i in range(network.num_inputs)
+                   if any(d < 0 for d in network.get_input(i).shape)]
+        for name in dynamic:
+            profile.set_shape(name, *profiles[name])
+        if dynamic:
+            config.add_optimization_profile(profile)
         if self.precision == "int8":
             assert self._buffers is not None
+            if len(profiles) != 1:
+                raise BackendError(f"{self.name}: INT8 calibration feeds one image input; {self.model_path.name} "
+                                   f"has {sorted(profiles)}")
             first = next(iter(profiles))
             opt_shape = profiles[first][1]
             images = load_calibration_images(calib_files, tuple(opt_shape[1:]))
             calib_cache = self.cache_dir / f"{self.model_path.stem}.{key.calibration_sha256[:16]}.calib"
             config.set_flag(trt.BuilderFlag.INT8)
             config.int8_calibrator = _make_calibrator(trt, images, opt_shape[0], self._buffers, calib_cache)
-            config.set_calibration_profile(profile)
+            if dynamic:
+                config.set_calibration_profile(profile)
         timing_path = ec.timing_cache_path_for(self.cache_dir, key)
         timing_bytes = timing_path.read_bytes() if timing_path.is_file() else b""
         timing_cache = config.create_timing_cache(timing_bytes)
@@ -324,7 +332,10 @@ class TensorRTBackend(Backend):
             dtype = ec.numpy_dtype_for_trt(engine.get_tensor_dtype(name).name)
             shape = tuple(None if d < 0 else int(d) for d in engine.get_tensor_shape(name))
             if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
-                lo, opt, hi = (tuple(int(d) for d in s) for s in engine.get_tensor_profile_shape(name, 0))
+                if None in shape:
+                    lo, opt, hi = (tuple(int(d) for d in s) for s in engine.get_tensor_profile_shape(name, 0))
+                else:
+                    lo = opt = hi = tuple(int(d) for d in shape)
                 self._profile[name] = (lo, opt, hi)
                 self._context.set_input_shape(name, hi)
                 self._buffers.allocate(name, hi, dtype)
