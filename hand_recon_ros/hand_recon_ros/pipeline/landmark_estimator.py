@@ -61,7 +61,9 @@ class LandmarkEstimator:
             self._crops = np.zeros((n, LANDMARK_INPUT_SIZE_PX, LANDMARK_INPUT_SIZE_PX, 3), np.uint8)
         for i, roi in enumerate(rois):
             crop_roi(image_rgb, roi, LANDMARK_INPUT_SIZE_PX, out=self._crops[i])
-        return self._crops[:n].astype(np.float32) * np.float32(PIXEL_SCALE)
+        batch = np.empty(self._crops[:n].shape, np.float32)
+        np.multiply(self._crops[:n], np.float32(PIXEL_SCALE), out=batch, casting="unsafe")
+        return batch
 
     def _infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         if self.fixed_batch is None:

@@ -32,11 +32,9 @@ class PalmDetector:
     def preprocess(self, image_rgb: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """Letterboxed network input (1, 192, 192, 3) float32 in [0, 1] (zero border) and the fit used."""
         height, width = image_rgb.shape[:2]
-        box = Letterbox.for_image(width, height, PALM_INPUT_SIZE_PX)
-        new_w = max(1, round(width * box.scale))
-        new_h = max(1, round(height * box.scale))
-        box = Letterbox(box.scale, (PALM_INPUT_SIZE_PX - new_w) / 2.0, (PALM_INPUT_SIZE_PX - new_h) / 2.0)
-        x0, y0 = int(box.pad_x_px), int(box.pad_y_px)
+        scale = PALM_INPUT_SIZE_PX / max(width, height)
+        new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+        x0, y0 = (PALM_INPUT_SIZE_PX - new_w) // 2, (PALM_INPUT_SIZE_PX - new_h) // 2
         box = Letterbox(new_w / width, float(x0), float(y0))  # exact scale/offset of the pasted pixels
         self._canvas[:] = 0
         self._canvas[y0:y0 + new_h, x0:x0 + new_w] = cv2.resize(image_rgb, (new_w, new_h),
