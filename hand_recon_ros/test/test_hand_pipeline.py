@@ -265,3 +265,35 @@ def test_config_validation_names_the_field(field, value):
     with pytest.raises(ConfigError, match=field):
         PipelineConfig(**{field: value}).validate()
     PipelineConfig().validate()
+
+
+def test_tracking_follows_moving_rotating_hands(fresh, woman):
+    """Video mode on a moving, turning camera view: tracked landmarks match a fresh detection on every frame."""
+    height, width = woman.shape[:2]
+    frames = []
+    for i in range(12):
+        matrix = cv2.getRotationMatrix2D((width / 2, height / 2), 4.0 * i, 1.0)
+        matrix[:, 2] += (6.0 * i, -4.0 * i)
+        frames.append(cv2.warpAffine(woman, matrix, (width, height), borderMode=cv2.BORDER_CONSTANT))
+    fresh.update(mode="image")
+    reference = [{h.side: h.detection.keypoints_2d for h in fresh.process(f).hands} for f in frames]
+    fresh.update(mode="video")
+    calls = {"palm": 0}
+    palm_detect = fresh.palm.detect
+
+    def counting_detect(*args, **kwargs):
+        calls["palm"] += 1
+        return palm_detect(*args, **kwargs)
+
+    fresh.palm.detect = counting_detect
+    try:
+        tracked = [fresh.process(f) for f in frames]
+    finally:
+        del fresh.palm.detect
+    assert calls["palm"] == 1
+    ids = {h.side: h.detection.track_id for h in tracked[0].hands}
+    for ref, result in zip(reference, tracked):
+        assert {h.side: h.detection.track_id for h in result.hands} == ids
+        for hand in result.hands:
+            error = np.linalg.norm(hand.detection.keypoints_2d - ref[hand.side], axis=1).mean()
+            assert error < 6.0, f"tracked {hand.side} hand is {error:.1f} px from a fresh detection"
