@@ -157,3 +157,29 @@ def test_demo_script_says_what_to_pass():
                           timeout=60)
     assert proc.returncode == 2
     assert "make demo INPUT=" in proc.stderr
+
+
+def test_rosbag_input_is_tracked(model_paths, woman_small, tmp_path):
+    rosbag2 = pytest.importorskip("rosbags.rosbag2")
+    typesys = pytest.importorskip("rosbags.typesys")
+    pytest.importorskip("hand_recon_ros.io.bag_reader")
+    store = typesys.get_typestore(typesys.Stores.ROS2_HUMBLE)
+    compressed = store.types["sensor_msgs/msg/CompressedImage"]
+    header, stamp = store.types["std_msgs/msg/Header"], store.types["builtin_interfaces/msg/Time"]
+    bag = tmp_path / "bag"
+    ok, jpeg = cv2.imencode(".jpg", cv2.imread(str(woman_small)))
+    assert ok
+    with rosbag2.Writer(bag, version=8, storage_plugin=rosbag2.StoragePlugin.MCAP) as writer:
+        conn = writer.add_connection("/cam/image/compressed", compressed.__msgtype__, typestore=store)
+        for i in range(3):
+            msg = compressed(header=header(stamp=stamp(sec=50, nanosec=i * 100_000_000), frame_id="cam"),
+                             format="jpeg", data=np.frombuffer(jpeg.tobytes(), np.uint8))
+            writer.write(conn, (10 + i) * 10**9, store.serialize_cdr(msg, compressed.__msgtype__))
+    out = tmp_path / "bag.jsonl"
+    assert _run(["run", str(bag), "-o", str(out), "--quiet"]) == 0
+    records = _records(out)
+    assert [r["frame"] for r in records] == [0, 1, 2]
+    assert all(sorted(h["side"] for h in r["hands"]) == ["left", "right"] for r in records)
+    assert len({h["track_id"] for r in records for h in r["hands"]}) == 2  # tracked: the same two ids throughout
+    assert _run(["run", str(bag), "-o", str(out), "--quiet", "--topic", "/nope"]) == 1
+    assert "/nope" in _records(out)[0]["error"]
