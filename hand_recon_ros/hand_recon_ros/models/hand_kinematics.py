@@ -70,6 +70,13 @@ _PALM_DIRECTIONS = np.array(
 PALM_DIRECTIONS: np.ndarray = _PALM_DIRECTIONS / np.linalg.norm(_PALM_DIRECTIONS, axis=1, keepdims=True)
 
 
+# How strongly each chain (thumb, index, middle, ring, pinky) turns about the palm normal per radian of palm
+# spread (positive spread fans the fingers apart: radial chains towards +x, ulnar ones towards −x).
+PALM_SPREAD_FACTORS = np.array([-1.0, -1.0, 0.0, 1.0, 2.0])
+# Allowed palm spread, radians (a flat hand's metacarpal fan varies by about ±10° between people and poses).
+PALM_SPREAD_LIMITS_RAD = (-0.2, 0.2)
+
+
 def _frame_from_y_z(y: np.ndarray, z_hint: np.ndarray) -> np.ndarray:
     """Right-handed rotation whose columns are x, y, z with y given and z closest to ``z_hint``."""
     y = y / np.linalg.norm(y)
@@ -145,21 +152,40 @@ def joint_rotations(angles: np.ndarray) -> np.ndarray:
     )
 
 
-def forward_kinematics(angles: np.ndarray, bone_lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def spread_rotations(palm_spread: np.ndarray) -> np.ndarray:
+    """Per-chain rotations (..., 5, 3, 3) about the palm normal fanning the palm by ``palm_spread`` (...,) rad."""
+    angle = np.asarray(palm_spread, dtype=np.float64)[..., None] * PALM_SPREAD_FACTORS
+    c, s = np.cos(angle), np.sin(angle)
+    zeros, ones = np.zeros_like(c), np.ones_like(c)
+    return np.stack([np.stack([c, -s, zeros], -1), np.stack([s, c, zeros], -1), np.stack([zeros, zeros, ones], -1)],
+                    axis=-2)
+
+
+def forward_kinematics(angles: np.ndarray, bone_lengths: np.ndarray, palm_directions: np.ndarray | None = None,
+                       palm_spread: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Right-hand joints and bone frames in the hand frame.
 
-    angles: (..., 5, 3, 2) radians; bone_lengths: (..., 20) metres, broadcastable to angles' batch.
+    angles: (..., 5, 3, 2) radians; bone_lengths: (..., 20) metres, broadcastable to angles' batch;
+    palm_directions: (..., 5, 3) unit wrist→base-joint directions of a personalised palm (default the template);
+    palm_spread: (...,) radians, fans the chains apart about the palm normal (PALM_SPREAD_FACTORS per chain).
     Returns joints (..., 21, 3) metres (wrist at the origin) and frames (..., 5, 3, 3, 3): the rotation of
     each chain's three articulated bones (columns x, y, z; +y along the bone).
     """
     local = joint_rotations(angles)  # (..., 5, 3, 3, 3)
-    g0 = CHAIN_BASE_FRAMES @ local[..., 0, :, :]
+    palm = PALM_DIRECTIONS if palm_directions is None else palm_directions
+    base_frames = CHAIN_BASE_FRAMES
+    if palm_spread is not None:
+        fan = spread_rotations(palm_spread)
+        palm = np.einsum("...ij,...j->...i", fan, palm)
+        base_frames = fan @ CHAIN_BASE_FRAMES
+    g0 = base_frames @ local[..., 0, :, :]
     g1 = g0 @ local[..., 1, :, :]
     g2 = g1 @ local[..., 2, :, :]
     frames = np.stack([g0, g1, g2], axis=-3)
     lengths = np.asarray(bone_lengths, dtype=np.float64).reshape(*np.shape(bone_lengths)[:-1], NUM_CHAINS, 4)
     batch = np.broadcast_shapes(angles.shape[:-3], lengths.shape[:-2])
-    base = np.broadcast_to(PALM_DIRECTIONS * lengths[..., :1], (*batch, NUM_CHAINS, 3))
+    batch = np.broadcast_shapes(batch, np.shape(palm)[:-2])
+    base = np.broadcast_to(palm * lengths[..., :1], (*batch, NUM_CHAINS, 3))
     steps = np.broadcast_to(frames[..., :, 1] * lengths[..., 1:, None], (*batch, NUM_CHAINS, 3, 3))
     chain_points = np.concatenate([base[..., None, :], steps], axis=-2).cumsum(axis=-2)  # (..., 5, 4, 3)
     chain_points = np.broadcast_to(chain_points, (*batch, NUM_CHAINS, 4, 3))
@@ -178,6 +204,17 @@ def side_mirror(side: str) -> np.ndarray:
     if side not in ("left", "right"):
         raise KinematicsError(f"side must be 'left' or 'right', got {side!r}")
     return MIRROR_X if side == "left" else np.eye(3)
+
+
+def personal_palm(joints_hand: np.ndarray, weight: float) -> np.ndarray:
+    """Palm directions (..., 5, 3): the template turned ``weight`` of the way to those of joints (..., 21, 3).
+
+    ``joints_hand`` are right-hand joints in the hand frame (wrist at the origin); weight 0 keeps the template.
+    """
+    bases = np.asarray(joints_hand, dtype=np.float64)[..., [f[0] for f in FINGERS], :]
+    observed = bases / np.maximum(np.linalg.norm(bases, axis=-1, keepdims=True), 1e-9)
+    mixed = (1.0 - weight) * PALM_DIRECTIONS + weight * observed
+    return mixed / np.maximum(np.linalg.norm(mixed, axis=-1, keepdims=True), 1e-9)
 
 
 def bone_lengths_of(joints: np.ndarray) -> np.ndarray:

@@ -160,13 +160,15 @@ def skinning_weights() -> tuple[np.ndarray, np.ndarray]:
     return bones, weights
 
 
-def pose_hand_frame(angles: np.ndarray, bone_lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Right-hand mesh posed by joint angles (5, 3, 2), hand frame: vertices (V, 3) and faces (F, 3)."""
+def pose_hand_frame(angles: np.ndarray, bone_lengths: np.ndarray, palm_spread: float = 0.0
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Right-hand mesh posed by joint angles (5, 3, 2) and palm spread (rad), hand frame: vertices, faces."""
     lengths = np.asarray(bone_lengths, dtype=np.float64)
     vertices, faces = rest_mesh(lengths)
     bones, weights = skinning_weights()
     rest = hk.rest_joints(lengths)
-    joints, frames = hk.forward_kinematics(np.asarray(angles, dtype=np.float64), lengths)
+    joints, frames = hk.forward_kinematics(np.asarray(angles, dtype=np.float64), lengths, None,
+                                           np.float64(palm_spread))
     rot = np.empty((NUM_SKIN_BONES, 3, 3))
     offset = np.empty((NUM_SKIN_BONES, 3))
     rot[0], offset[0] = np.eye(3), 0.0
@@ -179,11 +181,10 @@ def pose_hand_frame(angles: np.ndarray, bone_lengths: np.ndarray) -> tuple[np.nd
     return np.einsum("vk,vki->vi", weights, posed), faces
 
 
-def posed_mesh(
-    rotation: np.ndarray, translation: np.ndarray, angles: np.ndarray, bone_lengths: np.ndarray, side: str
-) -> tuple[np.ndarray, np.ndarray]:
+def posed_mesh(rotation: np.ndarray, translation: np.ndarray, angles: np.ndarray, bone_lengths: np.ndarray,
+               side: str, palm_spread: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Mesh of a ``side`` hand in the camera frame: vertices (V, 3) metres float64, faces (F, 3) int32."""
-    vertices, faces = pose_hand_frame(angles, bone_lengths)
+    vertices, faces = pose_hand_frame(angles, bone_lengths, palm_spread)
     if side == "left":  # mirror the right hand; flip the winding so normals stay outward
         vertices = vertices @ hk.MIRROR_X
         faces = faces[:, ::-1]

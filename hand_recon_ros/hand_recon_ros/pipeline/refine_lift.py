@@ -191,5 +191,6 @@ class RefinementLifter:
             return
         from hand_recon_ros.models.open_hand_mesh import posed_mesh
 
-        vertices, faces = posed_mesh(fit.rotation, fit.translation, fit.angles, obs.bone_lengths, result.side)
+        vertices, faces = posed_mesh(fit.rotation, fit.translation, fit.angles, obs.bone_lengths, result.side,
+                                     fit.palm_spread)
         result.mesh = HandMesh(vertices.astype(np.float32), faces.astype(np.int32))

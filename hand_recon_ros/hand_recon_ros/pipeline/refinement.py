@@ -29,14 +29,18 @@ from hand_recon_ros.pipeline.camera import pixel_rays, ray_alignment
 from hand_recon_ros.pipeline.types import CameraIntrinsics
 from hand_recon_ros.skeleton import BONES, NUM_JOINTS
 
-NUM_PARAMS = 6 + len(hk.ACTIVE_ANGLES)  # rotation increment (3), wrist translation (3), joint angles
+SPREAD = 6  # parameter index of the palm spread
+ANGLES = 7  # first parameter index of the joint angles
+NUM_PARAMS = ANGLES + len(hk.ACTIVE_ANGLES)  # rotation increment (3), wrist translation (3), spread, angles
 # Forward-difference steps: radians for rotations and angles, metres for the translation.
 JACOBIAN_STEP_RAD = 1e-4
 JACOBIAN_STEP_M = 1e-5
 # Noise scales that weight the residual terms (metres unless stated).
 REPROJECTION_SIGMA_M = 0.003  # 2D keypoint noise expressed at the hand's depth
-WORLD_PRIOR_SIGMA_M = 0.012  # error of the network's root-relative world landmarks
+WORLD_PRIOR_SIGMA_M = 0.04  # error of the network's root-relative world landmarks (~30 mm on real photos)
+PALM_ADAPT_WEIGHT = 0.0  # how far the palm's shape follows the world landmarks (0: adult template)
 ANGLE_PRIOR_SIGMA_RAD = 0.6  # weak pull towards the angles read from the world landmarks
+SPREAD_PRIOR_SIGMA_RAD = 0.1  # palm spread stays near the adult template
 ANCHOR_SIGMA_M = 0.004  # how far the 3D step may move joints away from the 2D step's result
 PENETRATION_SIGMA_M = 0.0005  # penetration is nearly a hard constraint
 HUBER_PX = 3.0  # reprojection errors above this (pixels) are down-weighted (IRLS)
@@ -95,6 +99,7 @@ class HandFit:
     rotation: np.ndarray
     translation: np.ndarray
     angles: np.ndarray
+    palm_spread: float
     residual_px: np.ndarray
     initial_residual_px: np.ndarray
 
@@ -163,6 +168,13 @@ class _Batch:
         world = np.einsum("bij,bnj->bni", align, world)
         scale = self.lengths.sum(-1) / np.maximum(hk.bone_lengths_of(world).sum(-1), 1e-9)
         self.world = world * scale[:, None, None]
+        # Personalised palm: the world landmarks' wrist→base-joint directions, in each hand's own frame.
+        self.palm = np.broadcast_to(hk.PALM_DIRECTIONS, (len(observations), hk.NUM_CHAINS, 3)).copy()
+        self.rotations = np.empty((len(observations), 3, 3))
+        for i, (w, side) in enumerate(zip(self.world, self.sides)):
+            self.rotations[i] = hk.hand_frame_rotation(w, side, self.lengths[i])
+            local = (w - w[0]) @ self.rotations[i] @ self.mirror[i]
+            self.palm[i] = hk.personal_palm(local, PALM_ADAPT_WEIGHT)
         self.previous = [None if o.previous is None else np.asarray(o.previous, dtype=np.float64)
                          for o in observations]
 
@@ -181,7 +193,8 @@ def _full_angles(active: np.ndarray) -> np.ndarray:
 
 def _joints(batch: _Batch, r_ref: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Camera-frame joints (B, K, 21, 3) for parameters x (B, K, NUM_PARAMS) around reference rotations (B, 3, 3)."""
-    local, _ = hk.forward_kinematics(_full_angles(x[..., 6:]), batch.lengths[:, None])
+    local, _ = hk.forward_kinematics(_full_angles(x[..., ANGLES:]), batch.lengths[:, None], batch.palm[:, None],
+                                     x[..., SPREAD])
     local = local @ batch.mirror[:, None]
     rotation = r_ref[:, None] @ _rotations(x[..., :3])
     return np.einsum("bkij,bknj->bkni", rotation, local) + x[..., None, 3:6]
@@ -197,7 +210,8 @@ def _project(batch: _Batch, joints: np.ndarray) -> np.ndarray:
 def _clip(x: np.ndarray) -> np.ndarray:
     """Parameters with the joint angles clamped into their anatomical limits (in place) and depth kept sane."""
     limits = hk.JOINT_LIMITS_RAD.reshape(-1, 2)[hk.ACTIVE_ANGLES]
-    x[..., 6:] = np.clip(x[..., 6:], limits[:, 0], limits[:, 1])
+    x[..., ANGLES:] = np.clip(x[..., ANGLES:], limits[:, 0], limits[:, 1])
+    x[..., SPREAD] = np.clip(x[..., SPREAD], *hk.PALM_SPREAD_LIMITS_RAD)
     x[..., 5] = np.clip(x[..., 5], MIN_DEPTH_M, MAX_DEPTH_M)
     return x
 
@@ -248,14 +262,13 @@ def initialise(observations: list[HandObservation], intrinsics: CameraIntrinsics
     for i, obs in enumerate(observations):
         _check_observation(i, obs)
     batch = _Batch(observations, intrinsics)
-    rotations, angles = [], []
-    for world, side in zip(batch.world, batch.sides):
-        rotation, pose = hk.fit_pose(world, side)
-        rotations.append(rotation)
-        angles.append(hk.clip_to_limits(pose))
-    r_ref = np.stack(rotations)
+    angles = []
+    for i, world in enumerate(batch.world):
+        local = (world - world[0]) @ batch.rotations[i] @ batch.mirror[i]
+        angles.append(hk.clip_to_limits(hk.inverse_kinematics(local)))
+    r_ref = batch.rotations.copy()
     x = np.zeros((len(observations), NUM_PARAMS))
-    x[:, 6:] = np.stack(angles).reshape(len(observations), -1)[:, hk.ACTIVE_ANGLES]
+    x[:, ANGLES:] = np.stack(angles).reshape(len(observations), -1)[:, hk.ACTIVE_ANGLES]
     local = _joints(batch, r_ref, x[:, None])[:, 0]  # translation still zero: root-relative camera-frame joints
     x[:, 3:6] = _initial_translation(batch, local)
     return batch, x, r_ref
@@ -269,9 +282,11 @@ def _residual_2d(batch: _Batch, r_ref: np.ndarray, probes: np.ndarray, *, irls: 
     reproj = (_project(batch, joints) - batch.uv[:, None]) * px_to_m * irls[:, None, :, None]
     rel = joints[..., 1:, :] - joints[..., :1, :]
     world = (rel - batch.world[:, None, 1:]) / WORLD_PRIOR_SIGMA_M
-    angles = (probes[..., 6:] - angle_prior[:, None]) / ANGLE_PRIOR_SIGMA_RAD
+    angles = (probes[..., ANGLES:] - angle_prior[:, None]) / ANGLE_PRIOR_SIGMA_RAD
+    spread = probes[..., SPREAD:ANGLES] / SPREAD_PRIOR_SIGMA_RAD
     b, k = probes.shape[:2]
-    return np.concatenate([reproj.reshape(b, k, -1) / REPROJECTION_SIGMA_M, world.reshape(b, k, -1), angles], -1)
+    return np.concatenate([reproj.reshape(b, k, -1) / REPROJECTION_SIGMA_M, world.reshape(b, k, -1), angles, spread],
+                          -1)
 
 
 def _residual_3d(batch: _Batch, r_ref: np.ndarray, probes: np.ndarray, *, anchor: np.ndarray,
@@ -322,7 +337,7 @@ def refine(observations: list[HandObservation], intrinsics: CameraIntrinsics,
     batch, x, r_ref = initialise(observations, intrinsics)
     joints0 = _joints(batch, r_ref, x[:, None])[:, 0]
     initial_residual = np.linalg.norm(_project(batch, joints0) - batch.uv, axis=-1)
-    angle_prior = x[:, 6:].copy()
+    angle_prior = x[:, ANGLES:].copy()
     residual = initial_residual
     for _ in range(settings.iterations):
         for _ in range(settings.steps_2d):
@@ -344,7 +359,8 @@ def refine(observations: list[HandObservation], intrinsics: CameraIntrinsics,
     for i in range(len(observations)):
         fits.append(HandFit(
             joints=joints[i], initial_joints=joints0[i], rotation=r_ref[i], translation=x[i, 3:6].copy(),
-            angles=_full_angles(x[i, 6:]), residual_px=residual[i], initial_residual_px=initial_residual[i],
+            angles=_full_angles(x[i, ANGLES:]), palm_spread=float(x[i, SPREAD]), residual_px=residual[i],
+            initial_residual_px=initial_residual[i],
         ))
     return fits
 
