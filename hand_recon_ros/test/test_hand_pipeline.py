@@ -61,6 +61,10 @@ def test_woman_photo_two_hands_true_sides(fresh, woman):
         assert hand.joints_3d is not None and np.all(hand.joints_3d[:, 2] > 0.1)
         assert hand.wrist_quaternion is not None and np.linalg.norm(hand.wrist_quaternion) == pytest.approx(1, abs=1e-5)
         assert hand.fit_residual_px < 15.0
+        # both palms face the camera in this photo (a right hand with fingers right and thumb down shows its
+        # palm; so does the left hand reaching out): the palm normal (wrist frame z) points back at the camera
+        z_axis = wrist_frame(hand.joints_3d, hand.side)[:, 2]
+        assert z_axis[2] < -0.5
         # the world landmarks are metres: a hand is 10-25 cm from wrist to middle fingertip along the bones
         span = np.linalg.norm(det.world_landmarks[12] - det.world_landmarks[0])
         assert 0.08 < span < 0.25
@@ -205,7 +209,7 @@ def test_interhand_photos(fresh, interhand_dir, capsys):
 
 def _synthetic_hand(side: str) -> np.ndarray:
     """21 joints (metres) of a flat open hand, palm facing -z (towards a camera looking along +z), fingers -y."""
-    thumb_x = -1.0 if side == "right" else 1.0  # a right hand's thumb is on the viewer's left when palm faces him
+    thumb_x = 1.0 if side == "right" else -1.0  # a right palm facing the viewer has its thumb on the viewer's right
     xs = [thumb_x * 0.04, thumb_x * 0.02, 0.0, -thumb_x * 0.02, -thumb_x * 0.04]
     joints = [(0.0, 0.0, 0.0)]
     for finger, x in enumerate(xs):
@@ -240,8 +244,8 @@ def test_wrist_frame_axes_follow_hand_msg(side):
     assert x_axis[1] < -0.99  # wrist -> middle MCP: up the image
     assert z_axis[2] < -0.95  # palm faces the camera: the palm normal points back at it (-z)
     thumb_dir = joints[1] - joints[0]
-    # y points to the thumb side on a right hand, to the pinky side on a left hand
-    assert (np.dot(y_axis, thumb_dir) > 0) == (side == "right")
+    # right-handed y = z x x: the pinky side on a right hand, the thumb side on a left hand
+    assert (np.dot(y_axis, thumb_dir) > 0) == (side == "left")
     position, quat = wrist_pose(joints, side)
     np.testing.assert_allclose(position, joints[0])
     assert quat.shape == (4,) and np.linalg.norm(quat) == pytest.approx(1.0)

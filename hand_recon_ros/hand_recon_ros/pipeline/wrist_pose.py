@@ -14,6 +14,9 @@ def wrist_frame(joints_3d: np.ndarray, side: str) -> np.ndarray:
     """3x3 rotation (columns x, y, z) of the wrist frame: x wrist→middle MCP, z out of the palm, y = z × x.
 
     joints_3d: (21, 3) any consistent frame/unit (metres, camera optical frame in practice).
+    With z out of the palm on both hands, the right-handed y = z × x points to the pinky side on a right hand
+    and to the thumb side on a left hand (Hand.msg's comment says the opposite; the frame here follows its
+    x and z definitions, which fix y).
     """
     joints = np.asarray(joints_3d, dtype=np.float64)
     if joints.shape != (21, 3) or not np.all(np.isfinite(joints)):
@@ -23,8 +26,8 @@ def wrist_frame(joints_3d: np.ndarray, side: str) -> np.ndarray:
     wrist = joints[WRIST]
     x_axis = joints[MIDDLE_MCP] - wrist
     to_index, to_pinky = joints[INDEX[0]] - wrist, joints[PINKY[0]] - wrist
-    # On a right hand (pinky - wrist) x (index - wrist) points out of the palm; mirrored on a left hand.
-    normal = np.cross(to_pinky, to_index) if side == "right" else np.cross(to_index, to_pinky)
+    # On a right hand (index - wrist) x (pinky - wrist) points out of the palm; mirrored on a left hand.
+    normal = np.cross(to_index, to_pinky) if side == "right" else np.cross(to_pinky, to_index)
     x_len = np.linalg.norm(x_axis)
     if x_len < MIN_AXIS_LENGTH_M:
         raise ValueError("wrist and middle-finger MCP coincide; cannot define the wrist frame")
