@@ -12,7 +12,7 @@ import os
 PARAMETER_ARGUMENTS: tuple[tuple[str, str, str], ...] = (
     ("image_transport", "raw", "raw (sensor_msgs/Image on `image`) or compressed (`image/compressed`)"),
     ("backend", "onnxruntime-cpu", "inference backend"),
-    ("precision", "fp32", "GPU backend precision: fp32, fp16 or int8"),
+    ("precision", "fp16", "TensorRT precision: fp16, fp32 or int8"),
     ("model_variant", "full", "palm/landmark model size: full or lite"),
     ("engine_cache_dir", "", "folder for models and built engines ('' = default cache)"),
     ("mano_dir", "", "folder with the MANO model files ('' = none)"),

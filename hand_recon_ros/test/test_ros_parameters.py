@@ -32,6 +32,7 @@ CONFIG_FILE = Path(__file__).resolve().parents[1] / "config" / "hand_recon.yaml"
         ("precision", "fp8", "got 'fp8'"),
         ("marker_lifetime_s", -1.0, "got -1.0"),
         ("nonexistent", 1, "unknown parameter 'nonexistent'"),
+        ("backend", "tensorflow", "unknown backend 'tensorflow'"),
     ],
 )
 def test_invalid_values_are_refused_with_the_value_named(name: str, value, message: str) -> None:
@@ -98,3 +99,9 @@ def test_node_refuses_invalid_start_up_value() -> None:
     )
     assert done.returncode == 2, done.stderr
     assert "theora" in done.stderr + done.stdout
+
+
+def test_docs_table_lists_every_parameter() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "ros.md").read_text(encoding="utf-8")
+    missing = [spec.name for spec in PARAMETERS if f"| `{spec.name}` |" not in docs]
+    assert not missing, f"docs/ros.md has no row for {missing}"

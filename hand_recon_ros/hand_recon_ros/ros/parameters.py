@@ -34,9 +34,9 @@ class ParamSpec:
 PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("image_transport", "raw", "Subscribe to 'image' (raw) or 'image/compressed' (compressed).",
               choices=("raw", "compressed")),
-    ParamSpec("backend", "onnxruntime-cpu", "Inference backend (see `hand-recon models`): onnxruntime-cpu, "
-              "tensorrt, ...", pipeline_field="backend"),
-    ParamSpec("precision", "fp32", "Inference precision for GPU backends (fp32, fp16, int8).",
+    ParamSpec("backend", "onnxruntime-cpu", "Inference backend: onnxruntime-cpu, tensorrt, onnxruntime-cuda, "
+              "onnxruntime-tensorrt, torch or auto.", pipeline_field="backend"),
+    ParamSpec("precision", "fp16", "TensorRT precision (fp16, fp32, int8); CPU backends ignore it.",
               choices=("fp32", "fp16", "int8"), pipeline_field="precision"),
     ParamSpec("model_variant", "full", "Palm/landmark model size.", choices=("full", "lite"),
               pipeline_field="model_variant"),
@@ -95,6 +95,14 @@ def validate_value(name: str, value: Any) -> Any:
             raise ParameterValueError(f"{name} must be a string, got {value!r}")
         if spec.choices and value not in spec.choices:
             raise ParameterValueError(f"{name} must be one of {', '.join(spec.choices)}, got {value!r}")
+        if name == "backend":
+            from hand_recon_ros.engines.base import BackendError
+            from hand_recon_ros.engines.registry import canonical_backend_name
+
+            try:
+                canonical_backend_name(value)
+            except BackendError as exc:
+                raise ParameterValueError(f"backend: {exc}") from exc
         return value
     if spec.minimum is not None and value < spec.minimum:
         raise ParameterValueError(f"{name} must be >= {spec.minimum}, got {value!r}")
