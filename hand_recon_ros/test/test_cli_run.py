@@ -183,3 +183,17 @@ def test_rosbag_input_is_tracked(model_paths, woman_small, tmp_path):
     assert len({h["track_id"] for r in records for h in r["hands"]}) == 2  # tracked: the same two ids throughout
     assert _run(["run", str(bag), "-o", str(out), "--quiet", "--topic", "/nope"]) == 1
     assert "/nope" in _records(out)[0]["error"]
+
+
+def test_mesh_dir_gets_one_mesh_per_hand(model_paths, woman_small, tmp_path):
+    pytest.importorskip("hand_recon_ros.pipeline.refine_lift")
+    from hand_recon_ros.io.mesh_writer import read_mesh
+
+    meshes = tmp_path / "meshes"
+    out = tmp_path / "m.jsonl"
+    assert _run(["run", str(woman_small), "-o", str(out), "--quiet", "--mesh-dir", str(meshes)]) == 0
+    files = sorted(p.name for p in meshes.iterdir())
+    assert files == ["woman_0_" + _records(out)[0]["hands"][0]["side"] + ".obj",
+                     "woman_1_" + _records(out)[0]["hands"][1]["side"] + ".obj"]
+    mesh = read_mesh(meshes / files[0])
+    assert mesh.vertices.shape[0] > 100 and np.all(mesh.vertices[:, 2] > 0.1)  # metres, in front of the camera

@@ -129,16 +129,14 @@ def _overlay_name(frame: Frame, video: bool) -> str:
 
 
 def write_meshes(mesh_dir: Path, base: str, result: FrameResult) -> int:
-    """Write each hand's mesh as OBJ (vertices in metres, camera frame); returns how many were written."""
+    """Write each hand's mesh as OBJ (metres, camera optical frame); returns how many were written."""
+    from hand_recon_ros.io.mesh_writer import write_mesh
+
     written = 0
     for i, hand in enumerate(result.hands):
-        if hand.mesh is None:
-            continue
-        path = mesh_dir / f"{base}_{i}_{hand.side}.obj"
-        lines = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in hand.mesh.vertices]
-        lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in hand.mesh.faces]
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        written += 1
+        if hand.mesh is not None:
+            write_mesh(mesh_dir / f"{base}_{i}_{hand.side}.obj", hand.mesh)
+            written += 1
     return written
 
 
