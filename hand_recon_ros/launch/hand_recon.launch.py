@@ -53,7 +53,7 @@ def generate_launch_description():  # noqa: ANN201 - launch types are imported l
         name="hand_recon_node",
         output="screen",
         parameters=[LaunchConfiguration("params_file"), overrides],
-        remappings=[(topic, LaunchConfiguration(name)) for name, topic, _ in REMAP_ARGUMENTS]
-        + [("image/compressed", [LaunchConfiguration("image"), "/compressed"])],
+        # the node follows an `image` remap for `image/compressed` itself (image_transport's convention)
+        remappings=[(topic, LaunchConfiguration(name)) for name, topic, _ in REMAP_ARGUMENTS],
     )
     return LaunchDescription([*arguments, node])

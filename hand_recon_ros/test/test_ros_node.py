@@ -243,3 +243,43 @@ def test_sigint_shuts_down_cleanly() -> None:
     code, output = stop_node(process)
     assert code == 0, output
     assert "terminate called" not in output and "Traceback" not in output, output
+
+
+def test_compressed_transport_and_undecodable_data() -> None:
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    domain = DOMAIN_ID
+    process = start_node(domain, {"image_transport": "compressed"},
+                         extra_args=["-r", "__node:=hand_recon_compressed_test", "-r", "image:=cam"])
+    peer = Peer(domain, node_name="compressed_peer", image_topic="cam/compressed")
+    try:
+        deadline = time.monotonic() + 20.0
+        while time.monotonic() < deadline and not peer.image_pub.get_subscription_count():
+            time.sleep(0.05)
+        ok, png = cv2.imencode(".png", cv2.cvtColor(first_pixel_image(3), cv2.COLOR_RGB2BGR))
+        assert ok
+        stamp = 7000.0
+        while time.monotonic() < deadline and not peer.hands_with_stamp(stamp):
+            stamp += 1.0
+            msg = CompressedImage(format="png", data=png.tobytes())
+            msg.header.stamp.sec, msg.header.frame_id = int(stamp), "cam_optical"
+            peer.image_pub.publish(msg)
+            peer.wait_for(lambda s=stamp: bool(peer.hands_with_stamp(s)), 0.5)
+        hands = peer.hands_with_stamp(stamp)
+        assert hands and len(hands[-1].hands) == 2 and hands[-1].header.frame_id == "cam_optical"
+        assert hands[-1].intrinsics_known is False  # no CameraInfo sent: assumed intrinsics
+        peer.image_pub.publish(CompressedImage(format="jpeg", data=b"\xff\xd8 definitely not a jpeg"))
+
+        def decode_error() -> bool:
+            status = peer.latest_status()
+            return status is not None and "could not be decoded" in status.message
+
+        assert peer.wait_for(decode_error, 5.0)
+        assert "assumed intrinsics" in peer.latest_status().message
+        assert process.poll() is None
+    finally:
+        peer.close()
+        code, output = stop_node(process)
+    assert code == 0, output
+    assert "/cam/compressed (compressed)" in output

@@ -70,3 +70,32 @@ def test_real_node_on_a_real_photo(woman_hands_path: Path, model_paths) -> None:
     overlay = peer.overlays[-1]
     assert (overlay.width, overlay.height, overlay.header.frame_id) == (width, height, "woman_camera_optical_frame")
     assert "backend: palm: onnxruntime-cpu" in output
+
+
+def test_unloadable_pipeline_keeps_the_node_up_with_an_error(model_paths) -> None:
+    """A backend that cannot load here (TensorRT on a CPU machine) is an ERROR on /diagnostics, not a crash."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("TensorRT is installed here, so the tensorrt backend may load")
+    process = start_node(DOMAIN_ID, {"backend": "tensorrt", "no_image_timeout_s": 60.0}, fake=False,
+                         extra_args=["-r", "__node:=hand_recon_no_backend"])
+    peer = Peer(DOMAIN_ID, node_name="no_backend_peer")
+    try:
+
+        def fatal() -> bool:
+            status = peer.latest_status()
+            return status is not None and "pipeline not loaded" in status.message
+
+        assert peer.wait_for(fatal, STARTUP_TIMEOUT_S), "no 'pipeline not loaded' ERROR on /diagnostics"
+        status = peer.latest_status()
+        assert status.level == b"\x02" and "tensorrt" in status.message.lower()
+        peer.send(np.zeros((48, 64, 3), np.uint8), 9.0)
+        time.sleep(1.5)
+        assert process.poll() is None, "node died"
+        assert not peer.hands_with_stamp(9.0)
+    finally:
+        peer.close()
+        code, output = stop_node(process)
+    assert code == 0, output
+    assert "could not load the hand pipeline" in output

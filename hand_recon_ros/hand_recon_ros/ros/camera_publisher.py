@@ -1,6 +1,6 @@
 """A camera for people without a camera driver: webcam, video file, image file or folder -> Image + CameraInfo.
 
-Used by ``hand-recon publish``. Images go out as rgb8 with sensor-data QoS (best effort, depth 1), stamped
+Used by ``hand-recon publish``. Images go out as rgb8 (reliable, keep-last 1), stamped
 with the node clock at publication; CameraInfo goes on the sibling ``camera_info`` topic with the same header.
 Without calibration the CameraInfo has K = 0, the ROS way of saying "uncalibrated", so a consumer (like
 hand_recon_node) knows to assume intrinsics instead of trusting made-up ones.
@@ -89,14 +89,17 @@ class CameraPublisher:
         context: Any = None,
     ) -> None:
         import rclpy
-        from rclpy.qos import qos_profile_sensor_data
+        from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import CameraInfo, Image
 
         self.node = rclpy.create_node(node_name, context=context)
         self.frame_id = frame_id
         self.intrinsics = intrinsics
-        self.image_pub = self.node.create_publisher(Image, topic, qos_profile_sensor_data)
-        self.info_pub = self.node.create_publisher(CameraInfo, camera_info_topic_for(topic), qos_profile_sensor_data)
+        # Reliable keep-last 1: matches best-effort (sensor-data) readers and reliable ones such as RViz.
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.VOLATILE)
+        self.image_pub = self.node.create_publisher(Image, topic, qos)
+        self.info_pub = self.node.create_publisher(CameraInfo, camera_info_topic_for(topic), qos)
 
     def camera_info(self, width: int, height: int, header: Any) -> Any:
         """The CameraInfo for a frame: the given intrinsics (size-checked) or K = 0 (uncalibrated)."""

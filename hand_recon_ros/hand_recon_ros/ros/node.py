@@ -56,6 +56,13 @@ SENSOR_QOS = QoSProfile(
     reliability=ReliabilityPolicy.BEST_EFFORT,
     durability=DurabilityPolicy.VOLATILE,
 )
+# Overlay output: reliable keep-last 1, so RViz (reliable by default) and best-effort viewers both connect.
+OVERLAY_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
 
 
 @dataclasses.dataclass
@@ -86,6 +93,7 @@ class HandReconNode(Node):
         self._markers = HandMarkerBuilder(self._params["marker_lifetime_s"])
         self._closed = False
         self._last_log_s: dict[str, float] = {}
+        self._last_stamp_s: float | None = None
 
         from diagnostic_msgs.msg import DiagnosticArray
         from hand_recon_msgs.msg import HandArray
@@ -94,7 +102,7 @@ class HandReconNode(Node):
 
         self._hands_pub = self.create_publisher(HandArray, "hands", OUTPUT_QOS_DEPTH)
         self._markers_pub = self.create_publisher(MarkerArray, "hands/markers", OUTPUT_QOS_DEPTH)
-        self._overlay_pub = self.create_publisher(Image, "hands/overlay", SENSOR_QOS)
+        self._overlay_pub = self.create_publisher(Image, "hands/overlay", OVERLAY_QOS)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", OUTPUT_QOS_DEPTH)
         self._tf = None
         if self._params["publish_tf"]:
@@ -106,7 +114,7 @@ class HandReconNode(Node):
         self._slot: LatestFrameSlot[_Frame] = LatestFrameSlot()
         if self._params["image_transport"] == "compressed":
             self._image_sub = self.create_subscription(
-                CompressedImage, "image/compressed", self.on_compressed_image, SENSOR_QOS
+                CompressedImage, self._compressed_topic(), self.on_compressed_image, SENSOR_QOS
             )
         else:
             self._image_sub = self.create_subscription(Image, "image", self.on_image, SENSOR_QOS)
@@ -122,6 +130,13 @@ class HandReconNode(Node):
             f"listening on {self._image_sub.topic_name} ({self._params['image_transport']}) and "
             f"{self._camera_info_sub.topic_name}; publishing {self._hands_pub.topic_name}"
         )
+
+    def _compressed_topic(self) -> str:
+        """``<image>/compressed`` following a remap of ``image`` (as image_transport does), unless remapped itself."""
+        explicit = self.resolve_topic_name("image/compressed")
+        if explicit != self.resolve_topic_name("image/compressed", only_expand=True):
+            return explicit
+        return f"{self.resolve_topic_name('image')}/compressed"
 
     # -- callbacks (executor thread: never block) ---------------------------------------------------
     def on_image(self, msg: Any) -> None:
@@ -275,6 +290,11 @@ class HandReconNode(Node):
         intrinsics = self._intrinsics_for(width, height)
         self._apply_pending_changes()
         stamp_s = float(msg.header.stamp.sec) + float(msg.header.stamp.nanosec) * 1e-9
+        if self._last_stamp_s is not None and stamp_s < self._last_stamp_s:
+            # time went backwards (bag loop, camera restart): tracks and smoothing state no longer apply
+            self.get_logger().info(f"image stamp went back {self._last_stamp_s - stamp_s:.3f} s; resetting tracking")
+            self._pipeline.reset()
+        self._last_stamp_s = stamp_s
         try:
             result = self._pipeline.process(rgb, intrinsics, stamp_s)
         except Exception as exc:
