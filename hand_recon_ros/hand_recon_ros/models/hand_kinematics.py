@@ -141,24 +141,20 @@ def joint_rotations(angles: np.ndarray) -> np.ndarray:
     """Local rotations ``Rz(abduction) @ Rx(flexion)`` for angles (..., 2) → (..., 3, 3)."""
     cf, sf = np.cos(angles[..., 0]), np.sin(angles[..., 0])
     ca, sa = np.cos(angles[..., 1]), np.sin(angles[..., 1])
-    zeros = np.zeros_like(cf)
-    return np.stack(
-        [
-            np.stack([ca, -sa * cf, sa * sf], axis=-1),
-            np.stack([sa, ca * cf, -ca * sf], axis=-1),
-            np.stack([zeros, sf, cf], axis=-1),
-        ],
-        axis=-2,
-    )
+    out = np.zeros((*cf.shape, 3, 3))
+    out[..., 0, 0], out[..., 0, 1], out[..., 0, 2] = ca, -sa * cf, sa * sf
+    out[..., 1, 0], out[..., 1, 1], out[..., 1, 2] = sa, ca * cf, -ca * sf
+    out[..., 2, 1], out[..., 2, 2] = sf, cf
+    return out
 
 
 def spread_rotations(palm_spread: np.ndarray) -> np.ndarray:
     """Per-chain rotations (..., 5, 3, 3) about the palm normal fanning the palm by ``palm_spread`` (...,) rad."""
     angle = np.asarray(palm_spread, dtype=np.float64)[..., None] * PALM_SPREAD_FACTORS
     c, s = np.cos(angle), np.sin(angle)
-    zeros, ones = np.zeros_like(c), np.ones_like(c)
-    return np.stack([np.stack([c, -s, zeros], -1), np.stack([s, c, zeros], -1), np.stack([zeros, zeros, ones], -1)],
-                    axis=-2)
+    out = np.zeros((*angle.shape, 3, 3))
+    out[..., 0, 0], out[..., 0, 1], out[..., 1, 0], out[..., 1, 1], out[..., 2, 2] = c, -s, s, c, 1.0
+    return out
 
 
 def forward_kinematics(angles: np.ndarray, bone_lengths: np.ndarray, palm_directions: np.ndarray | None = None,

@@ -118,6 +118,14 @@ def _topology() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndar
 def rest_mesh(bone_lengths: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Vertices (V, 3) metres of the flat right hand in the hand frame, and faces (F, 3) int32."""
     lengths = hk.BONE_LENGTH_PRIOR_M if bone_lengths is None else np.asarray(bone_lengths, dtype=np.float64)
+    vertices, faces = _rest_mesh_cached(lengths.tobytes())
+    return vertices.copy(), faces
+
+
+@lru_cache(maxsize=16)
+def _rest_mesh_cached(lengths_bytes: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """rest_mesh for bone lengths given as float64 bytes (cached: image mode always uses the prior)."""
+    lengths = np.frombuffer(lengths_bytes, dtype=np.float64)
     tube, sphere, faces, _, _ = _topology()
     joints = hk.rest_joints(lengths)
     chain, bone, t = tube[:, 0].astype(int), tube[:, 1].astype(int), tube[:, 2]

@@ -25,7 +25,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from hand_recon_ros.models import hand_kinematics as hk
-from hand_recon_ros.pipeline.camera import pixel_rays, ray_alignment
+from hand_recon_ros.pipeline.camera import pixel_rays
 from hand_recon_ros.pipeline.types import CameraIntrinsics
 from hand_recon_ros.skeleton import BONES, NUM_JOINTS
 
@@ -68,8 +68,8 @@ class RefinementError(ValueError):
 class RefineSettings:
     """Iteration counts and weights of the solver."""
 
-    iterations: int = 3
-    steps_2d: int = 2  # 2D (reprojection) updates per iteration
+    iterations: int = 2
+    steps_2d: int = 1  # 2D (reprojection) updates per iteration
     temporal_sigma_m: float | None = None  # None: no smoothness term; else joint motion noise per frame
 
 
@@ -162,19 +162,23 @@ class _Batch:
         self.sides = [o.side for o in observations]
         world = np.stack([np.asarray(o.world, dtype=np.float64) for o in observations])
         world = world - world[:, :1]
-        # World landmarks are predicted in a crop looking along the ray through the hand: turn them onto it.
+        # World landmarks are predicted in a crop looking along the ray through the hand: turn them onto it
+        # (shortest-arc rotation from the optical axis to each hand's mean keypoint ray).
         rays = pixel_rays(self.uv.mean(axis=1), intrinsics)
-        align = np.stack([ray_alignment(r) for r in rays])
-        world = np.einsum("bij,bnj->bni", align, world)
+        axes = np.cross([0.0, 0.0, 1.0], rays)
+        sin = np.linalg.norm(axes, axis=-1, keepdims=True)
+        rotvecs = axes / np.maximum(sin, 1e-12) * np.arctan2(sin, rays[:, 2:3])
+        world = np.einsum("bij,bnj->bni", _rotations(rotvecs), world)
         scale = self.lengths.sum(-1) / np.maximum(hk.bone_lengths_of(world).sum(-1), 1e-9)
         self.world = world * scale[:, None, None]
+        # Hand orientation from the palm joints (Kabsch against each hand's rest palm), all hands at once.
+        rest = hk.forward_kinematics(np.zeros((len(observations), hk.NUM_CHAINS, 3, 2)), self.lengths)[0]
+        rest = rest @ self.mirror
+        palm = list(hk.PALM_JOINTS)
+        self.rotations = hk.kabsch(rest[:, palm], self.world[:, palm], np.ones((len(observations), len(palm))))
+        self.local_world = self.world @ self.rotations @ self.mirror  # right-hand frame, wrist at the origin
         # Personalised palm: the world landmarks' wrist→base-joint directions, in each hand's own frame.
-        self.palm = np.broadcast_to(hk.PALM_DIRECTIONS, (len(observations), hk.NUM_CHAINS, 3)).copy()
-        self.rotations = np.empty((len(observations), 3, 3))
-        for i, (w, side) in enumerate(zip(self.world, self.sides)):
-            self.rotations[i] = hk.hand_frame_rotation(w, side, self.lengths[i])
-            local = (w - w[0]) @ self.rotations[i] @ self.mirror[i]
-            self.palm[i] = hk.personal_palm(local, PALM_ADAPT_WEIGHT)
+        self.palm = hk.personal_palm(self.local_world, PALM_ADAPT_WEIGHT)
         self.previous = [None if o.previous is None else np.asarray(o.previous, dtype=np.float64)
                          for o in observations]
 
@@ -182,6 +186,16 @@ class _Batch:
 def _rotations(rotvecs: np.ndarray) -> np.ndarray:
     """Rotation matrices (..., 3, 3) of rotation vectors (..., 3)."""
     return Rotation.from_rotvec(rotvecs.reshape(-1, 3)).as_matrix().reshape(*rotvecs.shape[:-1], 3, 3)
+
+
+def _probe_rotations(x: np.ndarray) -> np.ndarray:
+    """Rotations (B, K, 3, 3) of the probes' rotation increments, which are zero except along one axis."""
+    b, k = x.shape[:2]
+    out = np.broadcast_to(np.eye(3), (b, k, 3, 3)).copy()
+    moved = np.any(x[..., :3] != 0.0, axis=-1)
+    if moved.any():
+        out[moved] = _rotations(x[moved][:, :3])
+    return out
 
 
 def _full_angles(active: np.ndarray) -> np.ndarray:
@@ -196,8 +210,8 @@ def _joints(batch: _Batch, r_ref: np.ndarray, x: np.ndarray) -> np.ndarray:
     local, _ = hk.forward_kinematics(_full_angles(x[..., ANGLES:]), batch.lengths[:, None], batch.palm[:, None],
                                      x[..., SPREAD])
     local = local @ batch.mirror[:, None]
-    rotation = r_ref[:, None] @ _rotations(x[..., :3])
-    return np.einsum("bkij,bknj->bkni", rotation, local) + x[..., None, 3:6]
+    rotation = r_ref[:, None] @ _probe_rotations(x)
+    return local @ np.swapaxes(rotation, -1, -2) + x[..., None, 3:6]
 
 
 def _project(batch: _Batch, joints: np.ndarray) -> np.ndarray:
@@ -217,12 +231,16 @@ def _clip(x: np.ndarray) -> np.ndarray:
 
 
 def _lm_step(residual_fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
-             r_ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One damped Gauss–Newton update of every hand; returns new (x, r_ref) with the rotation folded in."""
+             r_ref: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One damped Gauss–Newton update of every hand: new (x, r_ref) with the rotation folded in, and the joints
+    (B, 21, 3) at the input x.
+
+    ``residual_fn`` maps probes (B, K, P) to residuals (B, K, M) and joints (B, K, 21, 3); probe 0 is x itself.
+    """
     steps = np.full(NUM_PARAMS, JACOBIAN_STEP_RAD)
     steps[3:6] = JACOBIAN_STEP_M
     probes = np.concatenate([x[:, None], x[:, None] + np.diag(steps)[None]], axis=1)  # (B, 1 + P, P)
-    residuals = residual_fn(probes)  # (B, 1 + P, M)
+    residuals, joints = residual_fn(probes)  # (B, 1 + P, M), (B, 1 + P, 21, 3)
     r0 = residuals[:, 0]
     jac = (residuals[:, 1:] - r0[:, None]) / steps[None, :, None]  # (B, P, M) = J^T
     normal = jac @ jac.transpose(0, 2, 1)
@@ -233,7 +251,7 @@ def _lm_step(residual_fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
     x_new = x + delta
     r_ref = r_ref @ _rotations(x_new[:, :3])
     x_new[:, :3] = 0.0
-    return _clip(x_new), r_ref
+    return _clip(x_new), r_ref, joints[:, 0]
 
 
 def _initial_translation(batch: _Batch, local_cam: np.ndarray) -> np.ndarray:
@@ -256,27 +274,25 @@ def _initial_translation(batch: _Batch, local_cam: np.ndarray) -> np.ndarray:
     return t
 
 
-def initialise(observations: list[HandObservation], intrinsics: CameraIntrinsics) -> tuple[_Batch, np.ndarray,
-                                                                                             np.ndarray]:
-    """Batch constants, parameters (B, P) and reference rotations (B, 3, 3) from the world landmarks."""
+def initialise(observations: list[HandObservation], intrinsics: CameraIntrinsics
+               ) -> tuple[_Batch, np.ndarray, np.ndarray, np.ndarray]:
+    """Batch constants, parameters (B, P), reference rotations (B, 3, 3) and joints (B, 21, 3) from the world
+    landmarks and the keypoints (rotation and angles from the world landmarks, translation from the keypoints)."""
     for i, obs in enumerate(observations):
         _check_observation(i, obs)
     batch = _Batch(observations, intrinsics)
-    angles = []
-    for i, world in enumerate(batch.world):
-        local = (world - world[0]) @ batch.rotations[i] @ batch.mirror[i]
-        angles.append(hk.clip_to_limits(hk.inverse_kinematics(local)))
+    angles = hk.clip_to_limits(hk.inverse_kinematics(batch.local_world))
     r_ref = batch.rotations.copy()
     x = np.zeros((len(observations), NUM_PARAMS))
-    x[:, ANGLES:] = np.stack(angles).reshape(len(observations), -1)[:, hk.ACTIVE_ANGLES]
+    x[:, ANGLES:] = angles.reshape(len(observations), -1)[:, hk.ACTIVE_ANGLES]
     local = _joints(batch, r_ref, x[:, None])[:, 0]  # translation still zero: root-relative camera-frame joints
     x[:, 3:6] = _initial_translation(batch, local)
-    return batch, x, r_ref
+    return batch, x, r_ref, local + x[:, None, 3:6]
 
 
 def _residual_2d(batch: _Batch, r_ref: np.ndarray, probes: np.ndarray, *, irls: np.ndarray, depth: np.ndarray,
-                 angle_prior: np.ndarray) -> np.ndarray:
-    """Stacked 2D-step residuals (B, K, M): reprojection, world-landmark shape prior, angle prior."""
+                 angle_prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stacked 2D-step residuals (B, K, M) (reprojection, world-landmark shape prior, angle prior), and joints."""
     joints = _joints(batch, r_ref, probes)
     px_to_m = depth[:, None, None, None] / batch.intr.fx
     reproj = (_project(batch, joints) - batch.uv[:, None]) * px_to_m * irls[:, None, :, None]
@@ -286,13 +302,13 @@ def _residual_2d(batch: _Batch, r_ref: np.ndarray, probes: np.ndarray, *, irls: 
     spread = probes[..., SPREAD:ANGLES] / SPREAD_PRIOR_SIGMA_RAD
     b, k = probes.shape[:2]
     return np.concatenate([reproj.reshape(b, k, -1) / REPROJECTION_SIGMA_M, world.reshape(b, k, -1), angles, spread],
-                          -1)
+                          -1), joints
 
 
 def _residual_3d(batch: _Batch, r_ref: np.ndarray, probes: np.ndarray, *, anchor: np.ndarray,
                  pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], temporal_sigma_m: float | None
-                 ) -> np.ndarray:
-    """Stacked 3D-step residuals (B, K, M): stay near the 2D result, non-penetration, temporal smoothness."""
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Stacked 3D-step residuals (B, K, M) (stay near the 2D result, non-penetration, smoothness), and joints."""
     joints = _joints(batch, r_ref, probes)
     b, k = probes.shape[:2]
     terms = [((joints - anchor[:, None]) / ANCHOR_SIGMA_M).reshape(b, k, -1)]
@@ -307,7 +323,7 @@ def _residual_3d(batch: _Batch, r_ref: np.ndarray, probes: np.ndarray, *, anchor
     if temporal_sigma_m is not None:
         prev = np.stack([p if p is not None else anchor[i] for i, p in enumerate(batch.previous)])
         terms.append(((joints - prev[:, None]) / temporal_sigma_m).reshape(b, k, -1))
-    return np.concatenate(terms, axis=-1)
+    return np.concatenate(terms, axis=-1), joints
 
 
 def _contact_pairs(joints: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
@@ -334,27 +350,30 @@ def refine(observations: list[HandObservation], intrinsics: CameraIntrinsics,
     settings = settings or RefineSettings()
     if not observations:
         return []
-    batch, x, r_ref = initialise(observations, intrinsics)
-    joints0 = _joints(batch, r_ref, x[:, None])[:, 0]
+    batch, x, r_ref, joints0 = initialise(observations, intrinsics)
     initial_residual = np.linalg.norm(_project(batch, joints0) - batch.uv, axis=-1)
     angle_prior = x[:, ANGLES:].copy()
-    residual = initial_residual
+    residual, joints = initial_residual, joints0
     for _ in range(settings.iterations):
         for _ in range(settings.steps_2d):
+            # IRLS weights from the latest evaluated residual (lagged by at most one update).
             depth = np.maximum(x[:, 5], MIN_DEPTH_M)
             irls = np.sqrt(batch.conf * np.minimum(1.0, HUBER_PX / np.maximum(residual, 1e-9)))
-            x, r_ref = _lm_step(partial(_residual_2d, batch, r_ref, irls=irls, depth=depth, angle_prior=angle_prior), x,
-                                r_ref)
-            residual = np.linalg.norm(_project(batch, _joints(batch, r_ref, x[:, None])[:, 0]) - batch.uv, axis=-1)
+            step_2d = partial(_residual_2d, batch, r_ref, irls=irls, depth=depth, angle_prior=angle_prior)
+            x, r_ref, joints = _lm_step(step_2d, x, r_ref)
+            residual = np.linalg.norm(_project(batch, joints) - batch.uv, axis=-1)
         joints = _joints(batch, r_ref, x[:, None])[:, 0]
+        residual = np.linalg.norm(_project(batch, joints) - batch.uv, axis=-1)
         pairs = _contact_pairs(joints)
         temporal = settings.temporal_sigma_m if any(p is not None for p in batch.previous) else None
         if pairs or temporal is not None:
-            anchor = joints.copy()
-            step_3d = partial(_residual_3d, batch, r_ref, anchor=anchor, pairs=pairs, temporal_sigma_m=temporal)
-            x, r_ref = _lm_step(step_3d, x, r_ref)
-            residual = np.linalg.norm(_project(batch, _joints(batch, r_ref, x[:, None])[:, 0]) - batch.uv, axis=-1)
-    joints = _joints(batch, r_ref, x[:, None])[:, 0]
+            step_3d = partial(_residual_3d, batch, r_ref, anchor=joints.copy(), pairs=pairs,
+                              temporal_sigma_m=temporal)
+            x, r_ref, _ = _lm_step(step_3d, x, r_ref)
+            joints = None
+    if joints is None:
+        joints = _joints(batch, r_ref, x[:, None])[:, 0]
+    residual = np.linalg.norm(_project(batch, joints) - batch.uv, axis=-1)
     fits = []
     for i in range(len(observations)):
         fits.append(HandFit(
@@ -373,17 +392,26 @@ class SyntheticScene:
     observations: list[HandObservation]
 
 
+MAX_SCENE_TRIES = 50
+
+
 def synthetic_scene(rng: np.random.Generator, intrinsics: CameraIntrinsics, noise_px: float = 2.0,
                     world_noise_m: float = 0.006, world_scale_error: float = 0.1, gap_m: float = 0.12,
                     depth_m: float = 0.6) -> SyntheticScene:
     """Left and right hand facing the camera ``gap_m`` apart (x), observed with pixel and world-landmark noise."""
     facing = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])  # hand y up, palm to the camera
     truth, observations = [], []
-    for side, offset in (("left", -gap_m / 2.0), ("right", gap_m / 2.0)):
-        rotation = Rotation.from_rotvec(rng.normal(0.0, 0.35, 3)).as_matrix() @ facing
-        lengths = hk.BONE_LENGTH_PRIOR_M * rng.uniform(0.92, 1.08)
-        wrist = np.array([offset, 0.08 + rng.normal(0, 0.01), depth_m + rng.normal(0, 0.01)])
-        joints = hk.pose_joints(rotation, wrist, hk.random_angles(rng, spread=0.6), lengths, side)
+    poses = []
+    for _ in range(MAX_SCENE_TRIES):  # physically valid truth: the two hands' capsules do not interpenetrate
+        poses = []
+        for side, offset in (("left", -gap_m / 2.0), ("right", gap_m / 2.0)):
+            rotation = Rotation.from_rotvec(rng.normal(0.0, 0.35, 3)).as_matrix() @ facing
+            lengths = hk.BONE_LENGTH_PRIOR_M * rng.uniform(0.92, 1.08)
+            wrist = np.array([offset, 0.08 + rng.normal(0, 0.01), depth_m + rng.normal(0, 0.01)])
+            poses.append((side, hk.pose_joints(rotation, wrist, hk.random_angles(rng, spread=0.6), lengths, side)))
+        if penetration_depths(poses[0][1], poses[1][1]).max() == 0.0:
+            break
+    for side, joints in poses:
         uv = np.stack([intrinsics.fx * joints[:, 0] / joints[:, 2] + intrinsics.cx,
                        intrinsics.fy * joints[:, 1] / joints[:, 2] + intrinsics.cy], -1)
         world = (joints - joints.mean(0)) * rng.uniform(1 - world_scale_error, 1 + world_scale_error)

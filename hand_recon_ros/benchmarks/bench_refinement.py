@@ -1,0 +1,82 @@
+"""Time the 3D stage for two hands: refinement alone, refinement + open hand meshes, and the whole lifter.
+
+Usage: python benchmarks/bench_refinement.py [--frames N] [--json]
+Scenes are project-generated two-hand poses (apart, and touching so the non-penetration term is active);
+reports median and p95 wall time and median CPU time per frame in milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+from hand_recon_ros.models.open_hand_mesh import posed_mesh
+from hand_recon_ros.pipeline import refinement as rf
+from hand_recon_ros.pipeline.refine_lift import RefinementLifter
+from hand_recon_ros.pipeline.types import CameraIntrinsics, HandDetection, RotatedRect
+
+INTRINSICS = CameraIntrinsics(600.0, 600.0, 320.0, 240.0, 640, 480)
+GAPS_M = {"apart": 0.14, "touching": 0.035}
+
+
+def _detections(scene: rf.SyntheticScene) -> list[HandDetection]:
+    """Pipeline-style detections carrying the scene's noisy observations."""
+    return [HandDetection(side=o.side, score=0.9, side_score=0.9, keypoints_2d=o.keypoints_px.astype(np.float32),
+                          keypoints_z=np.zeros(21, np.float32), world_landmarks=o.world.astype(np.float32),
+                          roi=RotatedRect(320, 240, 200, 200, 0.0), track_id=i)
+            for i, o in enumerate(scene.observations)]
+
+
+def _time(fn: object, items: list) -> dict[str, float]:
+    """Median/p95 wall and median CPU milliseconds of fn(item) over the items (after 5 warm-up calls)."""
+    wall, cpu = [], []
+    for item in items[:5]:
+        fn(item)  # warm-up
+    for item in items:
+        w, c = time.perf_counter(), time.process_time()
+        fn(item)
+        wall.append((time.perf_counter() - w) * 1000.0)
+        cpu.append((time.process_time() - c) * 1000.0)
+    return {"median_ms": float(np.median(wall)), "p95_ms": float(np.percentile(wall, 95)),
+            "cpu_median_ms": float(np.median(cpu))}
+
+
+def main() -> None:
+    """Run every stage on both scene kinds and print the table (or JSON)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=200)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    report = {}
+    for name, gap in GAPS_M.items():
+        scenes = [rf.synthetic_scene(rng, INTRINSICS, gap_m=gap) for _ in range(args.frames)]
+
+        def refine_and_mesh(scene: rf.SyntheticScene) -> None:
+            for fit, obs in zip(rf.refine(scene.observations, INTRINSICS), scene.observations):
+                posed_mesh(fit.rotation, fit.translation, fit.angles, obs.bone_lengths, obs.side, fit.palm_spread)
+
+        lifter = RefinementLifter(None)
+
+        def lift_with_mesh(scene: rf.SyntheticScene, lifter: RefinementLifter = lifter) -> None:
+            lifter.lift(_detections(scene), INTRINSICS, None, True)
+
+        report[name] = {
+            "refine": _time(lambda s: rf.refine(s.observations, INTRINSICS), scenes),
+            "refine+mesh": _time(refine_and_mesh, scenes),
+            "lifter+mesh": _time(lift_with_mesh, scenes),
+        }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    print(f"{'scene':<10}{'stage':<14}{'median ms':>11}{'p95 ms':>9}{'cpu ms':>9}   (two hands per frame)")
+    for name, stages in report.items():
+        for stage, row in stages.items():
+            print(f"{name:<10}{stage:<14}{row['median_ms']:>11.2f}{row['p95_ms']:>9.2f}{row['cpu_median_ms']:>9.2f}")
+
+
+if __name__ == "__main__":
+    main()
