@@ -157,3 +157,17 @@ def test_cli_fetch_offline_reports_error(offline: None, tmp_path: Path, capsys: 
     assert cli_main(["models", "fetch", "--quiet", "--cache-dir", str(tmp_path / "empty")]) == 1
     err = capsys.readouterr().err
     assert "palm_detection_full.tflite" in err and "hand-recon models fetch" in err
+
+
+def test_corrupt_onnx_is_rebuilt(tmp_path: Path, cached_tflite: dict[str, Path]) -> None:
+    import onnxruntime as ort
+
+    cache = tmp_path / "cache"
+    _seed_cache(cache, cached_tflite, names=("palm_detection_lite", "hand_landmark_lite"))
+    paths = mf.ensure_models("lite", cache_dir=cache)
+    good = paths.palm_onnx.read_bytes()
+    paths.palm_onnx.write_bytes(good[: len(good) // 2])  # truncated, as by a full disk or a killed copy
+    again = mf.ensure_models("lite", cache_dir=cache)
+    assert again.palm_onnx == paths.palm_onnx and again.palm_onnx.read_bytes() == good
+    session = ort.InferenceSession(str(again.palm_onnx), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["Identity", "Identity_1"]

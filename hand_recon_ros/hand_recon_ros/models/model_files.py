@@ -146,9 +146,16 @@ def _read_stamp(cache_dir: Path) -> dict[str, dict[str, object]]:
     return data if isinstance(data, dict) else {}
 
 
-def _write_stamp(cache_dir: Path, stamp: dict[str, dict[str, object]]) -> None:
+def _write_stamp(cache_dir: Path, stamp: dict[str, dict[str, object]], names: list[str]) -> None:
+    """Store the entries of ``names`` (set or removed), merged into the stamp as it is on disk now."""
+    current = _read_stamp(cache_dir)
+    for name in names:
+        if name in stamp:
+            current[name] = stamp[name]
+        else:
+            current.pop(name, None)
     with contextlib.suppress(OSError):  # the stamp only saves time; failing to write it is harmless
-        _atomic_write_bytes(cache_dir / STAMP_FILE, json.dumps(stamp, indent=1, sort_keys=True).encode())
+        _atomic_write_bytes(cache_dir / STAMP_FILE, json.dumps(current, indent=1, sort_keys=True).encode())
 
 
 def _stat_key(path: Path) -> dict[str, object]:
@@ -278,7 +285,7 @@ def _ensure_tflite(specs: list[TFLiteFile], cache_dir: Path, quiet: bool) -> dic
     todo = [s for s in specs if not _verified(paths[s.name], s.sha256, stamp)]
     if not todo:
         if json.dumps(stamp, sort_keys=True) != before:
-            _write_stamp(cache_dir, stamp)
+            _write_stamp(cache_dir, stamp, [s.filename for s in specs])
         return paths
     _make_cache_dir(cache_dir)
     with _cache_lock(cache_dir):
@@ -291,7 +298,7 @@ def _ensure_tflite(specs: list[TFLiteFile], cache_dir: Path, quiet: bool) -> dic
                 LOG.warning("re-fetching %s: still not verified", ", ".join(s.filename for s in todo))
             _fetch(todo, cache_dir, quiet)
             todo = [s for s in todo if not _verified(paths[s.name], s.sha256, stamp)]
-        _write_stamp(cache_dir, stamp)
+        _write_stamp(cache_dir, stamp, [s.filename for s in specs])
         if todo:
             spec = todo[0]
             raise ModelFileError(_missing_message(spec, paths[spec.name], "sha256 mismatch after re-fetching"))
@@ -308,12 +315,30 @@ def onnx_path_for(tflite_path: Path, tflite_sha256: str, batch_mode: str) -> Pat
     return tflite_path.with_name(f"{stem}.{onnx_cache_key(tflite_sha256, batch_mode)}.onnx")
 
 
+def _onnx_verified(onnx_path: Path, stamp: dict[str, dict[str, object]]) -> bool:
+    """True when ``onnx_path`` is the file this cache built (sha256 recorded in the stamp at conversion)."""
+    entry = stamp.get(onnx_path.name)
+    if not entry or not onnx_path.is_file():
+        return False
+    key = _stat_key(onnx_path)
+    if all(entry.get(k) == v for k, v in key.items()):
+        return True
+    if file_sha256(onnx_path) != entry.get("sha256"):
+        return False
+    stamp[onnx_path.name] = {**entry, **key}
+    return True
+
+
 def _ensure_onnx(kind: str, tflite_path: Path, onnx_path: Path, cache_dir: Path, quiet: bool) -> None:
-    if onnx_path.is_file() and onnx_path.stat().st_size > 0:
+    if _onnx_verified(onnx_path, _read_stamp(cache_dir)):
         return
     with _cache_lock(cache_dir):
-        if onnx_path.is_file() and onnx_path.stat().st_size > 0:
+        stamp = _read_stamp(cache_dir)
+        if _onnx_verified(onnx_path, stamp):
+            _write_stamp(cache_dir, stamp, [onnx_path.name])
             return
+        if onnx_path.exists():
+            LOG.warning("rebuilding %s: it changed since it was built or is not in %s", onnx_path, STAMP_FILE)
         if not quiet:
             print(f"converting {tflite_path.name} -> {onnx_path.name} ...", flush=True)
         from hand_recon_ros.models import onnx_export  # torch is imported only when a conversion is needed
@@ -326,6 +351,7 @@ def _ensure_onnx(kind: str, tflite_path: Path, onnx_path: Path, cache_dir: Path,
             else:
                 onnx_export.export_landmark(tflite_path, Path(tmp))
             os.chmod(tmp, CACHE_FILE_MODE)
+            sha = file_sha256(Path(tmp))
             os.replace(tmp, onnx_path)
         except Exception as exc:
             raise ModelFileError(
@@ -335,6 +361,8 @@ def _ensure_onnx(kind: str, tflite_path: Path, onnx_path: Path, cache_dir: Path,
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+        stamp[onnx_path.name] = {**_stat_key(onnx_path), "sha256": sha}
+        _write_stamp(cache_dir, stamp, [onnx_path.name])
 
 
 def ensure_models(
