@@ -104,3 +104,31 @@ def test_undecodable_message_names_its_index(tmp_path: Path) -> None:
     assert len([next(items), next(items)]) == 2
     with pytest.raises(ImageConversionError, match=r"message 2: unsupported image encoding 'bayer_rggb8'"):
         next(items)
+
+
+def test_hand_recon_run_replays_a_bag_through_the_pipeline(tmp_path: Path, woman_hands_path: Path,
+                                                           model_paths) -> None:
+    """`hand-recon run BAG --topic T`: the real pipeline on a real photo stored as JPEG CompressedImage messages."""
+    import json
+    import subprocess
+    import sys
+
+    jpeg = np.frombuffer(woman_hands_path.read_bytes(), np.uint8)
+    bag = tmp_path / "photo_bag"
+    with Writer(bag, version=8, storage_plugin=StoragePlugin.MCAP) as writer:
+        conn = writer.add_connection("/cam/image/compressed", CompressedImage.__msgtype__, typestore=TYPESTORE)
+        for i in range(3):
+            msg = CompressedImage(header=_header(50 + i, 0, "cam_optical"), format="jpeg", data=jpeg)
+            writer.write(conn, (50 + i) * 10**9, TYPESTORE.serialize_cdr(msg, CompressedImage.__msgtype__))
+    out = tmp_path / "hands.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-m", "hand_recon_ros.cli", "run", str(bag), "--topic", "/cam/image/compressed",
+         "--output", str(out), "--quiet"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(records) == 3
+    for record in records:
+        assert "error" not in record, record
+        assert sorted(h["side"] for h in record["hands"]) == ["left", "right"]
