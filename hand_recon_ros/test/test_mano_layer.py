@@ -133,3 +133,23 @@ def test_bad_files_named(tmp_path, mano_dir):
     model = load_mano_file(mano_dir / "MANO_RIGHT.pkl", "right")
     with pytest.raises(mano_layer.MANOInputError, match="pose must be finite"):
         mano_layer.forward(model, np.zeros(45))
+
+
+def test_lifter_uses_mano_when_the_folder_has_models(mano_dir):
+    from hand_recon_ros.pipeline import refinement as rf
+    from hand_recon_ros.pipeline.refine_lift import RefinementLifter
+    from hand_recon_ros.pipeline.types import CameraIntrinsics, HandDetection, RotatedRect
+
+    intr = CameraIntrinsics(600.0, 600.0, 320.0, 240.0, 640, 480)
+    scene = rf.synthetic_scene(np.random.default_rng(3), intr)
+    dets = [HandDetection(side=o.side, score=0.9, side_score=0.9, keypoints_2d=o.keypoints_px,
+                          keypoints_z=np.zeros(21), world_landmarks=o.world, roi=RotatedRect(0, 0, 200, 200, 0.0))
+            for o in scene.observations]
+    config = type("Cfg", (), {"mode": "image", "mano_dir": str(mano_dir)})()
+    for result in RefinementLifter(config).lift(dets, intr, None, want_mesh=True):
+        assert result.mesh.vertices.shape == (778, 3) and result.mesh.faces.shape == (1538, 3)
+        assert result.mano_pose.shape == (48,) and result.mano_shape.shape == (10,)
+        np.testing.assert_allclose(result.mesh.vertices[FINGERTIP_VERTICES[1]], result.joints_3d[8], atol=0.004)
+    without = RefinementLifter(type("Cfg", (), {"mode": "image", "mano_dir": None})())
+    result = without.lift(dets, intr, None, want_mesh=True)[0]
+    assert result.mano_pose is None and 300 <= len(result.mesh.vertices) <= 1000
