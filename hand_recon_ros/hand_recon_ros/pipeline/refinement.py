@@ -38,6 +38,7 @@ JACOBIAN_STEP_M = 1e-5
 # Noise scales that weight the residual terms (metres unless stated).
 REPROJECTION_SIGMA_M = 0.003  # 2D keypoint noise expressed at the hand's depth
 WORLD_PRIOR_SIGMA_M = 0.04  # error of the network's root-relative world landmarks (~30 mm on real photos)
+WORLD_PRIOR_DEPTH_SIGMA_M = 0.04  # the same along the camera axis, where the network is least sure
 PALM_ADAPT_WEIGHT = 0.0  # how far the palm's shape follows the world landmarks (0: adult template)
 ANGLE_PRIOR_SIGMA_RAD = 0.6  # weak pull towards the angles read from the world landmarks
 SPREAD_PRIOR_SIGMA_RAD = 0.1  # palm spread stays near the adult template
@@ -290,6 +291,11 @@ def initialise(observations: list[HandObservation], intrinsics: CameraIntrinsics
     return batch, x, r_ref, local + x[:, None, 3:6]
 
 
+def _world_sigmas() -> np.ndarray:
+    """Per-axis noise (3,) of the world-landmark prior, metres (x, y, depth)."""
+    return np.array([WORLD_PRIOR_SIGMA_M, WORLD_PRIOR_SIGMA_M, WORLD_PRIOR_DEPTH_SIGMA_M])
+
+
 def _residual_2d(batch: _Batch, r_ref: np.ndarray, probes: np.ndarray, *, irls: np.ndarray, depth: np.ndarray,
                  angle_prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Stacked 2D-step residuals (B, K, M) (reprojection, world-landmark shape prior, angle prior), and joints."""
@@ -297,7 +303,7 @@ def _residual_2d(batch: _Batch, r_ref: np.ndarray, probes: np.ndarray, *, irls: 
     px_to_m = depth[:, None, None, None] / batch.intr.fx
     reproj = (_project(batch, joints) - batch.uv[:, None]) * px_to_m * irls[:, None, :, None]
     rel = joints[..., 1:, :] - joints[..., :1, :]
-    world = (rel - batch.world[:, None, 1:]) / WORLD_PRIOR_SIGMA_M
+    world = (rel - batch.world[:, None, 1:]) / _world_sigmas()
     angles = (probes[..., ANGLES:] - angle_prior[:, None]) / ANGLE_PRIOR_SIGMA_RAD
     spread = probes[..., SPREAD:ANGLES] / SPREAD_PRIOR_SIGMA_RAD
     b, k = probes.shape[:2]
