@@ -74,7 +74,11 @@ def _phase(peer: Peer, rgb: np.ndarray, rate_hz: float, seconds: float) -> dict[
     hands = np.array([len(m.hands) for _, m in received]) if received else np.zeros(1)
     arrivals = np.array([t for t, _ in received])
     out_span = arrivals[-1] - arrivals[0] if len(arrivals) > 1 else float("nan")
+    status = peer.latest_status()
+    node = status_values(status) if status is not None else {}
     return {
+        "node_arrival_to_publish_p50_ms": float(node.get("latency p50 (ms)", "nan")),
+        "node_pipeline_p50_ms": float(node.get("pipeline time p50 (ms)", "nan")),
         "sent": sent,
         "input_hz": sent / elapsed,
         "processed": len(received),
@@ -146,10 +150,13 @@ def main(argv: list[str] | None = None) -> int:
         r = results[phase]
         print(f"{phase:>6}: sent {r['sent']:5d} at {r['input_hz']:7.1f} Hz -> processed {r['processed']:5d} at "
               f"{r['output_hz']:5.1f} Hz; latency p50 {r['latency_p50_ms']:6.1f} ms, p95 {r['latency_p95_ms']:6.1f} "
-              f"ms, max {r['latency_max_ms']:6.1f} ms; hands/frame {r['hands_per_frame']:.2f}")
+              f"ms, max {r['latency_max_ms']:6.1f} ms; hands/frame {r['hands_per_frame']:.2f}; "
+              f"in node: arrival->publish p50 {r['node_arrival_to_publish_p50_ms']:.1f} ms, "
+              f"pipeline p50 {r['node_pipeline_p50_ms']:.1f} ms")
     diag = results["diagnostics"]
-    print(f"node diagnostics: dropped {diag.get('dropped frames')}, internal latency p50 "
-          f"{diag.get('latency p50 (ms)')} ms p95 {diag.get('latency p95 (ms)')} ms, backend {diag.get('backend')}")
+    print(f"node diagnostics (last 5 s): dropped {diag.get('dropped frames')}, arrival->publish p50 "
+          f"{diag.get('latency p50 (ms)')} ms p95 {diag.get('latency p95 (ms)')} ms, pipeline p50 "
+          f"{diag.get('pipeline time p50 (ms)')} ms, backend {diag.get('backend')}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
     return 0 if code == 0 else 1

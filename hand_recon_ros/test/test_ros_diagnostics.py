@@ -20,7 +20,7 @@ def _run(stats: NodeStats, clock: Clock, frames: int, period_s: float, latency_s
         clock.t += period_s
         stats.record_input()
         stats.record_camera_info()
-        stats.record_output(latency_s, 2, True)
+        stats.record_output(latency_s, 2, True, latency_s / 2)
 
 
 def test_rates_latency_and_counts() -> None:
@@ -32,6 +32,7 @@ def test_rates_latency_and_counts() -> None:
     assert snap.level == OK, snap.message
     assert float(snap.values["input rate (Hz)"]) == pytest.approx(10.0, rel=0.05)
     assert float(snap.values["latency p50 (ms)"]) == pytest.approx(12.0)
+    assert float(snap.values["pipeline time p50 (ms)"]) == pytest.approx(6.0)
     assert snap.values["dropped frames"] == "3" and snap.values["hands per frame"] == "2.00"
     assert snap.values["frames received"] == "50" and snap.values["intrinsics"] == "CameraInfo"
 

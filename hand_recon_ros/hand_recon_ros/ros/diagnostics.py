@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import collections
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ class NodeStats:
         self._inputs: collections.deque[float] = collections.deque()
         self._outputs: collections.deque[float] = collections.deque()
         self._latencies_s: collections.deque[tuple[float, float]] = collections.deque(maxlen=MAX_LATENCY_SAMPLES)
+        self._pipeline_s: collections.deque[tuple[float, float]] = collections.deque(maxlen=MAX_LATENCY_SAMPLES)
         self._hands: collections.deque[tuple[float, int]] = collections.deque()
         self.frames_in = 0
         self.frames_out = 0
@@ -83,13 +85,18 @@ class NodeStats:
         with self._lock:
             self._last_camera_info_s = self._clock()
 
-    def record_output(self, latency_s: float, hands: int, intrinsics_known: bool) -> None:
-        """A frame was processed and published; latency from message arrival to HandArray publication."""
+    def record_output(self, latency_s: float, hands: int, intrinsics_known: bool, pipeline_s: float = math.nan) -> None:
+        """A frame was processed and published; latency from message arrival to HandArray publication.
+
+        ``pipeline_s`` is the pipeline's own share of it (so node/transport overhead can be told apart).
+        """
         now = self._clock()
         with self._lock:
             self.frames_out += 1
             self._outputs.append(now)
             self._latencies_s.append((now, latency_s))
+            if math.isfinite(pipeline_s):
+                self._pipeline_s.append((now, pipeline_s))
             self._hands.append((now, hands))
             self.intrinsics_assumed = not intrinsics_known
             self._trim(now)
@@ -100,11 +107,12 @@ class NodeStats:
             self.errors[kind] += 1
             self._last_error = (self._clock(), kind, message)
 
-    def latency_percentiles_ms(self) -> tuple[float, float]:
-        """p50 and p95 of the recent arrival->publish latencies in ms (NaN when none)."""
+    def latency_percentiles_ms(self, pipeline_only: bool = False) -> tuple[float, float]:
+        """p50 and p95 of the recent arrival->publish latencies in ms (or the pipeline's part); NaN when none."""
         now = self._clock()
         with self._lock:
-            recent = [lat for t, lat in self._latencies_s if t >= now - RATE_WINDOW_S]
+            samples = self._pipeline_s if pipeline_only else self._latencies_s
+            recent = [lat for t, lat in samples if t >= now - RATE_WINDOW_S]
         if not recent:
             return float("nan"), float("nan")
         p50, p95 = np.percentile(np.asarray(recent) * 1e3, [50, 95])
@@ -113,6 +121,7 @@ class NodeStats:
     def snapshot(self) -> DiagnosticsSnapshot:
         """The current level, message and values (rules: ERROR > WARN > OK; several WARNs are joined)."""
         p50, p95 = self.latency_percentiles_ms()
+        pipeline_p50, _ = self.latency_percentiles_ms(pipeline_only=True)
         now = self._clock()
         with self._lock:
             self._trim(now)
@@ -126,6 +135,7 @@ class NodeStats:
                 "output rate (Hz)": f"{output_hz:.2f}",
                 "latency p50 (ms)": f"{p50:.2f}",
                 "latency p95 (ms)": f"{p95:.2f}",
+                "pipeline time p50 (ms)": f"{pipeline_p50:.2f}",
                 "frames received": str(self.frames_in),
                 "frames processed": str(self.frames_out),
                 "dropped frames": str(self.dropped),

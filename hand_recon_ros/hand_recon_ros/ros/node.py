@@ -303,7 +303,12 @@ class HandReconNode(Node):
         header = msg.header
         hand_array = frame_result_to_hand_array(result, header)
         self._hands_pub.publish(hand_array)
-        self._stats.record_output(time.monotonic() - frame.arrival_s, len(hand_array.hands), result.intrinsics_known)
+        self._stats.record_output(
+            time.monotonic() - frame.arrival_s,
+            len(hand_array.hands),
+            result.intrinsics_known,
+            result.timing_ms.get("total", float("nan")) / 1e3,
+        )
         self._markers_pub.publish(self._markers.build(result, header))
         if self._tf is not None:
             self._tf.publish(result, header)
