@@ -75,7 +75,7 @@ def test_parity_random_inputs_every_output(graph: str, modules: dict, tflite_pat
     _assert_parity(ours, ref, graph)
 
 
-@pytest.mark.parametrize("graph", ("palm_detection_full", "hand_landmark_full"))
+@pytest.mark.parametrize("graph", GRAPHS)
 def test_parity_real_photos_every_output(graph: str, modules: dict, tflite_paths: dict, shared_data_dir: Path) -> None:
     module = modules[graph]
     x = _photo_inputs(shared_data_dir, module.input_shape[1])

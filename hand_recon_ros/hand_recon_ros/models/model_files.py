@@ -195,7 +195,14 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 @contextlib.contextmanager
 def _cache_lock(cache_dir: Path) -> Iterator[None]:
     """Serialise slow fetch/convert work between processes sharing one cache (tests run in parallel)."""
-    with open(cache_dir / LOCK_FILE, "a+b") as fh:
+    try:
+        fh = open(cache_dir / LOCK_FILE, "a+b")  # closed by the with-block below
+    except OSError as exc:
+        raise ModelFileError(
+            f"cannot write to the model cache {cache_dir} ({exc}); make it writable, "
+            f"or set ${CACHE_ENV_VAR} / pass --cache-dir to a writable directory"
+        ) from exc
+    with fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
             yield
@@ -341,11 +348,11 @@ def _ensure_onnx(kind: str, tflite_path: Path, onnx_path: Path, cache_dir: Path,
             LOG.warning("rebuilding %s: it changed since it was built or is not in %s", onnx_path, STAMP_FILE)
         if not quiet:
             print(f"converting {tflite_path.name} -> {onnx_path.name} ...", flush=True)
-        from hand_recon_ros.models import onnx_export  # torch is imported only when a conversion is needed
-
         fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{onnx_path.name}.", suffix=".tmp")
         os.close(fd)
         try:
+            from hand_recon_ros.models import onnx_export  # torch is imported only when a conversion is needed
+
             if kind == "palm":
                 onnx_export.export_palm(tflite_path, Path(tmp))
             else:
