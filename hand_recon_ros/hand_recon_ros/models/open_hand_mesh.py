@@ -34,7 +34,9 @@ TUBE_RADIUS_M = np.array(
         [0.0088, 0.0078, 0.0070, 0.0064],
     ]
 )
-NUM_SKIN_BONES = 1 + 3 * hk.NUM_CHAINS  # the hand frame (palm) + three articulated bones per chain
+NUM_SKIN_BONES = 1 + 3 * hk.NUM_CHAINS
+# Bone lengths are rounded to this step (metres) to reuse cached rest meshes.
+MESH_LENGTH_STEP_M = 0.0005  # the hand frame (palm) + three articulated bones per chain
 
 
 def _ring_faces(first_a: int, first_b: int, n: int) -> list[list[int]]:
@@ -118,14 +120,16 @@ def _topology() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndar
 def rest_mesh(bone_lengths: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Vertices (V, 3) metres of the flat right hand in the hand frame, and faces (F, 3) int32."""
     lengths = hk.BONE_LENGTH_PRIOR_M if bone_lengths is None else np.asarray(bone_lengths, dtype=np.float64)
-    vertices, faces = _rest_mesh_cached(lengths.tobytes())
+    key = np.round(lengths / MESH_LENGTH_STEP_M).astype(np.int64)
+    vertices, faces = _rest_mesh_cached(key.tobytes())
     return vertices.copy(), faces
 
 
 @lru_cache(maxsize=16)
-def _rest_mesh_cached(lengths_bytes: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """rest_mesh for bone lengths given as float64 bytes (cached: image mode always uses the prior)."""
-    lengths = np.frombuffer(lengths_bytes, dtype=np.float64)
+def _rest_mesh_cached(key: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """rest_mesh for bone lengths quantised to MESH_LENGTH_STEP_M (int64 bytes); cached, as tracked hands'
+    lengths change slowly and image mode always uses the prior."""
+    lengths = np.frombuffer(key, dtype=np.int64) * MESH_LENGTH_STEP_M
     tube, sphere, faces, _, _ = _topology()
     joints = hk.rest_joints(lengths)
     chain, bone, t = tube[:, 0].astype(int), tube[:, 1].astype(int), tube[:, 2]
