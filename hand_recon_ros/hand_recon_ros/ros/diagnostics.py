@@ -50,6 +50,7 @@ class NodeStats:
         self.frames_in = 0
         self.frames_out = 0
         self.dropped = 0
+        self.visuals_skipped = 0
         self.errors: collections.Counter[str] = collections.Counter()
         self._last_error: tuple[float, str, str] | None = None
         self._last_input_s: float | None = None
@@ -79,6 +80,11 @@ class NodeStats:
         """A frame was replaced in the slot before the worker took it."""
         with self._lock:
             self.dropped += count
+
+    def record_visual_skip(self) -> None:
+        """Markers/TF/overlay of a frame were skipped because the visuals thread was still busy."""
+        with self._lock:
+            self.visuals_skipped += 1
 
     def record_camera_info(self) -> None:
         """A usable CameraInfo arrived."""
@@ -139,6 +145,7 @@ class NodeStats:
                 "frames received": str(self.frames_in),
                 "frames processed": str(self.frames_out),
                 "dropped frames": str(self.dropped),
+                "markers skipped": str(self.visuals_skipped),
                 "hands per frame": f"{(sum(hands) / len(hands)) if hands else 0.0:.2f}",
                 "intrinsics": "assumed" if self.intrinsics_assumed else "CameraInfo",
             }

@@ -2,7 +2,8 @@
 
 A thin shell around the ROS-free HandPipeline. The image callback only stores the newest message in a
 one-frame slot (latest frame wins, replaced frames are counted as dropped); one worker thread converts,
-runs the pipeline and publishes, so the executor never waits on inference.
+runs the pipeline and publishes HandArray, so the executor never waits on inference. Markers, TF and the
+overlay are built on a second thread from a second latest-wins slot, so they never delay the next frame.
 Run: ``hand_recon_node --ros-args -r image:=/camera/image_raw -r camera_info:=/camera/camera_info``.
 """
 
@@ -74,6 +75,15 @@ class _Frame:
     arrival_s: float  # time.monotonic() when the callback ran
 
 
+@dataclasses.dataclass
+class _Visual:
+    """One processed frame waiting for its markers, TF and overlay."""
+
+    result: Any
+    header: Any
+    rgb: Any
+
+
 class HandReconNode(Node):
     """ROS 2 node publishing two-hand 3D reconstructions of the images it receives.
 
@@ -125,7 +135,14 @@ class HandReconNode(Node):
         self._worker: FrameWorker[_Frame] = FrameWorker(
             self._slot, self._process_frame, self._on_worker_error, on_start=self._ensure_pipeline
         )
+        # Markers, TF and overlay on their own thread, latest result wins: a big mesh marker never delays
+        # the next frame's inference or HandArray.
+        self._visual_slot: LatestFrameSlot[_Visual] = LatestFrameSlot()
+        self._visual_worker: FrameWorker[_Visual] = FrameWorker(
+            self._visual_slot, self._publish_visuals, self._on_worker_error, name="hand_recon_visuals"
+        )
         self._worker.start()
+        self._visual_worker.start()
         self.get_logger().info(
             f"listening on {self._image_sub.topic_name} ({self._params['image_transport']}) and "
             f"{self._camera_info_sub.topic_name}; publishing {self._hands_pub.topic_name}"
@@ -309,11 +326,16 @@ class HandReconNode(Node):
             result.intrinsics_known,
             result.timing_ms.get("total", float("nan")) / 1e3,
         )
-        self._markers_pub.publish(self._markers.build(result, header))
+        if self._visual_slot.put(_Visual(result, header, rgb)):
+            self._stats.record_visual_skip()
+
+    def _publish_visuals(self, visual: _Visual) -> None:
+        """Markers, wrist TF and (only while subscribed) the overlay for one processed frame (visuals thread)."""
+        self._markers_pub.publish(self._markers.build(visual.result, visual.header))
         if self._tf is not None:
-            self._tf.publish(result, header)
+            self._tf.publish(visual.result, visual.header)
         if self._overlay_pub.get_subscription_count() > 0:
-            self._overlay_pub.publish(rgb_to_image_msg(draw_overlay(rgb, result), header))
+            self._overlay_pub.publish(rgb_to_image_msg(draw_overlay(visual.rgb, visual.result), visual.header))
 
     # -- shutdown -------------------------------------------------------------------------------------
     @property
@@ -328,6 +350,8 @@ class HandReconNode(Node):
         self._closed = True
         if not self._worker.stop(WORKER_STOP_TIMEOUT_S):
             self.get_logger().warning("worker did not stop in time")
+        if not self._visual_worker.stop(WORKER_STOP_TIMEOUT_S):
+            self.get_logger().warning("visuals worker did not stop in time")
         self.destroy_node()
 
 
