@@ -50,7 +50,7 @@ def _run(args: argparse.Namespace) -> int:
 def _fetch(args: argparse.Namespace) -> int:
     try:
         for variant in _variants(args.variant):
-            paths = mf.ensure_models(variant, cache_dir=args.cache_dir, convert=not args.no_convert, quiet=True)
+            paths = mf.ensure_models(variant, cache_dir=args.cache_dir, convert=not args.no_convert, quiet=args.quiet)
             if not args.quiet:
                 print(f"[{variant}]")
                 for label, path in _labelled(paths):

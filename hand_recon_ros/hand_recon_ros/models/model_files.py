@@ -282,7 +282,11 @@ def fetch_tflite(cache_dir: Path | None = None, quiet: bool = False) -> dict[str
     Returns ``{name: path}`` keyed by ``palm_detection_full``, ``palm_detection_lite``, ``hand_landmark_full``,
     ``hand_landmark_lite``. Raises ModelFileError naming the file, its expected sha256 and the fix.
     """
-    return _ensure_tflite(list(TFLITE_FILES.values()), model_cache_dir(cache_dir), quiet)
+    paths = _ensure_tflite(list(TFLITE_FILES.values()), model_cache_dir(cache_dir), quiet)
+    if not quiet:
+        for name, path in paths.items():
+            print(f"{name}: {path}")
+    return paths
 
 
 def _ensure_tflite(specs: list[TFLiteFile], cache_dir: Path, quiet: bool) -> dict[str, Path]:
@@ -309,9 +313,6 @@ def _ensure_tflite(specs: list[TFLiteFile], cache_dir: Path, quiet: bool) -> dic
         if todo:
             spec = todo[0]
             raise ModelFileError(_missing_message(spec, paths[spec.name], "sha256 mismatch after re-fetching"))
-    if not quiet:
-        for spec in specs:
-            print(f"{spec.filename}: {paths[spec.name]}")
     return paths
 
 
@@ -377,7 +378,8 @@ def ensure_models(
 ) -> ModelPaths:
     """The cached, verified TFLite files of ``variant`` and (``convert``) their ONNX exports, built if missing.
 
-    With ``convert=False`` the ONNX paths are where the exports would be; they may not exist.
+    With ``convert=False`` the ONNX paths are where the exports would be; they may not exist. Unless ``quiet``,
+    downloads and conversions are announced on stdout.
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown model variant '{variant}'; choose one of {', '.join(VARIANTS)}")
@@ -396,6 +398,4 @@ def ensure_models(
     if convert:
         _ensure_onnx("palm", palm_tflite, result.palm_onnx, cache, quiet)
         _ensure_onnx("landmark", landmark_tflite, result.landmark_onnx, cache, quiet)
-        if not quiet:
-            print(f"{result.palm_onnx.name}: {result.palm_onnx}\n{result.landmark_onnx.name}: {result.landmark_onnx}")
     return result
