@@ -147,3 +147,24 @@ def test_video_mode_smooths_and_adapts_bone_lengths():
     assert not np.allclose(lifter._tracks[0].bone_lengths, hk.BONE_LENGTH_PRIOR_M)
     lifter.reset()
     assert not lifter._tracks
+
+
+def test_pipeline_with_refinement_on_a_real_photo(woman_hands_path, model_paths):
+    import cv2
+
+    from hand_recon_ros.pipeline.config import PipelineConfig
+    from hand_recon_ros.pipeline.hand_pipeline import HandPipeline
+
+    image = cv2.cvtColor(cv2.imread(str(woman_hands_path)), cv2.COLOR_BGR2RGB)
+    pipeline = HandPipeline(PipelineConfig(mode="image", mesh=True))
+    assert pipeline.lifter_name == "refinement"
+    result = pipeline.process(image)
+    assert sorted(h.side for h in result.hands) == ["left", "right"]
+    for hand in result.hands:
+        assert np.all(np.isfinite(hand.joints_3d)) and 0.2 < hand.joints_3d[0, 2] < 3.0
+        assert hand.fit_residual_px < 10.0
+        np.testing.assert_allclose(hk.bone_lengths_of(hand.joints_3d), hk.BONE_LENGTH_PRIOR_M, atol=1e-5)
+        assert 300 <= len(hand.mesh.vertices) <= 1000
+    joints = [h.joints_3d.astype(np.float64) for h in result.hands]
+    assert rf.penetration_depths(*joints).max() < 0.002
+    pipeline.close()
