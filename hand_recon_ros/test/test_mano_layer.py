@@ -153,3 +153,21 @@ def test_lifter_uses_mano_when_the_folder_has_models(mano_dir):
     without = RefinementLifter(type("Cfg", (), {"mode": "image", "mano_dir": None})())
     result = without.lift(dets, intr, None, want_mesh=True)[0]
     assert result.mano_pose is None and 300 <= len(result.mesh.vertices) <= 1000
+
+
+def test_shape_fit_recovers_hand_size(mano_dir):
+    from hand_recon_ros.models.inverse_kinematics import fit_betas
+
+    model = load_mano_file(mano_dir / "MANO_RIGHT.pkl", "right")
+    model.shapedirs[:, :, 0] = 0.05 * model.v_template  # beta 0 scales the hand by 5 % per unit, like MANO's
+    rng = np.random.default_rng(4)
+    true_betas = np.zeros(10)
+    true_betas[0] = 2.0
+    target = mano_layer.forward(model, rng.normal(0, 0.3, 48), true_betas).joints
+    betas = fit_betas(model, target)
+    assert betas[0] == pytest.approx(2.0, abs=0.2)
+    fitted = mano_layer.forward(model, np.zeros(48), betas).joints
+    plain = mano_layer.forward(model, np.zeros(48)).joints
+    err_fit = np.abs(hk.bone_lengths_of(fitted) - hk.bone_lengths_of(target)).max()
+    err_plain = np.abs(hk.bone_lengths_of(plain) - hk.bone_lengths_of(target)).max()
+    assert err_fit < 0.3 * err_plain and err_fit < 0.002

@@ -14,6 +14,11 @@ from scipy.spatial.transform import Rotation
 from hand_recon_ros.models import hand_kinematics as hk
 from hand_recon_ros.models import mano_layer
 from hand_recon_ros.models.mano_loader import FINGERTIP_VERTICES, NUM_BETAS, MANOModel
+from hand_recon_ros.skeleton import BONES
+
+SHAPE_ITERATIONS = 5
+SHAPE_RIDGE = 1e-6  # m² per unit beta²: keeps betas near the mean shape when bone lengths say little
+MAX_ABS_BETA = 3.0
 
 # For each MANO joint 1..15: the index (into our 21 joints) of the joint itself and of its child.
 _MANO_IN_OURS = np.array(mano_layer.MANO_TO_OURS)
@@ -66,10 +71,39 @@ def mano_pose_from_joints(model: MANOModel, joints: np.ndarray, betas: np.ndarra
     return Rotation.from_matrix(rotations).as_rotvec().reshape(-1)
 
 
+def _rest_bones(model: MANOModel) -> tuple[np.ndarray, np.ndarray]:
+    """Rest bone vectors of our 20 bones as an affine function of betas: constant (20, 3) and slope (20, 3, 10)."""
+    regress = np.zeros((21, 778))
+    regress[:16] = model.j_regressor
+    regress[16 + np.arange(5), list(FINGERTIP_VERTICES)] = 1.0
+    ours = regress[list(mano_layer.MANO_TO_OURS)]  # (21, 778) rows in our joint order
+    parents = np.array([p for p, _ in BONES])
+    children = np.array([c for _, c in BONES])
+    bone_rows = ours[children] - ours[parents]  # (20, 778)
+    return bone_rows @ model.v_template, np.einsum("bv,vck->bck", bone_rows, model.shapedirs)
+
+
+def fit_betas(model: MANOModel, joints: np.ndarray, iterations: int = SHAPE_ITERATIONS) -> np.ndarray:
+    """MANO betas (10,) whose rest bone lengths best match those of ``joints`` (21, 3), ridge-regularised."""
+    target = hk.bone_lengths_of(np.asarray(joints, dtype=np.float64))
+    const, slope = _rest_bones(model)
+    betas = np.zeros(NUM_BETAS)
+    for _ in range(iterations):  # Gauss–Newton on |const + slope·β| − target
+        bones = const + slope @ betas
+        lengths = np.linalg.norm(bones, axis=1)
+        jac = np.einsum("bc,bck->bk", bones / lengths[:, None], slope)
+        lhs = jac.T @ jac + SHAPE_RIDGE * np.eye(NUM_BETAS)
+        betas = betas - np.linalg.solve(lhs, jac.T @ (lengths - target) + SHAPE_RIDGE * betas)
+    return np.clip(betas, -MAX_ABS_BETA, MAX_ABS_BETA)
+
+
 def mano_from_joints(model: MANOModel, joints: np.ndarray, betas: np.ndarray | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """MANO pose (48,), betas (10,) and vertices (778, 3) placed so the MANO wrist lands on joints[0]."""
-    betas = np.zeros(NUM_BETAS) if betas is None else np.asarray(betas, dtype=np.float64)
+    """MANO pose (48,), betas (10,) and vertices (778, 3) placed so the MANO wrist lands on joints[0].
+
+    Without ``betas`` the shape is fitted to the joints' bone lengths first (``fit_betas``).
+    """
+    betas = fit_betas(model, joints) if betas is None else np.asarray(betas, dtype=np.float64)
     pose = mano_pose_from_joints(model, joints, betas)
     out = mano_layer.forward(model, pose, betas)
     vertices = out.vertices - out.joints[0] + np.asarray(joints, dtype=np.float64)[0]
