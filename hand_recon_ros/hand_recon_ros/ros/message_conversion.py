@@ -12,6 +12,9 @@ from hand_recon_ros.skeleton import NUM_JOINTS
 
 # Quaternion (x, y, z, w) used when the pipeline gave no wrist orientation.
 IDENTITY_QUATERNION_XYZW: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0)
+# Distinct face arrays whose MeshTriangle lists are kept (one per hand model in practice).
+TRIANGLE_CACHE_SIZE = 4
+_TRIANGLE_CACHE: dict[bytes, list[Any]] = {}
 
 
 def stamp_to_seconds(stamp: Any) -> float:
@@ -67,6 +70,18 @@ def _finite_or_zero(values: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(values), values, 0.0)
 
 
+def _triangles(faces: np.ndarray, triangle_type: Any) -> list[Any]:
+    """MeshTriangle messages for ``faces`` (F, 3) uint32, cached: a hand model's faces never change."""
+    key = faces.tobytes()
+    triangles = _TRIANGLE_CACHE.get(key)
+    if triangles is None:
+        triangles = [triangle_type(vertex_indices=face) for face in faces]
+        if len(_TRIANGLE_CACHE) >= TRIANGLE_CACHE_SIZE:
+            _TRIANGLE_CACHE.pop(next(iter(_TRIANGLE_CACHE)))
+        _TRIANGLE_CACHE[key] = triangles
+    return list(triangles)
+
+
 def hand_result_to_msg(hand: HandResult) -> Any:
     """One HandResult -> hand_recon_msgs/Hand (requires joints_3d)."""
     from geometry_msgs.msg import Point
@@ -99,7 +114,7 @@ def hand_result_to_msg(hand: HandResult) -> Any:
         faces = np.asarray(hand.mesh.faces, dtype=np.uint32).reshape(-1, 3)
         mesh = Mesh()
         mesh.vertices = [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in vertices.tolist()]
-        mesh.triangles = [MeshTriangle(vertex_indices=face) for face in faces]
+        mesh.triangles = _triangles(faces, MeshTriangle)
         msg.mesh = mesh
     if hand.mano_pose is not None:
         msg.mano_pose = np.asarray(hand.mano_pose, dtype=np.float32).reshape(-1)
