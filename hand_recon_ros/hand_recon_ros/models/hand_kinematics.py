@@ -57,12 +57,17 @@ BONE_LENGTH_PRIOR_M: np.ndarray = np.array(
 # Allowed range of a tracked hand's bone lengths relative to the prior (children to large adults).
 BONE_SCALE_RANGE: tuple[float, float] = (0.8, 1.25)
 
-# Rest (flat hand) directions of the palm bones from the wrist, hand frame, as (azimuth from +y towards +x,
-# elevation towards +z palmar) in degrees. Calibrated on the 6 annotated hands (4 subjects) of the
-# InterHand2.6M photos in ../shared/data (spread ±3°, thumb ±8°); the metacarpals fan out ulnarly.
-PALM_AZIMUTH_ELEVATION_DEG = np.array([[45.0, 33.0], [18.0, 2.0], [2.0, -2.0], [-14.0, -1.0], [-29.0, 3.0]])
-_AZ, _EL = np.radians(PALM_AZIMUTH_ELEVATION_DEG).T
-PALM_DIRECTIONS: np.ndarray = np.stack([np.sin(_AZ) * np.cos(_EL), np.cos(_AZ) * np.cos(_EL), np.sin(_EL)], axis=1)
+# Rest (flat hand) directions of the palm bones from the wrist, hand frame (normalised below).
+_PALM_DIRECTIONS = np.array(
+    [
+        [0.62, 0.60, 0.50],  # thumb CMC: radial, distal and palmar
+        [0.28, 0.96, 0.0],  # index MCP
+        [0.03, 1.0, 0.0],  # middle MCP
+        [-0.19, 0.98, 0.0],  # ring MCP
+        [-0.40, 0.92, 0.0],  # pinky MCP
+    ]
+)
+PALM_DIRECTIONS: np.ndarray = _PALM_DIRECTIONS / np.linalg.norm(_PALM_DIRECTIONS, axis=1, keepdims=True)
 
 
 # How strongly each chain (thumb, index, middle, ring, pinky) turns about the palm normal per radian of palm
