@@ -121,3 +121,30 @@ def test_publish_refuses_bad_source_and_intrinsics(image_folder, tmp_path: Path)
     bad = subprocess.run([*base, str(folder), "--intrinsics", "1,2,3"], env=env, capture_output=True, text=True,
                          timeout=RUN_TIMEOUT_S)
     assert bad.returncode == 2 and "--intrinsics" in bad.stderr and "'3'" in bad.stderr
+
+
+def test_publish_summary_shows_the_whole_chain(image_folder) -> None:
+    """publisher process -> node process (fake pipeline) -> `hands` back to the publisher's --summary."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_ros_peer import start_node, stop_node
+
+    folder, _ = image_folder
+    domain = DOMAIN_ID
+    node = start_node(domain, extra_args=["-r", "image:=/chain/image", "-r", "camera_info:=/chain/camera_info"])
+    try:
+        env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
+        done = subprocess.run(
+            [sys.executable, "-m", "hand_recon_ros.cli", "publish", str(folder), "--topic", "/chain/image",
+             "--rate", "10", "--loop", "--count", "15", "--summary", "--intrinsics", "40,40,16,12"],
+            env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+        )
+    finally:
+        code, output = stop_node(node)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if "camera_optical_frame:" in line]
+    assert len(lines) >= 5, done.stdout
+    assert "left 0.90 wrist z 0.50 m, right 0.90 wrist z 0.50 m" in lines[-1]  # the fake pipeline's two hands
+    assert "assumed intrinsics" not in lines[-1]
+    summary = done.stdout.strip().splitlines()[-1]
+    assert summary.startswith("15 frames published,") and "2.00 hands per frame" in summary
+    assert code == 0, output

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 from typing import Any
 
 LOG = logging.getLogger("hand_recon_ros.publish")
+# How long --summary waits after the last frame for the node's answers (seconds).
+SUMMARY_DRAIN_S = 1.0
 
 
 def register(subparsers: Any) -> None:
@@ -27,6 +30,11 @@ def register(subparsers: Any) -> None:
     group.add_argument("--camera-info", default=None, metavar="FILE.yaml", help="ROS CameraInfo / calibration YAML")
     parser.add_argument("--loop", action="store_true", help="start again at the end of a video or folder")
     parser.add_argument("--count", type=int, default=None, metavar="N", help="stop after N frames")
+    parser.add_argument("--summary", action="store_true",
+                        help="also listen to `hands` and print each HandArray and a latency summary (needs a node)")
+    parser.add_argument("--wait-for-subscriber", type=float, default=None, metavar="S",
+                        help="wait up to S seconds for a subscriber before publishing (default 10 with --summary)")
+    parser.add_argument("--hands-topic", default="hands", help="HandArray topic for --summary")
     parser.add_argument("--ros-args", dest="ros_args", nargs=argparse.REMAINDER, default=[],
                         help="ROS arguments (e.g. -r __node:=cam)")
     parser.set_defaults(func=run)
@@ -39,7 +47,13 @@ def run(args: argparse.Namespace) -> int:
 
     from hand_recon_ros.io.intrinsics_input import intrinsics_for, load_camera_info_yaml, parse_intrinsics_arg
     from hand_recon_ros.pipeline.types import IntrinsicsError
-    from hand_recon_ros.ros.camera_publisher import CameraPublisher, SourceError, iter_source_frames
+    from hand_recon_ros.ros.camera_publisher import (
+        CameraPublisher,
+        HandsListener,
+        SourceError,
+        iter_source_frames,
+        wait_for_subscriber,
+    )
 
     if args.rate < 0:
         LOG.error("--rate must be >= 0, got %s", args.rate)
@@ -71,16 +85,25 @@ def run(args: argparse.Namespace) -> int:
     publisher = CameraPublisher(args.topic, args.frame_id, intrinsics)
     LOG.info("publishing %s (%dx%d) on %s at %s Hz%s", args.source, first.shape[1], first.shape[0],
              publisher.image_pub.topic_name, args.rate, "" if intrinsics else " (CameraInfo uncalibrated: K = 0)")
+    listener = HandsListener(publisher.node, args.hands_topic) if args.summary else None
+    wait_s = args.wait_for_subscriber if args.wait_for_subscriber is not None else (10.0 if args.summary else 0.0)
     status = 0
     try:
+        if wait_s > 0 and not wait_for_subscriber(publisher.image_pub, wait_s):
+            LOG.warning("no subscriber on %s after %.0f s; publishing anyway", publisher.image_pub.topic_name, wait_s)
         stats = publisher.run(all_frames(), args.rate, args.count, should_stop=lambda: not rclpy.ok())
         LOG.info("published %d frames in %.1f s (%.1f Hz)", stats.frames, stats.elapsed_s, stats.rate_hz)
+        if listener is not None:
+            time.sleep(SUMMARY_DRAIN_S)  # let the last answers arrive
+            print(listener.summary(stats.frames))
     except (KeyboardInterrupt, ExternalShutdownException):
         LOG.info("stopped")
     except SourceError as exc:
         LOG.error("%s", exc)
         status = 2
     finally:
+        if listener is not None:
+            listener.close()
         publisher.close()
         rclpy.try_shutdown()
     return status

@@ -73,8 +73,8 @@ class PublishStats:
 
     @property
     def rate_hz(self) -> float:
-        """Achieved publication rate."""
-        return self.frames / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        """Achieved publication rate (intervals between the first and the last frame)."""
+        return (self.frames - 1) / self.elapsed_s if self.frames > 1 and self.elapsed_s > 0 else 0.0
 
 
 class CameraPublisher:
@@ -160,3 +160,67 @@ class CameraPublisher:
     def close(self) -> None:
         """Destroy the node."""
         self.node.destroy_node()
+
+
+def wait_for_subscriber(publisher: Any, timeout_s: float) -> bool:
+    """Wait until ``publisher`` has a subscriber (e.g. hand_recon_node discovered), up to ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while publisher.get_subscription_count() == 0:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+class HandsListener:
+    """Listens to a HandArray topic on the publisher's node and summarises what comes back (``--summary``).
+
+    Latency is now - header.stamp, valid because the publisher stamps with the same host clock.
+    """
+
+    def __init__(self, node: Any, topic: str = "hands", printer: Callable[[str], None] = print) -> None:
+        from hand_recon_msgs.msg import HandArray
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+        self._node = node
+        self._printer = printer
+        self.latencies_ms: list[float] = []
+        self.hands_per_frame: list[int] = []
+        self._subscription = node.create_subscription(
+            HandArray, topic, self.on_hands, QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        )
+        self._executor = SingleThreadedExecutor(context=node.context)
+        self._executor.add_node(node)
+        import threading
+
+        self._thread = threading.Thread(target=self._executor.spin, name="hands_listener", daemon=True)
+        self._thread.start()
+
+    def on_hands(self, msg: Any) -> None:
+        """Record and print one HandArray."""
+        now_s = self._node.get_clock().now().nanoseconds * 1e-9
+        latency_ms = (now_s - (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)) * 1e3
+        self.latencies_ms.append(latency_ms)
+        self.hands_per_frame.append(len(msg.hands))
+        hands = ", ".join(
+            f"{'left' if h.side == h.LEFT else 'right'} {h.score:.2f} wrist z {h.wrist_pose.position.z:.2f} m"
+            for h in msg.hands
+        ) or "no hand"
+        intrinsics = "" if msg.intrinsics_known else " (assumed intrinsics)"
+        self._printer(f"{msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d} {msg.header.frame_id}: {hands}; "
+                      f"latency {latency_ms:.1f} ms{intrinsics}")
+
+    def summary(self, published: int) -> str:
+        """One line: frames answered, hands per frame, latency p50/p95."""
+        if not self.latencies_ms:
+            return f"{published} frames published, no HandArray came back (is hand_recon_node running?)"
+        p50, p95 = np.percentile(self.latencies_ms, [50, 95])
+        return (f"{published} frames published, {len(self.latencies_ms)} HandArrays received, "
+                f"{np.mean(self.hands_per_frame):.2f} hands per frame, latency p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+
+    def close(self) -> None:
+        """Stop the executor thread (before rclpy shuts down)."""
+        self._executor.shutdown()
+        self._thread.join(timeout=5.0)
+        self._node.destroy_subscription(self._subscription)
