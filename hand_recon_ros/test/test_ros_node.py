@@ -20,6 +20,7 @@ pytest.importorskip("hand_recon_msgs.msg")
 sys.path.insert(0, str(Path(__file__).parent))
 from test_ros_peer import (  # noqa: E402
     FAKE_PROCESS_MS,
+    TRACK_IDS_PER_RESET,
     Peer,
     first_pixel_image,
     make_camera_info,
@@ -129,6 +130,16 @@ def test_max_hands_changes_live(node_and_peer) -> None:
     assert peer.set_parameters(NODE_NAME, {"max_hands": 2})[0].successful
     hands, _ = _send_and_wait(peer, 3, 3101.0)
     assert len(hands.hands) == 2
+
+
+def test_stamp_going_back_resets_tracking(node_and_peer) -> None:
+    _, peer = node_and_peer
+    before, _ = _send_and_wait(peer, 3, 9000.0)
+    after, _ = _send_and_wait(peer, 3, 8999.0)  # a bag loop or camera restart
+    same, _ = _send_and_wait(peer, 3, 8999.5)
+    ids = [sorted(h.track_id for h in msg.hands) for msg in (before, after, same)]
+    assert ids[1] == [i + TRACK_IDS_PER_RESET for i in ids[0]]
+    assert ids[2] == ids[1]
 
 
 def test_invalid_and_read_only_parameters_are_refused(node_and_peer) -> None:

@@ -38,6 +38,7 @@ from hand_recon_ros.pipeline.types import (  # noqa: E402
 # Simulated inference time of the fake pipeline (ms); the burst test publishes 10x faster than this allows.
 FAKE_PROCESS_MS = float(os.environ.get("FAKE_PROCESS_MS", "40"))
 DISCOVERY_TIMEOUT_S = 20.0
+TRACK_IDS_PER_RESET = 10
 # Header stamps (s) of the probe images sent while waiting for the node; tests use larger stamps.
 PROBE_STAMP_S = 1.0
 # A unit cube: 8 vertices, 12 triangles (36 TRIANGLE_LIST points per hand).
@@ -76,6 +77,7 @@ class FakePipeline:
     def __init__(self, process_ms: float = FAKE_PROCESS_MS) -> None:
         self.process_s = process_ms / 1e3
         self.settings: dict[str, Any] = {"max_hands": 2, "mesh": False}
+        self.resets = 0
 
     def process(self, image_rgb: np.ndarray, intrinsics: CameraIntrinsics | None, timestamp_s: float) -> FrameResult:
         """Sleep like an inference, then return the hands the first pixel asks for."""
@@ -85,6 +87,8 @@ class FakePipeline:
             raise RuntimeError("fake inference failure requested by the image")
         sides = {0: [], 1: ["left"], 2: ["right"]}.get(red, ["left", "right"])
         hands = [synthetic_hand(s, self.settings["mesh"]) for s in sides][: self.settings["max_hands"]]
+        for hand in hands:  # new track ids after every reset, so a reset is visible from outside
+            hand.detection.track_id += TRACK_IDS_PER_RESET * self.resets
         h, w = image_rgb.shape[:2]
         known = intrinsics is not None and intrinsics.known
         return FrameResult(w, h, known, hands, {"total": self.process_s * 1e3})
@@ -94,7 +98,8 @@ class FakePipeline:
         self.settings.update(changes)
 
     def reset(self) -> None:
-        """Nothing to forget."""
+        """Count resets (they show in the track ids)."""
+        self.resets += 1
 
 
 def run_fake_node(argv: list[str]) -> int:
