@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hand_recon_ros.pipeline.landmark_estimator import LandmarkOutput
-from hand_recon_ros.pipeline.roi import landmarks_to_roi
+from hand_recon_ros.pipeline.roi import landmarks_to_roi, roi_iou
 from hand_recon_ros.pipeline.tracker import Candidate, HandTracker, TrackedHand, assign_sides
 from hand_recon_ros.pipeline.types import RotatedRect
 
@@ -47,6 +47,19 @@ def test_duplicate_candidates_of_one_hand_are_merged_preferring_the_track():
     hands = tracker.update([_candidate(100, 300, track_id=0, presence=0.7), _candidate(103, 301, presence=0.99)],
                            0.5, 2, keep_tracks=True)
     assert len(hands) == 1 and hands[0].track_id == 0
+
+
+def test_clasped_hands_with_overlapping_rois_are_both_kept():
+    tracker = HandTracker()
+    first = _candidate(300, 300)
+    # a second hand over the first: ROIs overlap a lot, but its landmarks are elsewhere (turned 90 degrees)
+    kp = first.output.keypoints_2d
+    turned = (kp - kp[9]) @ np.array([[0.0, -1.0], [1.0, 0.0]]) + kp[9] + [10.0, 0.0]
+    out = LandmarkOutput(turned.astype(np.float32), np.zeros(21, np.float32), np.zeros((21, 3), np.float32), 0.8, 0.2)
+    second = Candidate(landmarks_to_roi(turned), -1, out)
+    assert roi_iou(landmarks_to_roi(kp), landmarks_to_roi(turned)) > 0.5
+    hands = tracker.update([first, second], 0.5, 2, keep_tracks=True)
+    assert len(hands) == 2
 
 
 def test_new_palm_rois_overlapping_tracks_are_dropped():

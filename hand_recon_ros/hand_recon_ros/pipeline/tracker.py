@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from hand_recon_ros.pipeline.landmark_estimator import LandmarkOutput
 from hand_recon_ros.pipeline.roi import landmarks_to_roi, roi_iou
 from hand_recon_ros.pipeline.types import RotatedRect, Side
 
-# MediaPipe drops a new palm whose ROI overlaps a tracked ROI at this IoU or more; we use it for duplicates too.
+# MediaPipe drops a new palm whose ROI overlaps a tracked ROI at this IoU or more.
 DUPLICATE_IOU = 0.5
+# Two landmark results are the same hand when their keypoints are this close on average (fraction of the ROI
+# side). Landmarks, not ROI overlap, so that two clasped hands with overlapping ROIs both survive.
+DUPLICATE_KEYPOINT_FRACTION = 0.08
 # Weight of the past in a track's handedness average (video mode): the label should not flicker.
 HANDEDNESS_MEMORY = 0.7
 
@@ -47,6 +52,7 @@ class HandTracker:
     """Keeps tracks between frames (video mode) and turns landmark candidates into de-duplicated, id'd hands."""
 
     duplicate_iou: float = DUPLICATE_IOU
+    duplicate_keypoint_fraction: float = DUPLICATE_KEYPOINT_FRACTION
     handedness_memory: float = HANDEDNESS_MEMORY
     tracks: list[_Track] = field(default_factory=list)
     next_id: int = 0
@@ -73,6 +79,11 @@ class HandTracker:
                 taken.append(roi)
         return kept
 
+    def is_duplicate(self, keypoints_2d: np.ndarray, kept: TrackedHand) -> bool:
+        """True when these landmarks are the kept hand again (mean keypoint distance below the fraction)."""
+        limit = self.duplicate_keypoint_fraction * max(kept.next_roi.width, 1.0)
+        return _mean_distance(keypoints_2d, kept.candidate.output.keypoints_2d) < limit
+
     def update(
         self, candidates: list[Candidate], min_presence: float, max_hands: int, keep_tracks: bool
     ) -> list[TrackedHand]:
@@ -86,7 +97,7 @@ class HandTracker:
             if len(hands) >= max_hands:
                 break
             next_roi = landmarks_to_roi(cand.output.keypoints_2d)
-            if any(roi_iou(next_roi, h.next_roi) >= self.duplicate_iou for h in hands):
+            if any(self.is_duplicate(cand.output.keypoints_2d, h) for h in hands):
                 continue
             if cand.track_id >= 0 and cand.track_id in previous:
                 track_id = cand.track_id
@@ -100,6 +111,10 @@ class HandTracker:
         hands.sort(key=lambda h: h.track_id)
         self.tracks = [_Track(h.track_id, h.next_roi, h.right_probability) for h in hands] if keep_tracks else []
         return hands
+
+
+def _mean_distance(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(np.asarray(a, np.float64) - np.asarray(b, np.float64), axis=1).mean())
 
 
 def assign_sides(hands: list[TrackedHand], mirrored: bool) -> None:
