@@ -142,6 +142,33 @@ def test_stamp_going_back_resets_tracking(node_and_peer) -> None:
     assert ids[2] == ids[1]
 
 
+def test_declared_parameters_match_the_table_and_the_launch_file(node_and_peer) -> None:
+    """What the running node declares (over the parameter services) is what the launch file and docs rely on."""
+    import ast
+
+    from rcl_interfaces.msg import ParameterType
+    from rcl_interfaces.srv import DescribeParameters, ListParameters
+
+    from hand_recon_ros.ros.parameters import PARAMETERS_BY_NAME
+
+    _, peer = node_and_peer
+    listed = peer.call_service(ListParameters, f"/{NODE_NAME}/list_parameters", ListParameters.Request())
+    declared = set(listed.result.names) - {"use_sim_time", "start_type_description_service"}
+    assert declared == set(PARAMETERS_BY_NAME)
+    described = peer.call_service(DescribeParameters, f"/{NODE_NAME}/describe_parameters",
+                                  DescribeParameters.Request(names=sorted(declared)))
+    by_name = {d.name: d for d in described.descriptors}
+    score = by_name["min_detection_score"]
+    assert score.type == ParameterType.PARAMETER_DOUBLE and score.floating_point_range[0].to_value == 1.0
+    assert by_name["backend"].read_only and not by_name["max_hands"].read_only
+    assert all(d.description for d in described.descriptors)
+    launch = Path(__file__).resolve().parents[1] / "launch" / "hand_recon.launch.py"
+    tree = ast.parse(launch.read_text(encoding="utf-8"))
+    arguments = next(ast.literal_eval(n.value) for n in tree.body
+                     if isinstance(n, ast.AnnAssign) and getattr(n.target, "id", "") == "PARAMETER_ARGUMENTS")
+    assert {name for name, _, _ in arguments} <= declared
+
+
 def test_invalid_and_read_only_parameters_are_refused(node_and_peer) -> None:
     _, peer = node_and_peer
     refused = peer.set_parameters(NODE_NAME, {"min_detection_score": 1.5})[0]

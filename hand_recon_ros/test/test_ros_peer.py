@@ -308,6 +308,22 @@ class Peer:
         finally:
             self.node.destroy_client(client)
 
+    def call_service(self, srv_type: Any, name: str, request: Any, timeout_s: float = 10.0) -> Any:
+        """Call a service and wait for the response (AssertionError on timeout)."""
+        client = self.node.create_client(srv_type, name)
+        try:
+            if not client.wait_for_service(timeout_sec=timeout_s):
+                raise AssertionError(f"{name} not available")
+            future = client.call_async(request)
+            deadline = time.monotonic() + timeout_s
+            while not future.done() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if not future.done():
+                raise AssertionError(f"{name} timed out")
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
     def latest_status(self) -> Any:
         """The newest DiagnosticStatus from hand_recon_node (or None)."""
         with self.lock:
