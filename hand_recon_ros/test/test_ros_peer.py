@@ -292,21 +292,9 @@ class Peer:
         from rcl_interfaces.srv import SetParameters
         from rclpy.parameter import Parameter
 
-        client = self.node.create_client(SetParameters, f"/{node_name}/set_parameters")
-        try:
-            if not client.wait_for_service(timeout_sec=timeout_s):
-                raise AssertionError(f"/{node_name}/set_parameters not available")
-            request = SetParameters.Request()
-            request.parameters = [Parameter(k, value=v).to_parameter_msg() for k, v in values.items()]
-            future = client.call_async(request)
-            deadline = time.monotonic() + timeout_s
-            while not future.done() and time.monotonic() < deadline:
-                time.sleep(0.02)
-            if not future.done():
-                raise AssertionError("set_parameters timed out")
-            return list(future.result().results)
-        finally:
-            self.node.destroy_client(client)
+        request = SetParameters.Request()
+        request.parameters = [Parameter(k, value=v).to_parameter_msg() for k, v in values.items()]
+        return list(self.call_service(SetParameters, f"/{node_name}/set_parameters", request, timeout_s).results)
 
     def call_service(self, srv_type: Any, name: str, request: Any, timeout_s: float = 10.0) -> Any:
         """Call a service and wait for the response (AssertionError on timeout)."""
