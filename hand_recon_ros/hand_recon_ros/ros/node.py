@@ -364,6 +364,15 @@ def main(args: list[str] | None = None) -> int:
         rclpy.logging.get_logger(NODE_NAME).fatal(f"invalid parameter: {exc}")
         rclpy.try_shutdown()
         return 2
+    except ModuleNotFoundError as exc:
+        if exc.name != "hand_recon_msgs" and not str(exc.name).startswith("hand_recon_msgs."):
+            raise
+        rclpy.logging.get_logger(NODE_NAME).fatal(
+            f"{exc}: build and source the hand_recon_msgs package (colcon build; source install/setup.bash, "
+            "or `source env.sh` in the source tree)"
+        )
+        rclpy.try_shutdown()
+        return 2
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
