@@ -15,13 +15,14 @@ from typing import Any
 import numpy as np
 
 from hand_recon_ros.engines.base import Backend
+from hand_recon_ros.pipeline.anchors import PALM_INPUT_SIZE_PX
 from hand_recon_ros.pipeline.config import LIVE_FIELDS, ConfigError, PipelineConfig
 from hand_recon_ros.pipeline.landmark_estimator import LandmarkEstimator
 from hand_recon_ros.pipeline.palm_detector import PalmDetector
 from hand_recon_ros.pipeline.pnp_lift import Lifter, PnPLifter
 from hand_recon_ros.pipeline.roi import palm_to_roi
 from hand_recon_ros.pipeline.tracker import Candidate, HandTracker, assign_sides
-from hand_recon_ros.pipeline.types import CameraIntrinsics, FrameResult, HandDetection, IntrinsicsError
+from hand_recon_ros.pipeline.types import CameraIntrinsics, FrameResult, HandDetection, IntrinsicsError, RotatedRect
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,14 @@ class HandPipeline:
         else:
             self.lifter, self.lifter_name = lifter, type(lifter).__name__
         self.tracker = HandTracker()
+        self.warmup()
+
+    def warmup(self) -> None:
+        """Run both networks once on blank input so the first real frame does not pay ONNX Runtime's set-up."""
+        blank = np.zeros((PALM_INPUT_SIZE_PX, PALM_INPUT_SIZE_PX, 3), np.uint8)
+        self.palm.detect(blank, 1.0)
+        roi = RotatedRect(PALM_INPUT_SIZE_PX / 2.0, PALM_INPUT_SIZE_PX / 2.0, 100.0, 100.0, 0.0)
+        self.landmarks.estimate(blank, [roi] * 2)
 
     @property
     def backend_description(self) -> str:
