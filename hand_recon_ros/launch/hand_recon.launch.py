@@ -2,58 +2,104 @@
 
     ros2 launch hand_recon_ros hand_recon.launch.py image:=/camera/color/image_raw \
         camera_info:=/camera/color/camera_info backend:=tensorrt precision:=fp16
+
+Parameter arguments left empty keep the value from ``params_file`` (config/hand_recon.yaml by default);
+a given one overrides it. ``launch``/``launch_ros`` are imported inside the functions only, so this file
+can be parsed and checked where they are not installed.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
-# Launch arguments that become node parameters of the same name (name, default, description).
-PARAMETER_ARGUMENTS: tuple[tuple[str, str, str], ...] = (
-    ("image_transport", "raw", "raw (sensor_msgs/Image on `image`) or compressed (`image/compressed`)"),
-    ("backend", "onnxruntime-cpu", "inference backend"),
-    ("precision", "fp16", "TensorRT precision: fp16, fp32 or int8"),
-    ("model_variant", "full", "palm/landmark model size: full or lite"),
-    ("engine_cache_dir", "", "folder for models and built engines ('' = default cache)"),
-    ("mano_dir", "", "folder with the MANO model files ('' = none)"),
-    ("mirrored", "false", "input is a mirrored (selfie) view"),
-    ("mesh", "false", "compute and publish hand meshes"),
-    ("max_hands", "2", "maximum number of hands"),
-    ("publish_tf", "true", "broadcast wrist TF frames (needs tf2_ros)"),
+# Launch arguments that override node parameters of the same name (name, description); '' = keep params_file.
+PARAMETER_ARGUMENTS: tuple[tuple[str, str], ...] = (
+    ("image_transport", "raw (sensor_msgs/Image on `image`) or compressed (`image/compressed`)"),
+    ("backend", "inference backend: onnxruntime-cpu, tensorrt, onnxruntime-cuda, onnxruntime-tensorrt, torch, auto"),
+    ("precision", "TensorRT precision: fp16, fp32 or int8"),
+    ("model_variant", "palm/landmark model size: full or lite"),
+    ("engine_cache_dir", "folder for models and built engines"),
+    ("mano_dir", "folder with the MANO model files"),
+    ("mirrored", "input is a mirrored (selfie) view: true or false"),
+    ("mesh", "compute and publish hand meshes: true or false"),
+    ("max_hands", "maximum number of hands"),
+    ("publish_tf", "broadcast wrist TF frames (needs tf2_ros): true or false"),
 )
-# Launch arguments that become topic remaps (argument name = the node's relative topic name).
+# Launch arguments that become topic remaps (argument name = the node's relative topic name, default).
 REMAP_ARGUMENTS: tuple[tuple[str, str, str], ...] = (
-    ("image", "image", "input image topic (raw transport)"),
+    ("image", "image", "input image topic (image/compressed follows it)"),
     ("camera_info", "camera_info", "CameraInfo topic of that image"),
 )
-# Integer/bool arguments are converted by the node's parameter types; strings stay strings.
-TYPED_ARGUMENTS: dict[str, type] = {"mirrored": bool, "mesh": bool, "publish_tf": bool, "max_hands": int}
+BOOL_ARGUMENTS: frozenset[str] = frozenset({"mirrored", "mesh", "publish_tf"})
+INT_ARGUMENTS: frozenset[str] = frozenset({"max_hands"})
+
+
+def typed_value(name: str, text: str) -> Any:
+    """The parameter value for a launch argument's text; ValueError naming the argument when it does not parse."""
+    if name in BOOL_ARGUMENTS:
+        lowered = text.strip().lower()
+        if lowered not in ("true", "false"):
+            raise ValueError(f"launch argument {name} must be true or false, got {text!r}")
+        return lowered == "true"
+    if name in INT_ARGUMENTS:
+        try:
+            return int(text)
+        except ValueError as exc:
+            raise ValueError(f"launch argument {name} must be an integer, got {text!r}") from exc
+    return text
+
+
+def parameter_overrides(configurations: dict[str, str]) -> dict[str, Any]:
+    """Node parameters for the launch arguments that were given (non-empty)."""
+    return {
+        name: typed_value(name, configurations[name])
+        for name, _ in PARAMETER_ARGUMENTS
+        if configurations.get(name, "") != ""
+    }
+
+
+def _node(context: Any) -> list:
+    from launch.substitutions import LaunchConfiguration
+    from launch_ros.actions import Node
+
+    overrides = parameter_overrides(dict(context.launch_configurations))
+    return [
+        Node(
+            package="hand_recon_ros",
+            executable="hand_recon_node",
+            name="hand_recon_node",
+            output="screen",
+            parameters=[LaunchConfiguration("params_file"), overrides],
+            additional_env={"FASTDDS_DEFAULT_PROFILES_FILE": LaunchConfiguration("fastdds_profile")},
+            # the node follows an `image` remap for `image/compressed` itself (image_transport's convention)
+            remappings=[(topic, LaunchConfiguration(name)) for name, topic, _ in REMAP_ARGUMENTS],
+        )
+    ]
 
 
 def generate_launch_description():  # noqa: ANN201 - launch types are imported lazily
-    """The LaunchDescription: arguments, then hand_recon_node with config/hand_recon.yaml plus overrides."""
+    """The LaunchDescription: arguments, then hand_recon_node with params_file plus the given overrides."""
     from ament_index_python.packages import get_package_share_directory
     from launch import LaunchDescription
-    from launch.actions import DeclareLaunchArgument
-    from launch.substitutions import LaunchConfiguration
-    from launch_ros.actions import Node
-    from launch_ros.parameter_descriptions import ParameterValue
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+    from launch.substitutions import EnvironmentVariable
 
-    config = os.path.join(get_package_share_directory("hand_recon_ros"), "config", "hand_recon.yaml")
-    arguments = [DeclareLaunchArgument("params_file", default_value=config, description="node parameter file")]
-    arguments += [DeclareLaunchArgument(name, default_value=default, description=text)
-                  for name, default, text in PARAMETER_ARGUMENTS + REMAP_ARGUMENTS]
-    overrides = {
-        name: ParameterValue(LaunchConfiguration(name), value_type=TYPED_ARGUMENTS.get(name, str))
-        for name, _, _ in PARAMETER_ARGUMENTS
-    }
-    node = Node(
-        package="hand_recon_ros",
-        executable="hand_recon_node",
-        name="hand_recon_node",
-        output="screen",
-        parameters=[LaunchConfiguration("params_file"), overrides],
-        # the node follows an `image` remap for `image/compressed` itself (image_transport's convention)
-        remappings=[(topic, LaunchConfiguration(name)) for name, topic, _ in REMAP_ARGUMENTS],
-    )
-    return LaunchDescription([*arguments, node])
+    share = get_package_share_directory("hand_recon_ros")
+    arguments = [
+        DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "hand_recon.yaml"),
+                              description="node parameter file"),
+        # The node publishes large messages (overlay images, mesh markers): a big shared-memory segment keeps
+        # Fast DDS from dropping them; an existing FASTDDS_DEFAULT_PROFILES_FILE wins.
+        DeclareLaunchArgument(
+            "fastdds_profile",
+            default_value=EnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE",
+                                              default_value=os.path.join(share, "config", "fastdds_shm.xml")),
+            description="Fast DDS profile XML for the node process",
+        ),
+    ]
+    arguments += [DeclareLaunchArgument(name, default_value="", description=f"{text} ('' = from params_file)")
+                  for name, text in PARAMETER_ARGUMENTS]
+    arguments += [DeclareLaunchArgument(name, default_value=topic, description=text)
+                  for name, topic, text in REMAP_ARGUMENTS]
+    return LaunchDescription([*arguments, OpaqueFunction(function=_node)])

@@ -166,7 +166,7 @@ def test_declared_parameters_match_the_table_and_the_launch_file(node_and_peer) 
     tree = ast.parse(launch.read_text(encoding="utf-8"))
     arguments = next(ast.literal_eval(n.value) for n in tree.body
                      if isinstance(n, ast.AnnAssign) and getattr(n.target, "id", "") == "PARAMETER_ARGUMENTS")
-    assert {name for name, _, _ in arguments} <= declared
+    assert {name for name, _ in arguments} <= declared
 
 
 def test_invalid_and_read_only_parameters_are_refused(node_and_peer) -> None:
