@@ -169,6 +169,17 @@ def test_declared_parameters_match_the_table_and_the_launch_file(node_and_peer) 
     assert {name for name, _ in arguments} <= declared
 
 
+def test_camera_info_of_another_size_is_not_used(node_and_peer) -> None:
+    _, peer = node_and_peer
+    peer.info_pub.publish(make_camera_info(640, 480, "camera_optical_frame"))
+    time.sleep(0.2)
+    peer.send(first_pixel_image(3), 9500.0, with_info=False)  # a 64x48 image
+    assert peer.wait_for(lambda: peer.hands_with_stamp(9500.0), RECEIVE_TIMEOUT_S)
+    assert peer.hands_with_stamp(9500.0)[-1].intrinsics_known is False
+    hands, _ = _send_and_wait(peer, 3, 9501.0)  # matching CameraInfo again
+    assert hands.intrinsics_known is True
+
+
 def test_invalid_and_read_only_parameters_are_refused(node_and_peer) -> None:
     _, peer = node_and_peer
     refused = peer.set_parameters(NODE_NAME, {"min_detection_score": 1.5})[0]
