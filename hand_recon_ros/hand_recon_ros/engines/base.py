@@ -21,6 +21,7 @@ _LOG = logging.getLogger(__name__)
 #: no backend's list is a typo and an error.
 KNOWN_OPTIONS: dict[str, str] = {
     "intra_op_threads": "ONNX Runtime intra-op thread count (0 = ORT default)",
+    "allow_spinning": "ONNX Runtime: let idle intra-op threads spin (default False: sessions share few cores)",
     "device_id": "CUDA device index (default 0)",
     "max_batch": "largest batch (hands per call) the engine/profile must accept (default 2)",
     "opt_batch": "batch size TensorRT tunes kernels for (default = max_batch)",

@@ -30,7 +30,7 @@ class OnnxRuntimeBackend(Backend):
 
     name = "onnxruntime-cpu"
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
-    option_names = frozenset({"intra_op_threads"})
+    option_names = frozenset({"intra_op_threads", "allow_spinning"})
 
     def __init__(self, model_path: str | Path, **options: Any) -> None:
         super().__init__(model_path, **options)
@@ -60,6 +60,10 @@ class OnnxRuntimeBackend(Backend):
             raise BackendError(f"{self.name}: intra_op_threads must be >= 0, got {threads}")
         sess_opts.intra_op_num_threads = threads
         sess_opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if not bool(self.options.get("allow_spinning", False)):
+            # Each session owns a thread pool whose idle threads spin by default; with two networks per frame
+            # on a small CPU the palm session's spinners steal the cores the landmark session needs.
+            sess_opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(
                 str(self.model_path), sess_options=sess_opts, providers=self._provider_options()
@@ -109,7 +113,7 @@ class OnnxRuntimeCudaBackend(OnnxRuntimeBackend):
 
     name = "onnxruntime-cuda"
     providers = ("CUDAExecutionProvider", "CPUExecutionProvider")
-    option_names = frozenset({"intra_op_threads", "device_id"})
+    option_names = frozenset({"intra_op_threads", "allow_spinning", "device_id"})
 
     def _provider_options(self) -> list[tuple[str, dict[str, Any]] | str]:
         device = str(int(self.options.get("device_id", 0)))
@@ -125,7 +129,8 @@ class OnnxRuntimeTensorRTBackend(OnnxRuntimeBackend):
     name = "onnxruntime-tensorrt"
     providers = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
     option_names = frozenset({
-        "intra_op_threads", "device_id", "precision", "cache_dir", "workspace_mb", "max_batch", "opt_batch",
+        "intra_op_threads", "allow_spinning", "device_id", "precision", "cache_dir", "workspace_mb",
+        "max_batch", "opt_batch",
     })
 
     def __init__(self, model_path: str | Path, **options: Any) -> None:
