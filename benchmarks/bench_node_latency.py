@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-TEST_DIR = Path(__file__).resolve().parents[1] / "test"
+TEST_DIR = Path(__file__).resolve().parents[1] / "hand_recon_ros" / "test"
 sys.path.insert(0, str(TEST_DIR))
 from test_ros_peer import Peer, start_node, status_values, stop_node  # noqa: E402
 
 from hand_recon_ros.io.image_source import read_image  # noqa: E402
 
-DEFAULT_IMAGE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "woman_hands.jpg"
+DEFAULT_IMAGE = Path(__file__).resolve().parents[2] / "shared" / "data" / "woman_hands.jpg"
 # Rows of woman_hands.jpg (640x960) kept for a 640x480 frame that still shows both hands.
 CROP_ROWS = (280, 760)
 FRAME_W, FRAME_H = 640, 480
