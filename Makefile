@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 
-.PHONY: help setup test lint clean
+.PHONY: help setup demo test lint bench parity clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -11,11 +11,21 @@ help:  ## list targets
 setup:  ## create .venv, install ROS 2 wheels + deps, build hand_recon_msgs, fetch model files
 	@bash $(ROOT)/scripts/setup.sh
 
+demo: setup  ## the main job on the CPU default: make demo INPUT=image|folder|video (else /dev/video0)
+	@INPUT="$(INPUT)" bash $(ROOT)/scripts/demo.sh
+
 lint: setup  ## ruff
-	@source $(ROOT)/env.sh && ruff check $(ROOT)/hand_recon_ros $(ROOT)/scripts
+	@source $(ROOT)/env.sh && ruff check $(ROOT)
 
 test: setup lint  ## ruff + pytest (real rclpy over Fast DDS, real ONNX Runtime, real weights)
 	@source $(ROOT)/env.sh && cd $(ROOT)/hand_recon_ros && python -m pytest test $(PYTEST_ARGS)
+
+bench: setup  ## per-stage timings on INPUT=... (default: ../shared/data/woman_hands.jpg)
+	@source $(ROOT)/env.sh && hand-recon bench $(or $(INPUT),$(ROOT)/../shared/data/woman_hands.jpg) --mode image \
+	  && hand-recon bench $(or $(INPUT),$(ROOT)/../shared/data/woman_hands.jpg) --mode video
+
+parity: setup  ## TFLite vs torch vs ONNX Runtime parity and latency report
+	@source $(ROOT)/env.sh && python $(ROOT)/benchmarks/parity_report.py --variant all
 
 clean:  ## remove build products (keeps the model cache)
 	rm -rf $(ROOT)/build $(ROOT)/install $(ROOT)/log $(ROOT)/.venv

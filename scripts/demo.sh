@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: run the hand pipeline on the CPU default on $INPUT (a file, folder or video), else on /dev/video0.
-# Writes demo_output/hands.jsonl and overlay images; fetches and converts the model files first if needed.
+# Part 1 (ROS-free): `hand-recon run` writes demo_output/hands.jsonl and overlay images.
+# Part 2 (ROS 2 over DDS): `hand-recon publish` → hand_recon_node → `hands`, with a printed summary.
+# Fetches and converts the model files first if needed. DEMO_ROS=0 skips part 2.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT_DIR="${OUT_DIR:-$ROOT/demo_output}"
@@ -43,3 +45,21 @@ for line in open(sys.argv[1], encoding="utf-8"):
     hands = ", ".join(f"{h['side']} ({h['score']:.2f})" for h in rec["hands"]) or "no hands"
     print(f"{rec['source']}#{rec['frame']}: {hands}  [{rec['timing_ms']['total']:.1f} ms]")
 PY
+
+if [ "${DEMO_ROS:-1}" = 0 ]; then
+    exit 0
+fi
+echo >&2
+echo "ROS 2 chain: hand-recon publish $INPUT -> hand_recon_node -> hands (real rclpy over Fast DDS)" >&2
+export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-42}"
+hand_recon_node --ros-args -p mode:=video > "$OUT_DIR/node.log" 2>&1 &
+NODE_PID=$!
+stop_node() { kill -INT "$NODE_PID" 2>/dev/null || true; wait "$NODE_PID" 2>/dev/null || true; }
+trap stop_node EXIT
+PUBLISH_SOURCE="$INPUT"
+[ "$INPUT" = /dev/video0 ] && PUBLISH_SOURCE=0
+hand-recon publish "$PUBLISH_SOURCE" --loop --count "${DEMO_FRAMES:-30}" --rate "${DEMO_RATE:-10}" --summary \
+    --wait-for-subscriber 30
+stop_node
+trap - EXIT
+echo "node log: $OUT_DIR/node.log" >&2

@@ -70,9 +70,7 @@ if [ "$(cat "$STAMPS/package" 2>/dev/null)" != "$SETUP_HASH" ]; then
 fi
 
 # 6. model files: fetched from the mediapipe wheel, verified, converted to ONNX in the cache (skipped when cached)
-if "$VENV/bin/python" -c 'import hand_recon_ros.models.model_files' 2>/dev/null; then
-    # shellcheck disable=SC1091
-    source "$ROOT/env.sh"
-    hand-recon models fetch --quiet
-fi
+# shellcheck disable=SC1091
+source "$ROOT/env.sh"
+hand-recon models fetch --quiet
 log "done"
