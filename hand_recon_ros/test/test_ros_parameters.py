@@ -101,7 +101,8 @@ def test_node_refuses_invalid_start_up_value() -> None:
     assert "theora" in done.stderr + done.stdout
 
 
-def test_docs_table_lists_every_parameter() -> None:
-    docs = (Path(__file__).resolve().parents[2] / "docs" / "ros.md").read_text(encoding="utf-8")
+@pytest.mark.parametrize("doc", ["docs/ros.md", "README.md"])
+def test_docs_table_lists_every_parameter(doc: str) -> None:
+    docs = (Path(__file__).resolve().parents[2] / doc).read_text(encoding="utf-8")
     missing = [spec.name for spec in PARAMETERS if f"| `{spec.name}` |" not in docs]
-    assert not missing, f"docs/ros.md has no row for {missing}"
+    assert not missing, f"{doc} has no row for {missing}"
