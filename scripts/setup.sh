@@ -48,6 +48,7 @@ fi
 MSG_HASH="$(cat hand_recon_msgs/CMakeLists.txt hand_recon_msgs/package.xml hand_recon_msgs/msg/*.msg | sha256sum | cut -c1-16)"
 if [ "$(cat "$STAMPS/msgs" 2>/dev/null)" != "$MSG_HASH" ] || [ ! -f "$ROOT/install/hand_recon_msgs/share/hand_recon_msgs/package.xml" ]; then
     log "building hand_recon_msgs with colcon"
+    mkdir -p "$ROOT/log"
     (
         export PATH="$VENV/bin:$PATH"
         export CMAKE_PREFIX_PATH="$VENV${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
