@@ -7,9 +7,11 @@ from dataclasses import dataclass, fields
 
 MODES: tuple[str, ...] = ("image", "video")
 MODEL_VARIANTS: tuple[str, ...] = ("full", "lite")
+PRECISIONS: tuple[str, ...] = ("fp16", "fp32", "int8")
 # Fields that may change while the pipeline runs (HandPipeline.update); the rest need a new pipeline.
 LIVE_FIELDS: frozenset[str] = frozenset(
-    {"min_detection_score", "min_presence_score", "max_hands", "mesh", "smoothing", "mirrored", "mode"}
+    {"min_detection_score", "min_presence_score", "max_hands", "mesh", "smoothing", "mirrored", "mode",
+     "roi_proposals", "proposal_interval_frames"}
 )
 
 
@@ -34,6 +36,12 @@ class PipelineConfig:
     mano_dir: str | None = None
     smoothing: float = 0.5  # 0 = none .. 1 = heavy (used by the 3D stage)
     intra_op_threads: int = 0
+    # When the palm detector finds fewer than max_hands hands: search generic ROI proposals with the landmark
+    # network (pipeline/roi_proposals.py); in video mode only while a track is missing, at most every N frames.
+    roi_proposals: bool = True
+    proposal_interval_frames: int = 30
+    precision: str = "fp16"  # fp16 | fp32 | int8; TensorRT backends only
+    engine_cache_dir: str | None = None  # built TensorRT engines (None: the backend's default beside the ONNX)
 
     def validate(self) -> None:
         """Raise ConfigError naming the first field whose value cannot be used."""
@@ -51,7 +59,7 @@ class PipelineConfig:
                 raise ConfigError(f"{name} must be a number in [0, 1], got {value!r}")
             if not 0.0 <= float(value) <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {value!r}")
-        for name in ("mirrored", "refine_3d", "mesh"):
+        for name in ("mirrored", "refine_3d", "mesh", "roi_proposals"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if (
@@ -61,6 +69,14 @@ class PipelineConfig:
         ):
             raise ConfigError(f"intra_op_threads must be an integer >= 0 (0 = runtime default), got "
                               f"{self.intra_op_threads!r}")
+        interval = self.proposal_interval_frames
+        if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+            raise ConfigError(f"proposal_interval_frames must be an integer >= 1, got {interval!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.engine_cache_dir is not None and (not isinstance(self.engine_cache_dir, str)
+                                                  or not self.engine_cache_dir):
+            raise ConfigError(f"engine_cache_dir must be a non-empty path or None, got {self.engine_cache_dir!r}")
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:

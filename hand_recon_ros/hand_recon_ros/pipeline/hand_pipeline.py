@@ -1,8 +1,9 @@
 """HandPipeline: one RGB image in, every hand out (2D landmarks, sides, track ids, metric 3D). ROS-free.
 
 Stages (timed in FrameResult.timing_ms): ``palm`` (letterbox + palm network + decode/NMS), ``landmarks``
-(rotated crops + ONE batched landmark call + back-projection), ``tracking`` (de-duplication, ids, sides),
-``lift`` (metric 3D), ``total``.
+(rotated crops + ONE batched landmark call + back-projection), ``proposals`` (only on frames where the
+detector left a hand missing: generic ROI proposals judged by the landmark network, roi_proposals.py),
+``tracking`` (de-duplication, ids, sides), ``lift`` (metric 3D), ``total``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from hand_recon_ros.pipeline.config import LIVE_FIELDS, ConfigError, PipelineCon
 from hand_recon_ros.pipeline.landmark_estimator import LandmarkEstimator
 from hand_recon_ros.pipeline.palm_detector import PalmDetector
 from hand_recon_ros.pipeline.pnp_lift import Lifter, PnPLifter
-from hand_recon_ros.pipeline.roi import palm_to_roi
+from hand_recon_ros.pipeline.roi import landmarks_to_roi, palm_to_roi
+from hand_recon_ros.pipeline.roi_proposals import MAX_PROPOSAL_BATCH, propose_hands
 from hand_recon_ros.pipeline.tracker import Candidate, HandTracker, assign_sides
 from hand_recon_ros.pipeline.types import CameraIntrinsics, FrameResult, HandDetection, IntrinsicsError, RotatedRect
 
@@ -60,6 +62,23 @@ def make_lifter(config: PipelineConfig) -> tuple[Lifter, str]:
     return PnPLifter(), "pnp"
 
 
+def backend_options(config: PipelineConfig) -> dict[str, Any]:
+    """Options for create_backend (names from engines.base.KNOWN_OPTIONS; each backend reads the ones it uses).
+
+    max_batch covers the largest landmark call (a proposal batch); opt_batch keeps TensorRT tuned for the
+    per-frame hand count. cache_dir is passed only when engine_cache_dir is set (else the backend's default).
+    """
+    options: dict[str, Any] = {
+        "intra_op_threads": config.intra_op_threads,
+        "precision": config.precision,
+        "max_batch": max(config.max_hands, MAX_PROPOSAL_BATCH),
+        "opt_batch": config.max_hands,
+    }
+    if config.engine_cache_dir:
+        options["cache_dir"] = config.engine_cache_dir
+    return options
+
+
 def _ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
 
@@ -83,7 +102,7 @@ class HandPipeline:
             from hand_recon_ros.models.model_files import ensure_models
 
             paths = ensure_models(self.config.model_variant, self.config.cache_dir)
-            options = {"intra_op_threads": self.config.intra_op_threads}
+            options = backend_options(self.config)
             palm_backend = palm_backend or create_backend(self.config.backend, paths.palm_onnx, **options)
             landmark_backend = landmark_backend or create_backend(self.config.backend, paths.landmark_onnx, **options)
         self.palm = PalmDetector(palm_backend)
@@ -93,6 +112,7 @@ class HandPipeline:
         else:
             self.lifter, self.lifter_name = lifter, type(lifter).__name__
         self.tracker = HandTracker()
+        self._frames_since_proposals = self.config.proposal_interval_frames  # first frame may propose
         self.warmup()
 
     def warmup(self) -> None:
@@ -112,6 +132,7 @@ class HandPipeline:
         """Forget tracks and any temporal 3D state (call on a scene cut or a new video)."""
         self.tracker.reset()
         self.lifter.reset()
+        self._frames_since_proposals = self.config.proposal_interval_frames
 
     def update(self, **changes: Any) -> None:
         """Change live settings (thresholds, max_hands, mesh, smoothing, mirrored, mode); validated first."""
@@ -133,6 +154,25 @@ class HandPipeline:
         """Release both backends."""
         self.palm.backend.close()
         self.landmarks.backend.close()
+
+    def _proposals_due(self, candidates: list[Candidate]) -> bool:
+        """Proposals on: image mode whenever a hand is missing; video mode also at most every N frames."""
+        cfg = self.config
+        self._frames_since_proposals += 1
+        if not cfg.roi_proposals:
+            return False
+        if cfg.mode == "video" and self._frames_since_proposals < cfg.proposal_interval_frames:
+            return False
+        return len(self.tracker.select(candidates, cfg.min_presence_score, cfg.max_hands)) < cfg.max_hands
+
+    def _propose(self, image: np.ndarray, candidates: list[Candidate]) -> list[Candidate]:
+        """New-hand candidates from ROI proposals, given this frame's landmark candidates (found hands)."""
+        cfg = self.config
+        self._frames_since_proposals = 0
+        kept = self.tracker.select(candidates, cfg.min_presence_score, cfg.max_hands)
+        found = [(landmarks_to_roi(c.output.keypoints_2d), c.output.keypoints_2d) for c in kept]
+        proposals = propose_hands(self.landmarks, image, found, cfg.max_hands - len(kept), cfg.min_presence_score)
+        return [Candidate(p.roi, -1, p.output) for p in proposals]
 
     def process(
         self, image_rgb: np.ndarray, intrinsics: CameraIntrinsics | None = None, timestamp_s: float | None = None
@@ -162,8 +202,12 @@ class HandPipeline:
         t = time.perf_counter()
         outputs = self.landmarks.estimate(image, [roi for _, roi in rois])
         timing["landmarks"] = _ms(t)
-        t = time.perf_counter()
         candidates = [Candidate(roi, track_id, out) for (track_id, roi), out in zip(rois, outputs)]
+        t = time.perf_counter()
+        if self._proposals_due(candidates):
+            candidates += self._propose(image, candidates)
+            timing["proposals"] = _ms(t)
+        t = time.perf_counter()
         hands = self.tracker.update(candidates, cfg.min_presence_score, cfg.max_hands, keep_tracks=video)
         assign_sides(hands, cfg.mirrored)
         detections = [

@@ -84,21 +84,31 @@ class HandTracker:
         limit = self.duplicate_keypoint_fraction * max(kept.next_roi.width, 1.0)
         return _mean_distance(keypoints_2d, kept.candidate.output.keypoints_2d) < limit
 
+    def select(self, candidates: list[Candidate], min_presence: float, max_hands: int) -> list[Candidate]:
+        """Present, non-duplicate candidates (tracked ones first, then by presence), at most max_hands; no state."""
+        present = [c for c in candidates if c.output.presence >= min_presence]
+        # Existing tracks win over new detections of the same hand; then the more confident one.
+        present.sort(key=lambda c: (c.track_id < 0, c.track_id if c.track_id >= 0 else 0, -c.output.presence))
+        kept: list[Candidate] = []
+        limits: list[float] = []  # per kept hand: duplicate distance, a fraction of its next ROI's side
+        for cand in present:
+            if len(kept) >= max_hands:
+                break
+            keypoints = cand.output.keypoints_2d
+            if any(_mean_distance(keypoints, k.output.keypoints_2d) < lim for k, lim in zip(kept, limits)):
+                continue
+            kept.append(cand)
+            limits.append(self.duplicate_keypoint_fraction * max(landmarks_to_roi(keypoints).width, 1.0))
+        return kept
+
     def update(
         self, candidates: list[Candidate], min_presence: float, max_hands: int, keep_tracks: bool
     ) -> list[TrackedHand]:
         """Keep present, non-duplicate hands (tracked ones first, then by presence), assign ids, store tracks."""
         previous = {t.track_id: t for t in self.tracks}
-        present = [c for c in candidates if c.output.presence >= min_presence]
-        # Existing tracks win over new detections of the same hand; then the more confident one.
-        present.sort(key=lambda c: (c.track_id < 0, c.track_id if c.track_id >= 0 else 0, -c.output.presence))
         hands: list[TrackedHand] = []
-        for cand in present:
-            if len(hands) >= max_hands:
-                break
+        for cand in self.select(candidates, min_presence, max_hands):
             next_roi = landmarks_to_roi(cand.output.keypoints_2d)
-            if any(self.is_duplicate(cand.output.keypoints_2d, h) for h in hands):
-                continue
             if cand.track_id >= 0 and cand.track_id in previous:
                 track_id = cand.track_id
                 old = previous[track_id].right_probability
