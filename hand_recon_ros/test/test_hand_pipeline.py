@@ -35,7 +35,8 @@ def pipeline(model_paths):
 @pytest.fixture()
 def fresh(pipeline):
     """The shared pipeline back at its default settings, tracks forgotten."""
-    pipeline.update(mode="image", mirrored=False, max_hands=2, min_detection_score=0.5, min_presence_score=0.5)
+    pipeline.update(mode="image", mirrored=False, max_hands=2, min_detection_score=0.5, min_presence_score=0.5,
+                    roi_proposals=True)
     pipeline.reset()
     return pipeline
 
@@ -202,7 +203,8 @@ def test_interhand_photos(fresh, interhand_dir, capsys):
     with capsys.disabled():
         print(f"\nInterHand2.6M photos: found {found} of {total} hands, mean 2D error "
               f"{np.mean(errors) if errors else float('nan'):.1f} px")
-    assert total == 6 and found >= 1
+    # Palm detector alone: 1 of 6 (MediaPipe itself: 1 of 6); with ROI proposals 5 of 6 when this was written.
+    assert total == 6 and found >= 4
 
 
 # ---- PnP lift and wrist pose on synthetic hands ----------------------------------------------------------------

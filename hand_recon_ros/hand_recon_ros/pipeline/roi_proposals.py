@@ -21,8 +21,10 @@ from hand_recon_ros.pipeline.roi import landmarks_to_roi, roi_iou
 from hand_recon_ros.pipeline.types import RotatedRect
 
 # A grid crop is refined when its presence reaches the pipeline's min_presence_score; the converged hand is kept
-# only with at least this presence (stricter than tracked hands: a proposal is a guess, a track is not).
-PROPOSAL_MIN_PRESENCE = 0.9
+# only with at least this presence (stricter than tracked hands: a proposal is a guess, a track is not). On
+# hand-free images (noise, gradients, random shapes, woman_hands.jpg with both hands masked out) no refined
+# proposal exceeded 0.2.
+PROPOSAL_MIN_PRESENCE = 0.8
 # Crop rotations tried at the two coarse levels (the landmark network expects a roughly upright hand).
 COARSE_ROTATIONS_RAD: tuple[float, ...] = (0.0, math.pi / 2.0, math.pi, -math.pi / 2.0)
 # Crop rotations tried at the fine level (rotation 0 only: the fine level has the most tiles).
@@ -36,8 +38,9 @@ PARTNER_SHIFT_FRACTION = 0.5
 # stops early once its ROI has converged (IoU with the previous ROI at least CONVERGED_IOU).
 MAX_REFINE_PASSES = 4
 CONVERGED_IOU = 0.85
-# Most proposals refined per missing hand (the best by presence, after de-duplication).
-REFINED_PER_SLOT = 2
+# Most grid crops refined (the best by presence, after de-duplication): two interacting hands give many
+# overlapping seeds of the more visible hand, so a few more than the missing-hand count.
+MAX_REFINED_SEEDS = 6
 # Most crops per landmark call (backends get max_batch >= this); a grid for a very wide image runs in chunks.
 MAX_PROPOSAL_BATCH = 48
 # Two proposal results are the same hand when their mean keypoint distance is below this fraction of the ROI.
@@ -133,7 +136,7 @@ def propose_hands(
                for out in estimator.estimate(image_rgb, rois[i:i + MAX_PROPOSAL_BATCH])]
     found_kp = [kp for _, kp in found]
     items = [Proposal(roi, out) for roi, out in zip(rois, outputs) if out.presence >= min_presence]
-    items = _dedupe(items, found_kp, slots * REFINED_PER_SLOT)
+    items = _dedupe(items, found_kp, MAX_REFINED_SEEDS)
     threshold = max(float(min_presence), PROPOSAL_MIN_PRESENCE)
     done: list[Proposal] = []
     for _ in range(MAX_REFINE_PASSES):
@@ -146,5 +149,5 @@ def propose_hands(
             if out.presence < min_presence:
                 continue
             (done if roi_iou(old.roi, roi) >= CONVERGED_IOU else moving).append(Proposal(roi, out))
-        items = moving
+        items = _dedupe(moving, found_kp + [p.output.keypoints_2d for p in done], MAX_REFINED_SEEDS)
     return _dedupe([p for p in done + items if p.output.presence >= threshold], found_kp, slots)

@@ -1,0 +1,209 @@
+"""ROI proposals (the landmark network as a second-stage detector): geometry, no invented hands, real recall."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from hand_recon_ros.engines.base import KNOWN_OPTIONS
+from hand_recon_ros.pipeline import roi_proposals as rp
+from hand_recon_ros.pipeline.config import ConfigError, PipelineConfig
+from hand_recon_ros.pipeline.hand_pipeline import HandPipeline, backend_options
+from hand_recon_ros.pipeline.roi import landmarks_to_roi, roi_corners
+from hand_recon_ros.pipeline.types import RotatedRect
+
+# A proposal hand matches a detector hand when their wrists are this close (fraction of the hand's ROI side).
+WRIST_MATCH_FRACTION = 0.25
+FRAMES_IN_VIDEO_TEST = 7
+
+
+def _rgb(path: Path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture(scope="module")
+def pipeline(model_paths):
+    pipe = HandPipeline(PipelineConfig(mode="image", refine_3d=False))
+    yield pipe
+    pipe.close()
+
+
+@pytest.fixture()
+def fresh(pipeline):
+    """The shared pipeline back at image mode with proposals on, tracks forgotten."""
+    pipeline.update(mode="image", max_hands=2, min_presence_score=0.5, roi_proposals=True,
+                    proposal_interval_frames=PipelineConfig.proposal_interval_frames)
+    pipeline.reset()
+    return pipeline
+
+
+@pytest.fixture(scope="module")
+def woman(woman_hands_path):
+    return _rgb(woman_hands_path)
+
+
+@pytest.fixture(scope="module")
+def woman_hands(pipeline, woman):
+    """The detector pipeline's two hands on woman_hands.jpg (proposals are not needed there)."""
+    pipeline.update(mode="image", max_hands=2, roi_proposals=False)
+    hands = pipeline.process(woman).hands
+    pipeline.update(roi_proposals=True)
+    assert sorted(h.side for h in hands) == ["left", "right"]
+    return {h.side: h.detection for h in hands}
+
+
+def _mask(image: np.ndarray, keypoints: list[np.ndarray]) -> np.ndarray:
+    """The image with each hand's ROI painted flat grey (a scene with those hands removed)."""
+    out = image.copy()
+    for kp in keypoints:
+        cv2.fillConvexPoly(out, roi_corners(landmarks_to_roi(kp)).astype(np.int32), (90, 90, 90))
+    return out
+
+
+def _random_shapes(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    image = np.full((480, 640, 3), rng.integers(0, 256, 3), np.uint8)
+    for _ in range(40):
+        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+        x, y = int(rng.integers(0, 640)), int(rng.integers(0, 480))
+        if rng.random() < 0.5:
+            axes = (int(rng.integers(5, 120)), int(rng.integers(5, 120)))
+            cv2.ellipse(image, (x, y), axes, float(rng.uniform(0, 180)), 0, 360, colour, -1)
+        else:
+            cv2.rectangle(image, (x, y), (int(rng.integers(0, 640)), int(rng.integers(0, 480))), colour, -1)
+    return cv2.GaussianBlur(image, (5, 5), 0)
+
+
+# ---- geometry ----------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("width,height", [(640, 480), (334, 512), (1920, 1080), (300, 300), (64, 640)])
+def test_grid_is_square_crops_covering_the_image(width, height):
+    rects = rp.grid_proposals(width, height)
+    assert rects
+    assert all(r.width == r.height > 0 for r in rects)
+    # Every pixel lies inside some rotation-0 crop of each fine size (the tiles cover the image).
+    fine = rp.FINE_TILE_FRACTION * min(width, height)
+    tiles = [r for r in rects if r.rotation == 0.0 and math.isclose(r.width, fine)]
+    ys, xs = np.mgrid[0:height:7, 0:width:7]
+    covered = np.zeros(xs.shape, bool)
+    for r in tiles:
+        covered |= (np.abs(xs - r.cx) <= r.width / 2 + 0.5) & (np.abs(ys - r.cy) <= r.height / 2 + 0.5)
+    assert covered.all()
+    # The whole image is one crop at every coarse rotation.
+    whole = [r for r in rects if math.isclose(r.width, max(width, height))]
+    assert sorted(r.rotation for r in whole) == sorted(rp.COARSE_ROTATIONS_RAD)
+
+
+@pytest.mark.parametrize("width,height", [(1, 100), (100, 0)])
+def test_grid_rejects_degenerate_images(width, height):
+    with pytest.raises(ValueError, match="at least 2x2"):
+        rp.grid_proposals(width, height)
+
+
+def test_partner_proposals_beside_and_over_each_found_hand():
+    found = RotatedRect(100.0, 200.0, 80.0, 80.0, 0.3)
+    rects = rp.partner_proposals([found, found])
+    assert len(rects) == 6
+    assert all(r.width == found.width and r.rotation == pytest.approx(-0.3) for r in rects)
+    offsets = sorted(round(math.hypot(r.cx - found.cx, r.cy - found.cy), 6) for r in rects[:3])
+    assert offsets == pytest.approx([0.0, rp.PARTNER_SHIFT_FRACTION * 80.0, rp.PARTNER_SHIFT_FRACTION * 80.0])
+
+
+# ---- the landmark network as detector (real weights, ONNX Runtime) ----------------------------------------------
+
+def test_proposals_alone_find_both_woman_hands_with_true_sides(pipeline, woman, woman_hands):
+    proposals = rp.propose_hands(pipeline.landmarks, woman, [], 2, 0.5)
+    assert len(proposals) == 2
+    sides = set()
+    for p in proposals:
+        side = "right" if p.output.right_probability >= 0.5 else "left"
+        truth = woman_hands[side].keypoints_2d
+        limit = WRIST_MATCH_FRACTION * landmarks_to_roi(truth).width
+        assert np.linalg.norm(p.output.keypoints_2d[0] - truth[0]) < limit, f"{side} proposal is not on the {side} hand"
+        assert p.output.presence >= rp.PROPOSAL_MIN_PRESENCE
+        sides.add(side)
+    assert sides == {"left", "right"}
+
+
+def test_proposals_skip_found_hands(pipeline, woman, woman_hands):
+    found = [(landmarks_to_roi(d.keypoints_2d), d.keypoints_2d) for d in woman_hands.values()]
+    assert rp.propose_hands(pipeline.landmarks, woman, found, 1, 0.5) == []
+    left = woman_hands["left"]
+    only = rp.propose_hands(pipeline.landmarks, woman, [(landmarks_to_roi(left.keypoints_2d), left.keypoints_2d)],
+                            1, 0.5)
+    assert len(only) == 1 and only[0].output.right_probability >= 0.5
+
+
+def test_pipeline_finds_a_hand_the_detector_cannot(fresh, woman, woman_hands):
+    # With the detector made blind (score threshold 1.0), the proposals alone must still find both hands.
+    fresh.update(min_detection_score=1.0)
+    try:
+        result = fresh.process(woman)
+    finally:
+        fresh.update(min_detection_score=0.5)
+    assert "proposals" in result.timing_ms
+    assert sorted(h.side for h in result.hands) == ["left", "right"]
+
+
+def test_all_hands_found_means_no_proposals(fresh, woman):
+    result = fresh.process(woman)
+    assert "proposals" not in result.timing_ms
+    assert sorted(h.side for h in result.hands) == ["left", "right"]
+
+
+@pytest.mark.parametrize("kind", ["noise", "gradient", "shapes0", "shapes1", "shapes2", "masked_woman"])
+def test_no_hand_is_invented(fresh, woman, woman_hands, kind):
+    rng = np.random.default_rng(7)
+    images = {
+        "noise": lambda: rng.integers(0, 256, (480, 640, 3), np.uint8),
+        "gradient": lambda: np.dstack([np.tile(np.linspace(0, 255, 640), (480, 1))] * 3).astype(np.uint8),
+        "masked_woman": lambda: _mask(woman, [d.keypoints_2d for d in woman_hands.values()]),
+    }
+    image = images[kind]() if kind in images else _random_shapes(int(kind[-1]))
+    result = fresh.process(image)
+    assert "proposals" in result.timing_ms
+    assert result.hands == []
+
+
+def test_proposals_off_and_video_interval(fresh, woman, woman_hands):
+    one_hand = _mask(woman, [woman_hands["left"].keypoints_2d])
+    fresh.update(roi_proposals=False)
+    result = fresh.process(one_hand)
+    assert "proposals" not in result.timing_ms and [h.side for h in result.hands] == ["right"]
+    fresh.update(roi_proposals=True, mode="video", proposal_interval_frames=3)
+    fresh.reset()
+    ran = ["proposals" in fresh.process(one_hand).timing_ms for _ in range(FRAMES_IN_VIDEO_TEST)]
+    assert ran == [i % 3 == 0 for i in range(FRAMES_IN_VIDEO_TEST)]
+
+
+# ---- settings and backend options ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("field,value", [
+    ("roi_proposals", 1), ("proposal_interval_frames", 0), ("proposal_interval_frames", True),
+    ("proposal_interval_frames", 2.0), ("precision", "fp8"), ("engine_cache_dir", ""),
+])
+def test_new_settings_are_validated(field, value):
+    with pytest.raises(ConfigError, match=field):
+        PipelineConfig(**{field: value}).validate()
+
+
+def test_backend_options_cover_the_proposal_batch(tmp_path):
+    options = backend_options(PipelineConfig(precision="fp32", max_hands=3, intra_op_threads=1))
+    assert set(options) <= set(KNOWN_OPTIONS)
+    assert options["max_batch"] >= rp.MAX_PROPOSAL_BATCH and options["opt_batch"] == 3
+    assert options["precision"] == "fp32" and "cache_dir" not in options
+    options = backend_options(PipelineConfig(engine_cache_dir=str(tmp_path)))
+    assert options["cache_dir"] == str(tmp_path)
+
+
+def test_pipeline_builds_with_every_option(model_paths, woman, tmp_path):
+    config = PipelineConfig(mode="image", refine_3d=False, precision="fp32", engine_cache_dir=str(tmp_path))
+    pipe = HandPipeline(config)
+    try:
+        assert sorted(h.side for h in pipe.process(woman).hands) == ["left", "right"]
+    finally:
+        pipe.close()
