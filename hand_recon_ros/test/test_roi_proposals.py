@@ -207,3 +207,41 @@ def test_pipeline_builds_with_every_option(model_paths, woman, tmp_path):
         assert sorted(h.side for h in pipe.process(woman).hands) == ["left", "right"]
     finally:
         pipe.close()
+
+
+def test_node_precision_parameter_reaches_the_pipeline_config():
+    from hand_recon_ros.ros.parameters import PARAMETERS, pipeline_settings
+
+    values = {spec.name: spec.default for spec in PARAMETERS}
+    values["precision"] = "int8"
+    settings = pipeline_settings(values, PipelineConfig.field_names())
+    assert settings["precision"] == "int8"
+    PipelineConfig(**settings).validate()
+
+
+def _tensorrt_usable(onnx_path: Path) -> bool:
+    """True when the TensorRT backend loads here (then 'missing TensorRT' cannot be tested)."""
+    from hand_recon_ros.engines.base import BackendUnavailableError
+    from hand_recon_ros.engines.registry import create_backend
+
+    try:
+        create_backend("tensorrt", onnx_path).load().close()
+    except BackendUnavailableError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("command", ["run", "bench"])
+@pytest.mark.parametrize("backend,message", [("nope", "unknown backend 'nope'"), ("tensorrt", "tensorrt")])
+def test_missing_or_unknown_backend_is_one_line_and_exit_2(model_paths, woman_hands_path, tmp_path, caplog, capsys,
+                                                           command, backend, message):
+    from hand_recon_ros.cli import main
+
+    if backend == "tensorrt" and _tensorrt_usable(model_paths.palm_onnx):
+        pytest.skip("TensorRT is installed and usable here")
+
+    extra = ["-o", str(tmp_path / "out.jsonl"), "--quiet"] if command == "run" else ["--repeat", "1", "--warmup", "0"]
+    assert main([command, str(woman_hands_path), "--backend", backend, *extra]) == 2
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and message in errors[0].getMessage()
+    assert "Traceback" not in capsys.readouterr().err

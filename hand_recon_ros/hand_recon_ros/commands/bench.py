@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 
 from hand_recon_ros.commands.run import add_pipeline_arguments, build_pipeline
+from hand_recon_ros.engines.base import BackendError
 from hand_recon_ros.io.image_source import iter_frames
+from hand_recon_ros.models.model_files import ModelFileError
 
 log = logging.getLogger("hand_recon_ros.bench")
 
@@ -71,7 +73,11 @@ def bench_command(args: argparse.Namespace) -> int:
         log.error("no frame could be loaded from %s", args.inputs)
         return 1
     mode = args.mode or "image"
-    pipeline = build_pipeline(args)
+    try:
+        pipeline = build_pipeline(args)
+    except (BackendError, ModelFileError, ValueError) as exc:  # missing runtime, bad model file, bad option
+        log.error("cannot build the pipeline: %s", exc)
+        return 2
     pipeline.update(mode=mode)
     try:
         for i in range(args.warmup):

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hand_recon_ros.engines.base import BackendError, BackendUnavailableError
+from hand_recon_ros.engines.registry import canonical_backend_name
 from hand_recon_ros.io.image_source import Frame, count_frames, expand_inputs, is_bag_path, is_video_path, iter_frames
 from hand_recon_ros.io.intrinsics_input import (
     intrinsics_for,
@@ -150,6 +152,11 @@ def run_command(args: argparse.Namespace) -> int:
     if args.max_hands < 1:
         log.error("--max-hands must be >= 1, got %d", args.max_hands)
         return EXIT_USAGE
+    try:
+        canonical_backend_name(args.backend)
+    except BackendError as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
     overlay_dir = Path(args.overlay_dir) if args.overlay_dir else None
     mesh_dir = Path(args.mesh_dir) if args.mesh_dir else None
     for folder in (overlay_dir, mesh_dir):
@@ -159,6 +166,9 @@ def run_command(args: argparse.Namespace) -> int:
     with writer:
         try:
             pipeline = build_pipeline(args, mesh=mesh_dir is not None)
+        except BackendUnavailableError as exc:  # the runtime is missing here: an option problem, not a data one
+            log.error("%s", exc)
+            return EXIT_USAGE
         except Exception as exc:  # noqa: BLE001 - model/backend failures of any kind end the run with one message
             message = f"cannot load the models: {exc}"
             log.error("%s", message)
