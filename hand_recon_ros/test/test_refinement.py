@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 from hand_recon_ros.models import hand_kinematics as hk
 from hand_recon_ros.pipeline import refinement as rf
@@ -168,3 +169,35 @@ def test_pipeline_with_refinement_on_a_real_photo(woman_hands_path, model_paths)
     joints = [h.joints_3d.astype(np.float64) for h in result.hands]
     assert rf.penetration_depths(*joints).max() < 0.002
     pipeline.close()
+
+
+def test_analytic_joint_jacobian_matches_finite_differences():
+    rng = np.random.default_rng(9)
+    scene = rf.synthetic_scene(rng, INTR)
+    batch, x, r_ref, _ = rf.initialise(scene.observations, INTR)
+    x[:, rf.SPREAD] = 0.1
+    x[:, rf.ANGLES:] += rng.normal(0.0, 0.2, x[:, rf.ANGLES:].shape)  # off the limits' edges, any pose
+    joints, jac = rf._pose(batch, r_ref, x)
+    step = 1e-6
+    for p in range(rf.NUM_PARAMS):
+        moved, turned = x.copy(), r_ref.copy()
+        if p < 3:  # the rotation increment is folded into the reference rotation: r_ref·exp(δ)
+            turned = r_ref @ Rotation.from_rotvec(np.eye(3)[p] * step).as_matrix()
+        else:
+            moved[:, p] += step
+        numeric = (rf._pose(batch, turned, moved, jacobian=False)[0] - joints) / step
+        np.testing.assert_allclose(jac[:, p], numeric, atol=2e-6, err_msg=f"parameter {p}")
+
+
+def test_penetration_gradient_matches_finite_differences():
+    rng = np.random.default_rng(10)
+    p1, q1, p2, q2 = rng.normal(size=(4, 30, 3))
+    dist, s, direction = rf._segment_closest(p1, q1, p2, q2)
+    step = 1e-7
+    for axis in range(3):
+        shift = np.zeros(3)
+        shift[axis] = step
+        d_p = (rf.segment_distances(p1 + shift, q1, p2, q2) - dist) / step
+        d_q = (rf.segment_distances(p1, q1 + shift, p2, q2) - dist) / step
+        np.testing.assert_allclose(d_p, direction[:, axis] * (1.0 - s), atol=1e-4)
+        np.testing.assert_allclose(d_q, direction[:, axis] * s, atol=1e-4)

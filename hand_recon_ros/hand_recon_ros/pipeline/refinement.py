@@ -17,9 +17,7 @@ removes half of every penetration).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -59,6 +57,18 @@ BONE_RADIUS_M: np.ndarray = np.array(
 )
 _PARENTS = np.array([p for p, _ in BONES])
 _CHILDREN = np.array([c for _, c in BONES])
+_EYE_3 = np.eye(3)
+_EYE_P = np.eye(NUM_PARAMS)
+# Chain points (base joint + 3) downstream of each articulated joint k: mask (3 joints, 4 points, 1).
+_DOWNSTREAM = (np.arange(4)[None, :] > np.arange(3)[:, None]).astype(np.float64)[..., None]
+# One-hot chain of each active angle, shaped to scatter (21, 4, 3) per-chain derivatives into (21, 5, 4, 3).
+_OWN_CHAIN = np.eye(hk.NUM_CHAINS)[hk.ACTIVE_ANGLES // 6][:, :, None, None]
+_SPREAD_PER_POINT = np.repeat(hk.PALM_SPREAD_FACTORS, 4)  # spread factor of each of the 20 chain points
+# Jacobian (P, 22) of the angle and spread priors (angles, then spread) before division by their sigmas.
+_PRIOR_JACOBIAN = np.zeros((NUM_PARAMS, NUM_PARAMS - SPREAD))
+_PRIOR_JACOBIAN[np.arange(ANGLES, NUM_PARAMS), np.arange(NUM_PARAMS - ANGLES)] = 1.0 / ANGLE_PRIOR_SIGMA_RAD
+_PRIOR_JACOBIAN[SPREAD, NUM_PARAMS - ANGLES] = 1.0 / SPREAD_PRIOR_SIGMA_RAD
+_LIMITS_ACTIVE = hk.JOINT_LIMITS_RAD.reshape(-1, 2)[hk.ACTIVE_ANGLES]
 
 
 class RefinementError(ValueError):
@@ -112,19 +122,7 @@ class HandFit:
 
 def segment_distances(p1: np.ndarray, q1: np.ndarray, p2: np.ndarray, q2: np.ndarray) -> np.ndarray:
     """Shortest distances (...) between segments p1→q1 and p2→q2 (arrays (..., 3), broadcast)."""
-    d1, d2, r = q1 - p1, q2 - p2, p1 - p2
-    a = np.einsum("...i,...i->...", d1, d1)
-    e = np.einsum("...i,...i->...", d2, d2)
-    f = np.einsum("...i,...i->...", d2, r)
-    c = np.einsum("...i,...i->...", d1, r)
-    b = np.einsum("...i,...i->...", d1, d2)
-    denom = np.maximum(a * e - b * b, 1e-18)
-    s = np.clip((b * f - c * e) / denom, 0.0, 1.0)
-    t = (b * s + f) / np.maximum(e, 1e-18)
-    t_clipped = np.clip(t, 0.0, 1.0)
-    s = np.where(t != t_clipped, np.clip((b * t_clipped - c) / np.maximum(a, 1e-18), 0.0, 1.0), s)
-    closest = (p1 + d1 * s[..., None]) - (p2 + d2 * t_clipped[..., None])
-    return np.linalg.norm(closest, axis=-1)
+    return _segment_closest(p1, q1, p2, q2)[0]
 
 
 def penetration_depths(joints_a: np.ndarray, joints_b: np.ndarray) -> np.ndarray:
@@ -189,30 +187,11 @@ def _rotations(rotvecs: np.ndarray) -> np.ndarray:
     return Rotation.from_rotvec(rotvecs.reshape(-1, 3)).as_matrix().reshape(*rotvecs.shape[:-1], 3, 3)
 
 
-def _probe_rotations(x: np.ndarray) -> np.ndarray:
-    """Rotations (B, K, 3, 3) of the probes' rotation increments, which are zero except along one axis."""
-    b, k = x.shape[:2]
-    out = np.broadcast_to(np.eye(3), (b, k, 3, 3)).copy()
-    moved = np.any(x[..., :3] != 0.0, axis=-1)
-    if moved.any():
-        out[moved] = _rotations(x[moved][:, :3])
-    return out
-
-
 def _full_angles(active: np.ndarray) -> np.ndarray:
     """Angles (..., 5, 3, 2) with the active entries (..., 21) filled in and the rest zero."""
     full = np.zeros((*active.shape[:-1], hk.NUM_ANGLES))
     full[..., hk.ACTIVE_ANGLES] = active
     return full.reshape(*active.shape[:-1], hk.NUM_CHAINS, 3, 2)
-
-
-def _joints(batch: _Batch, r_ref: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Camera-frame joints (B, K, 21, 3) for parameters x (B, K, NUM_PARAMS) around reference rotations (B, 3, 3)."""
-    local, _ = hk.forward_kinematics(_full_angles(x[..., ANGLES:]), batch.lengths[:, None], batch.palm[:, None],
-                                     x[..., SPREAD])
-    local = local @ batch.mirror[:, None]
-    rotation = r_ref[:, None] @ _probe_rotations(x)
-    return local @ np.swapaxes(rotation, -1, -2) + x[..., None, 3:6]
 
 
 def _project(batch: _Batch, joints: np.ndarray) -> np.ndarray:
@@ -224,35 +203,60 @@ def _project(batch: _Batch, joints: np.ndarray) -> np.ndarray:
 
 def _clip(x: np.ndarray) -> np.ndarray:
     """Parameters with the joint angles clamped into their anatomical limits (in place) and depth kept sane."""
-    limits = hk.JOINT_LIMITS_RAD.reshape(-1, 2)[hk.ACTIVE_ANGLES]
-    x[..., ANGLES:] = np.clip(x[..., ANGLES:], limits[:, 0], limits[:, 1])
+    x[..., ANGLES:] = np.clip(x[..., ANGLES:], _LIMITS_ACTIVE[:, 0], _LIMITS_ACTIVE[:, 1])
     x[..., SPREAD] = np.clip(x[..., SPREAD], *hk.PALM_SPREAD_LIMITS_RAD)
     x[..., 5] = np.clip(x[..., 5], MIN_DEPTH_M, MAX_DEPTH_M)
     return x
 
 
-def _lm_step(residual_fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
-             r_ref: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One damped Gauss–Newton update of every hand: new (x, r_ref) with the rotation folded in, and the joints
-    (B, 21, 3) at the input x.
-
-    ``residual_fn`` maps probes (B, K, P) to residuals (B, K, M) and joints (B, K, 21, 3); probe 0 is x itself.
-    """
-    steps = np.full(NUM_PARAMS, JACOBIAN_STEP_RAD)
-    steps[3:6] = JACOBIAN_STEP_M
-    probes = np.concatenate([x[:, None], x[:, None] + np.diag(steps)[None]], axis=1)  # (B, 1 + P, P)
-    residuals, joints = residual_fn(probes)  # (B, 1 + P, M), (B, 1 + P, 21, 3)
-    r0 = residuals[:, 0]
-    jac = (residuals[:, 1:] - r0[:, None]) / steps[None, :, None]  # (B, P, M) = J^T
+def _lm_update(x: np.ndarray, r_ref: np.ndarray, r0: np.ndarray, jac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One damped Gauss–Newton update of every hand from residuals r0 (B, M) and their Jacobian jac (B, P, M) = Jᵀ:
+    new (x, r_ref) with the rotation increment folded into the reference rotation, joint limits clamped."""
     normal = jac @ jac.transpose(0, 2, 1)
     gradient = np.einsum("bpm,bm->bp", jac, r0)
-    damped = normal + LM_DAMPING * np.einsum("bii->bi", normal)[..., None] * np.eye(NUM_PARAMS) \
-        + 1e-9 * np.eye(NUM_PARAMS)
+    damped = normal + (LM_DAMPING * np.einsum("bii->bi", normal) + 1e-9)[..., None] * _EYE_P
     delta = -np.linalg.solve(damped, gradient[..., None])[..., 0]
     x_new = x + delta
     r_ref = r_ref @ _rotations(x_new[:, :3])
     x_new[:, :3] = 0.0
-    return _clip(x_new), r_ref, joints[:, 0]
+    return _clip(x_new), r_ref
+
+
+def _pose(batch: _Batch, r_ref: np.ndarray, x: np.ndarray, jacobian: bool = True
+          ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Camera-frame joints (B, 21, 3) at parameters x (B, P) and, when asked, their analytic Jacobian (B, P, 21, 3).
+
+    x's rotation increment must be zero (each update folds it into r_ref); the Jacobian is taken at δ = 0.
+
+    Rotation increment δ (applied as r_ref·exp(δ)): ∂J/∂δ_k = (r_ref e_k) × (J − t). Translation: identity.
+    Joint angle of chain c, joint k: the bone's rotation axis (flexion: the bone frame's x; abduction: the parent
+    frame's z) crossed with the lever from the joint to every point downstream in the chain. Palm spread: each
+    chain turns about the hand's z through the wrist by PALM_SPREAD_FACTORS[c] per radian.
+    """
+    b = len(x)
+    spread = x[:, SPREAD]
+    local, frames = hk.forward_kinematics(_full_angles(x[:, ANGLES:]), batch.lengths, batch.palm, spread)
+    linear = r_ref @ batch.mirror  # hand frame (right-hand model) → camera
+    rel = local @ linear.transpose(0, 2, 1)
+    joints = rel + x[:, None, 3:6]
+    if not jacobian:
+        return joints, None
+    chain = local[:, 1:].reshape(b, hk.NUM_CHAINS, 4, 3)
+    base = hk.spread_rotations(spread) @ hk.CHAIN_BASE_FRAMES  # (B, 5, 3, 3)
+    parents = np.concatenate([base[:, :, None], frames[:, :, :2]], axis=2)  # frame before joint k: (B, 5, 3, 3, 3)
+    axes = np.stack([frames[..., :, 0], parents[..., :, 2]], axis=3)  # (B, 5, 3 joints, 2 (flex, abd), 3)
+    lever = (chain[:, :, None, :, :] - chain[:, :, :3, None, :]) * _DOWNSTREAM  # (B, 5, 3 joints, 4 points, 3)
+    d_angles = np.cross(axes[:, :, :, :, None, :], lever[:, :, :, None, :, :])  # (B, 5, 3, 2, 4, 3)
+    d_angles = d_angles.reshape(b, hk.NUM_ANGLES, 4, 3)[:, hk.ACTIVE_ANGLES]  # (B, 21, 4, 3): own chain's points
+    d_local = np.zeros((b, NUM_PARAMS - 6, NUM_JOINTS, 3))
+    d_local[:, 1:, 1:] = (d_angles[:, :, None] * _OWN_CHAIN).reshape(b, -1, 20, 3)
+    d_local[:, 0, 1:, 0] = -chain[..., 1].reshape(b, 20) * _SPREAD_PER_POINT  # ∂/∂s of Rz(f·s)·p = f·(e_z × p)
+    d_local[:, 0, 1:, 1] = chain[..., 0].reshape(b, 20) * _SPREAD_PER_POINT
+    jac = np.empty((b, NUM_PARAMS, NUM_JOINTS, 3))
+    jac[:, :3] = np.cross(r_ref.transpose(0, 2, 1)[:, :, None, :], rel[:, None])
+    jac[:, 3:6] = _EYE_3[None, :, None, :]
+    jac[:, 6:] = d_local @ linear.transpose(0, 2, 1)[:, None]
+    return joints, jac
 
 
 def _initial_translation(batch: _Batch, local_cam: np.ndarray) -> np.ndarray:
@@ -286,7 +290,7 @@ def initialise(observations: list[HandObservation], intrinsics: CameraIntrinsics
     r_ref = batch.rotations.copy()
     x = np.zeros((len(observations), NUM_PARAMS))
     x[:, ANGLES:] = angles.reshape(len(observations), -1)[:, hk.ACTIVE_ANGLES]
-    local = _joints(batch, r_ref, x[:, None])[:, 0]  # translation still zero: root-relative camera-frame joints
+    local, _ = _pose(batch, r_ref, x, jacobian=False)  # translation still zero: root-relative camera-frame joints
     x[:, 3:6] = _initial_translation(batch, local)
     return batch, x, r_ref, local + x[:, None, 3:6]
 
@@ -296,40 +300,77 @@ def _world_sigmas() -> np.ndarray:
     return np.array([WORLD_PRIOR_SIGMA_M, WORLD_PRIOR_SIGMA_M, WORLD_PRIOR_DEPTH_SIGMA_M])
 
 
-def _residual_2d(batch: _Batch, r_ref: np.ndarray, probes: np.ndarray, *, irls: np.ndarray, depth: np.ndarray,
-                 angle_prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Stacked 2D-step residuals (B, K, M) (reprojection, world-landmark shape prior, angle prior), and joints."""
-    joints = _joints(batch, r_ref, probes)
-    px_to_m = depth[:, None, None, None] / batch.intr.fx
-    reproj = (_project(batch, joints) - batch.uv[:, None]) * px_to_m * irls[:, None, :, None]
-    rel = joints[..., 1:, :] - joints[..., :1, :]
-    world = (rel - batch.world[:, None, 1:]) / _world_sigmas()
-    angles = (probes[..., ANGLES:] - angle_prior[:, None]) / ANGLE_PRIOR_SIGMA_RAD
-    spread = probes[..., SPREAD:ANGLES] / SPREAD_PRIOR_SIGMA_RAD
-    b, k = probes.shape[:2]
-    return np.concatenate([reproj.reshape(b, k, -1) / REPROJECTION_SIGMA_M, world.reshape(b, k, -1), angles, spread],
-                          -1), joints
+def _residual_2d(batch: _Batch, joints: np.ndarray, jac: np.ndarray, x: np.ndarray, *, irls: np.ndarray,
+                 depth: np.ndarray, angle_prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """2D-step residuals (B, M) (reprojection, world-landmark shape prior, angle prior, spread prior) and their
+    Jacobian (B, P, M), from the joints (B, 21, 3) and joint Jacobian (B, P, 21, 3) at x."""
+    b = len(x)
+    inv_z = 1.0 / np.maximum(joints[..., 2], 1e-6)
+    u, v = joints[..., 0] * inv_z, joints[..., 1] * inv_z
+    scale = depth[:, None] / REPROJECTION_SIGMA_M * irls  # px → metres at the hand's depth, weighted
+    reproj = np.stack([(batch.intr.fx * u + batch.intr.cx - batch.uv[..., 0]) * scale / batch.intr.fx,
+                       (batch.intr.fy * v + batch.intr.cy - batch.uv[..., 1]) * scale / batch.intr.fy], -1)
+    w = (scale * inv_z)[:, None]  # ∂(f·X/Z)/∂X = f/Z, ∂/∂Z = −f·X/Z²; the 1/f of the pixel→metre scale cancels f
+    d_reproj = np.stack([(jac[..., 0] - u[:, None] * jac[..., 2]) * w, (jac[..., 1] - v[:, None] * jac[..., 2]) * w],
+                        -1)
+    sigmas = _world_sigmas()
+    world = (joints[:, 1:] - joints[:, :1] - batch.world[:, 1:]) / sigmas
+    d_world = (jac[:, :, 1:] - jac[:, :, :1]) / sigmas
+    residual = np.concatenate([reproj.reshape(b, -1), world.reshape(b, -1),
+                               (x[:, ANGLES:] - angle_prior) / ANGLE_PRIOR_SIGMA_RAD,
+                               x[:, SPREAD:ANGLES] / SPREAD_PRIOR_SIGMA_RAD], -1)
+    jacobian = np.concatenate([d_reproj.reshape(b, NUM_PARAMS, -1), d_world.reshape(b, NUM_PARAMS, -1),
+                               np.broadcast_to(_PRIOR_JACOBIAN, (b, NUM_PARAMS, NUM_PARAMS - SPREAD))], -1)
+    return residual, jacobian
 
 
-def _residual_3d(batch: _Batch, r_ref: np.ndarray, probes: np.ndarray, *, anchor: np.ndarray,
+def _segment_closest(p1: np.ndarray, q1: np.ndarray, p2: np.ndarray, q2: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distances (...), the first segment's closest-point parameter s (...) and the unit direction (..., 3) from
+    the second segment's closest point to the first's (zero where they meet), for segments p→q (..., 3)."""
+    d1, d2, r = q1 - p1, q2 - p2, p1 - p2
+    a = np.einsum("...i,...i->...", d1, d1)
+    e = np.einsum("...i,...i->...", d2, d2)
+    f = np.einsum("...i,...i->...", d2, r)
+    c = np.einsum("...i,...i->...", d1, r)
+    bb = np.einsum("...i,...i->...", d1, d2)
+    s = np.clip((bb * f - c * e) / np.maximum(a * e - bb * bb, 1e-18), 0.0, 1.0)
+    t = (bb * s + f) / np.maximum(e, 1e-18)
+    t_clipped = np.clip(t, 0.0, 1.0)
+    s = np.where(t != t_clipped, np.clip((bb * t_clipped - c) / np.maximum(a, 1e-18), 0.0, 1.0), s)
+    gap = (p1 + d1 * s[..., None]) - (p2 + d2 * t_clipped[..., None])
+    dist = np.linalg.norm(gap, axis=-1)
+    return dist, s, gap / np.maximum(dist, 1e-12)[..., None]
+
+
+def _residual_3d(batch: _Batch, joints: np.ndarray, jac: np.ndarray, *, anchor: np.ndarray,
                  pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], temporal_sigma_m: float | None
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Stacked 3D-step residuals (B, K, M) (stay near the 2D result, non-penetration, smoothness), and joints."""
-    joints = _joints(batch, r_ref, probes)
-    b, k = probes.shape[:2]
-    terms = [((joints - anchor[:, None]) / ANCHOR_SIGMA_M).reshape(b, k, -1)]
+    """3D-step residuals (B, M) (stay near the 2D result, non-penetration, smoothness) and their Jacobian
+    (B, P, M), from the joints (B, 21, 3) and joint Jacobian (B, P, 21, 3) at the current parameters."""
+    b = len(joints)
+    flat_jac = jac.reshape(b, NUM_PARAMS, -1)
+    residuals = [((joints - anchor) / ANCHOR_SIGMA_M).reshape(b, -1)]
+    jacobians = [flat_jac / ANCHOR_SIGMA_M]
     if pairs:
-        pen_terms = []
+        pen_r, pen_j = [], []
         for h, (mine, other_p, other_c, target) in enumerate(pairs):
-            own = joints[h]
-            dist = segment_distances(own[:, _PARENTS[mine]], own[:, _CHILDREN[mine]], other_p[None], other_c[None])
-            pen_terms.append(np.maximum(target[None] - dist, 0.0) / PENETRATION_SIGMA_M)
-        width = max(t.shape[-1] for t in pen_terms)
-        terms.append(np.stack([np.pad(t, ((0, 0), (0, width - t.shape[-1]))) for t in pen_terms]))
+            dist, s, direction = _segment_closest(joints[h, _PARENTS[mine]], joints[h, _CHILDREN[mine]], other_p,
+                                                  other_c)
+            active = dist < target
+            # Envelope theorem: ∂dist = n·((1 − s)·∂p + s·∂q) with the closest-point parameters held fixed.
+            grad = (np.einsum("pki,ki->pk", jac[h][:, _PARENTS[mine]], direction * (1.0 - s)[:, None])
+                    + np.einsum("pki,ki->pk", jac[h][:, _CHILDREN[mine]], direction * s[:, None]))
+            pen_r.append(np.where(active, target - dist, 0.0) / PENETRATION_SIGMA_M)
+            pen_j.append(np.where(active, -grad, 0.0) / PENETRATION_SIGMA_M)
+        width = max(len(r) for r in pen_r)
+        residuals.append(np.stack([np.pad(r, (0, width - len(r))) for r in pen_r]))
+        jacobians.append(np.stack([np.pad(g, ((0, 0), (0, width - g.shape[1]))) for g in pen_j]))
     if temporal_sigma_m is not None:
         prev = np.stack([p if p is not None else anchor[i] for i, p in enumerate(batch.previous)])
-        terms.append(((joints - prev[:, None]) / temporal_sigma_m).reshape(b, k, -1))
-    return np.concatenate(terms, axis=-1), joints
+        residuals.append(((joints - prev) / temporal_sigma_m).reshape(b, -1))
+        jacobians.append(flat_jac / temporal_sigma_m)
+    return np.concatenate(residuals, -1), np.concatenate(jacobians, -1)
 
 
 def _contact_pairs(joints: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
@@ -359,26 +400,22 @@ def refine(observations: list[HandObservation], intrinsics: CameraIntrinsics,
     batch, x, r_ref, joints0 = initialise(observations, intrinsics)
     initial_residual = np.linalg.norm(_project(batch, joints0) - batch.uv, axis=-1)
     angle_prior = x[:, ANGLES:].copy()
-    residual, joints = initial_residual, joints0
+    temporal = settings.temporal_sigma_m if any(p is not None for p in batch.previous) else None
     for _ in range(settings.iterations):
         for _ in range(settings.steps_2d):
-            # IRLS weights from the latest evaluated residual (lagged by at most one update).
-            depth = np.maximum(x[:, 5], MIN_DEPTH_M)
-            irls = np.sqrt(batch.conf * np.minimum(1.0, HUBER_PX / np.maximum(residual, 1e-9)))
-            step_2d = partial(_residual_2d, batch, r_ref, irls=irls, depth=depth, angle_prior=angle_prior)
-            x, r_ref, joints = _lm_step(step_2d, x, r_ref)
+            joints, jac = _pose(batch, r_ref, x)
             residual = np.linalg.norm(_project(batch, joints) - batch.uv, axis=-1)
-        joints = _joints(batch, r_ref, x[:, None])[:, 0]
-        residual = np.linalg.norm(_project(batch, joints) - batch.uv, axis=-1)
+            irls = np.sqrt(batch.conf * np.minimum(1.0, HUBER_PX / np.maximum(residual, 1e-9)))
+            r0, jac_r = _residual_2d(batch, joints, jac, x, irls=irls, depth=np.maximum(x[:, 5], MIN_DEPTH_M),
+                                     angle_prior=angle_prior)
+            x, r_ref = _lm_update(x, r_ref, r0, jac_r)
+        joints, _ = _pose(batch, r_ref, x, jacobian=False)
         pairs = _contact_pairs(joints)
-        temporal = settings.temporal_sigma_m if any(p is not None for p in batch.previous) else None
         if pairs or temporal is not None:
-            step_3d = partial(_residual_3d, batch, r_ref, anchor=joints.copy(), pairs=pairs,
-                              temporal_sigma_m=temporal)
-            x, r_ref, _ = _lm_step(step_3d, x, r_ref)
-            joints = None
-    if joints is None:
-        joints = _joints(batch, r_ref, x[:, None])[:, 0]
+            joints, jac = _pose(batch, r_ref, x)
+            r0, jac_r = _residual_3d(batch, joints, jac, anchor=joints, pairs=pairs, temporal_sigma_m=temporal)
+            x, r_ref = _lm_update(x, r_ref, r0, jac_r)
+    joints, _ = _pose(batch, r_ref, x, jacobian=False)
     residual = np.linalg.norm(_project(batch, joints) - batch.uv, axis=-1)
     fits = []
     for i in range(len(observations)):
