@@ -245,3 +245,19 @@ def test_missing_or_unknown_backend_is_one_line_and_exit_2(model_paths, woman_ha
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and message in errors[0].getMessage()
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_cli_switch_turns_proposals_off(model_paths, interhand_dir, tmp_path):
+    import json
+
+    from hand_recon_ros.cli import main
+
+    hands = {}
+    for flag in ([], ["--no-roi-proposals"]):
+        out = tmp_path / f"out{len(flag)}.jsonl"
+        assert main(["run", str(interhand_dir / "image2017.jpg"), "-o", str(out), "--quiet", *flag]) == 0
+        (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+        hands[bool(flag)] = record
+    # The palm detector sees no hand in this close-up; the proposals find the one annotated right hand.
+    assert hands[True]["hands"] == [] and "proposals" not in hands[True]["timing_ms"]
+    assert [h["side"] for h in hands[False]["hands"]] == ["right"]

@@ -48,6 +48,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--variant", choices=("full", "lite"), default="full", help="model variant")
     parser.add_argument("--models-dir", default=None, help="model cache directory")
     parser.add_argument("--threads", type=int, default=0, help="inference threads (0 = runtime default)")
+    parser.add_argument("--no-roi-proposals", dest="roi_proposals", action="store_false",
+                        help="palm detector only (no ROI proposals for hands it misses)")
     parser.set_defaults(func=eval_command)
 
 
@@ -116,7 +118,8 @@ def _pipeline_detector(args: argparse.Namespace) -> Detector:
     from hand_recon_ros.pipeline.hand_pipeline import HandPipeline
 
     config = PipelineConfig(backend=args.backend, model_variant=args.variant, cache_dir=args.models_dir,
-                            mode="image", refine_3d=False, intra_op_threads=args.threads)
+                            mode="image", refine_3d=False, intra_op_threads=args.threads,
+                            roi_proposals=getattr(args, "roi_proposals", True))
     pipeline = HandPipeline(config)
     if args.rois == "detector":
         return lambda image, intrinsics, sample: [h.detection for h in pipeline.process(image, intrinsics).hands]

@@ -39,6 +39,8 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-hands", type=int, default=2, help="most hands per frame (default %(default)s)")
     parser.add_argument("--mirrored", action="store_true", help="input is a mirrored (selfie) image")
     parser.add_argument("--threads", type=int, default=0, help="inference threads (0 = runtime default)")
+    parser.add_argument("--no-roi-proposals", dest="roi_proposals", action="store_false",
+                        help="do not search ROI proposals for hands the palm detector misses (faster, fewer hands)")
     parser.add_argument("--models-dir", default=None, help="model cache directory (default: the user cache)")
     parser.add_argument("--palm-onnx", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--landmark-onnx", default=None, help=argparse.SUPPRESS)
@@ -68,7 +70,8 @@ def build_pipeline(args: argparse.Namespace, mesh: bool = False) -> Any:
 
     config = PipelineConfig(backend=args.backend, model_variant=args.variant, cache_dir=args.models_dir,
                             max_hands=args.max_hands, mirrored=args.mirrored, mesh=mesh,
-                            intra_op_threads=args.threads, mode=args.mode or "image")
+                            intra_op_threads=args.threads, mode=args.mode or "image",
+                            roi_proposals=getattr(args, "roi_proposals", True))
     config.validate()
     palm = landmark = None
     if args.palm_onnx or args.landmark_onnx:
