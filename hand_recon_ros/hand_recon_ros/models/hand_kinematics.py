@@ -172,21 +172,21 @@ def forward_kinematics(angles: np.ndarray, bone_lengths: np.ndarray, palm_direct
     base_frames = CHAIN_BASE_FRAMES
     if palm_spread is not None:
         fan = spread_rotations(palm_spread)
-        palm = np.einsum("...ij,...j->...i", fan, palm)
+        palm = (fan @ palm[..., None])[..., 0]
         base_frames = fan @ CHAIN_BASE_FRAMES
-    g0 = base_frames @ local[..., 0, :, :]
-    g1 = g0 @ local[..., 1, :, :]
-    g2 = g1 @ local[..., 2, :, :]
-    frames = np.stack([g0, g1, g2], axis=-3)
     lengths = np.asarray(bone_lengths, dtype=np.float64).reshape(*np.shape(bone_lengths)[:-1], NUM_CHAINS, 4)
-    batch = np.broadcast_shapes(angles.shape[:-3], lengths.shape[:-2])
-    batch = np.broadcast_shapes(batch, np.shape(palm)[:-2])
-    base = np.broadcast_to(palm * lengths[..., :1], (*batch, NUM_CHAINS, 3))
-    steps = np.broadcast_to(frames[..., :, 1] * lengths[..., 1:, None], (*batch, NUM_CHAINS, 3, 3))
-    chain_points = np.concatenate([base[..., None, :], steps], axis=-2).cumsum(axis=-2)  # (..., 5, 4, 3)
-    chain_points = np.broadcast_to(chain_points, (*batch, NUM_CHAINS, 4, 3))
-    joints = np.concatenate([np.zeros((*batch, 1, 3)), chain_points.reshape(*batch, 20, 3)], axis=-2)
-    return joints, np.broadcast_to(frames, (*batch, NUM_CHAINS, 3, 3, 3))
+    batch = np.broadcast_shapes(angles.shape[:-3], lengths.shape[:-2], np.shape(palm)[:-2])
+    frames = np.empty((*batch, NUM_CHAINS, 3, 3, 3))
+    np.matmul(base_frames, local[..., 0, :, :], out=frames[..., 0, :, :])
+    np.matmul(frames[..., 0, :, :], local[..., 1, :, :], out=frames[..., 1, :, :])
+    np.matmul(frames[..., 1, :, :], local[..., 2, :, :], out=frames[..., 2, :, :])
+    joints = np.empty((*batch, NUM_JOINTS, 3))
+    joints[..., 0, :] = 0.0
+    chain_points = joints[..., 1:, :].reshape(*batch, NUM_CHAINS, 4, 3)  # a view: written in place below
+    chain_points[..., 0, :] = palm * lengths[..., :1]
+    chain_points[..., 1:, :] = frames[..., :, 1] * lengths[..., 1:, None]
+    np.cumsum(chain_points, axis=-2, out=chain_points)
+    return joints, frames
 
 
 def rest_joints(bone_lengths: np.ndarray | None = None) -> np.ndarray:

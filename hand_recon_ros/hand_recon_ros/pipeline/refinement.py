@@ -164,7 +164,7 @@ class _Batch:
         # World landmarks are predicted in a crop looking along the ray through the hand: turn them onto it
         # (shortest-arc rotation from the optical axis to each hand's mean keypoint ray).
         rays = pixel_rays(self.uv.mean(axis=1), intrinsics)
-        axes = np.cross([0.0, 0.0, 1.0], rays)
+        axes = _cross(np.array([0.0, 0.0, 1.0]), rays)
         sin = np.linalg.norm(axes, axis=-1, keepdims=True)
         rotvecs = axes / np.maximum(sin, 1e-12) * np.arctan2(sin, rays[:, 2:3])
         world = np.einsum("bij,bnj->bni", _rotations(rotvecs), world)
@@ -185,6 +185,13 @@ class _Batch:
 def _rotations(rotvecs: np.ndarray) -> np.ndarray:
     """Rotation matrices (..., 3, 3) of rotation vectors (..., 3)."""
     return Rotation.from_rotvec(rotvecs.reshape(-1, 3)).as_matrix().reshape(*rotvecs.shape[:-1], 3, 3)
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cross product of broadcast (..., 3) arrays (np.cross without its axis bookkeeping, for small arrays)."""
+    a0, a1, a2 = a[..., 0], a[..., 1], a[..., 2]
+    b0, b1, b2 = b[..., 0], b[..., 1], b[..., 2]
+    return np.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
 
 
 def _full_angles(active: np.ndarray) -> np.ndarray:
@@ -246,14 +253,14 @@ def _pose(batch: _Batch, r_ref: np.ndarray, x: np.ndarray, jacobian: bool = True
     parents = np.concatenate([base[:, :, None], frames[:, :, :2]], axis=2)  # frame before joint k: (B, 5, 3, 3, 3)
     axes = np.stack([frames[..., :, 0], parents[..., :, 2]], axis=3)  # (B, 5, 3 joints, 2 (flex, abd), 3)
     lever = (chain[:, :, None, :, :] - chain[:, :, :3, None, :]) * _DOWNSTREAM  # (B, 5, 3 joints, 4 points, 3)
-    d_angles = np.cross(axes[:, :, :, :, None, :], lever[:, :, :, None, :, :])  # (B, 5, 3, 2, 4, 3)
+    d_angles = _cross(axes[:, :, :, :, None, :], lever[:, :, :, None, :, :])  # (B, 5, 3, 2, 4, 3)
     d_angles = d_angles.reshape(b, hk.NUM_ANGLES, 4, 3)[:, hk.ACTIVE_ANGLES]  # (B, 21, 4, 3): own chain's points
     d_local = np.zeros((b, NUM_PARAMS - 6, NUM_JOINTS, 3))
     d_local[:, 1:, 1:] = (d_angles[:, :, None] * _OWN_CHAIN).reshape(b, -1, 20, 3)
     d_local[:, 0, 1:, 0] = -chain[..., 1].reshape(b, 20) * _SPREAD_PER_POINT  # ∂/∂s of Rz(f·s)·p = f·(e_z × p)
     d_local[:, 0, 1:, 1] = chain[..., 0].reshape(b, 20) * _SPREAD_PER_POINT
     jac = np.empty((b, NUM_PARAMS, NUM_JOINTS, 3))
-    jac[:, :3] = np.cross(r_ref.transpose(0, 2, 1)[:, :, None, :], rel[:, None])
+    jac[:, :3] = _cross(r_ref.transpose(0, 2, 1)[:, :, None, :], rel[:, None])
     jac[:, 3:6] = _EYE_3[None, :, None, :]
     jac[:, 6:] = d_local @ linear.transpose(0, 2, 1)[:, None]
     return joints, jac
