@@ -123,3 +123,15 @@ def test_two_hands_with_the_same_side_keep_the_more_confident_label():
     three = [_tracked(0.7), _tracked(0.95), _tracked(0.8)]  # several people: no forcing
     assign_sides(three, mirrored=False)
     assert [h.side for h in three] == ["right"] * 3
+
+
+def test_select_is_the_update_choice_without_touching_tracks():
+    tracker = HandTracker()
+    tracker.update([_candidate(100, 100)], 0.5, 2, keep_tracks=True)
+    before = [(t.track_id, t.roi) for t in tracker.tracks], tracker.next_id
+    candidates = [_candidate(100.5, 100, track_id=0, presence=0.6), _candidate(100, 100, presence=0.99),
+                  _candidate(300, 300, presence=0.4), _candidate(500, 100, presence=0.7)]
+    kept = tracker.select(candidates, 0.5, 2)
+    assert [(c.track_id, c.output.presence) for c in kept] == [(0, 0.6), (-1, 0.7)]
+    assert ([(t.track_id, t.roi) for t in tracker.tracks], tracker.next_id) == before
+    assert [h.candidate for h in tracker.update(candidates, 0.5, 2, keep_tracks=True)] == kept
