@@ -81,6 +81,13 @@ def test_package_xml_parses(package: str) -> None:
     assert pkg.licenses == ["Apache-2.0"]
 
 
+def test_python_package_has_no_unresolvable_buildtool() -> None:
+    """`ament_python` is a build type, not a package: as a dependency it breaks `rosdep install`."""
+    pkg = catkin_pkg_package.parse_package(PACKAGE_DIR / "package.xml")
+    assert pkg.get_build_type() == "ament_python"
+    assert "ament_python" not in {d.name for d in pkg.buildtool_depends + pkg.exec_depends + pkg.build_depends}
+
+
 def test_msgs_package_declares_message_dependencies() -> None:
     pkg = catkin_pkg_package.parse_package(REPO / "hand_recon_msgs" / "package.xml")
     deps = {d.name for d in pkg.build_depends} | {d.name for d in pkg.exec_depends}
