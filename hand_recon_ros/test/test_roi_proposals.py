@@ -149,6 +149,24 @@ def test_pipeline_finds_a_hand_the_detector_cannot(fresh, woman, woman_hands):
     assert sorted(h.side for h in result.hands) == ["left", "right"]
 
 
+def test_no_landmark_call_exceeds_the_backend_max_batch(fresh, woman, monkeypatch):
+    sizes: list[int] = []
+    run = fresh.landmarks.backend.run
+
+    def recording_run(feeds):
+        sizes.extend(v.shape[0] for v in feeds.values())
+        return run(feeds)
+
+    monkeypatch.setattr(fresh.landmarks.backend, "run", recording_run)
+    fresh.update(min_detection_score=1.0)
+    try:
+        fresh.process(woman)
+    finally:
+        fresh.update(min_detection_score=0.5)
+    grid = len(rp.grid_proposals(woman.shape[1], woman.shape[0]))
+    assert sum(sizes) > grid and max(sizes) <= backend_options(fresh.config)["max_batch"]
+
+
 def test_all_hands_found_means_no_proposals(fresh, woman):
     result = fresh.process(woman)
     assert "proposals" not in result.timing_ms

@@ -65,7 +65,7 @@ def make_lifter(config: PipelineConfig) -> tuple[Lifter, str]:
 def backend_options(config: PipelineConfig) -> dict[str, Any]:
     """Options for create_backend (names from engines.base.KNOWN_OPTIONS; each backend reads the ones it uses).
 
-    max_batch covers the largest landmark call (a proposal batch); opt_batch keeps TensorRT tuned for the
+    max_batch covers the largest landmark call (a chunk of proposals); opt_batch keeps TensorRT tuned for the
     per-frame hand count. cache_dir is passed only when engine_cache_dir is set (else the backend's default).
     """
     options: dict[str, Any] = {
