@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -23,12 +24,15 @@ from hand_recon_ros.pipeline.types import CameraIntrinsics, HandDetection, Rotat
 
 INTRINSICS = CameraIntrinsics(600.0, 600.0, 320.0, 240.0, 640, 480)
 GAPS_M = {"apart": 0.14, "touching": 0.035}
+# Accuracy-only scenes: world landmarks flattened to this fraction along the camera axis (edge-on failure).
+FLATTENED_WORLD_DEPTH_SCALE = 0.5
 
 
 def _detections(scene: rf.SyntheticScene) -> list[HandDetection]:
     """Pipeline-style detections carrying the scene's noisy observations."""
     return [HandDetection(side=o.side, score=0.9, side_score=0.9, keypoints_2d=o.keypoints_px.astype(np.float32),
-                          keypoints_z=np.zeros(21, np.float32), world_landmarks=o.world.astype(np.float32),
+                          keypoints_z=(np.zeros(21) if o.keypoints_z is None else o.keypoints_z).astype(np.float32),
+                          world_landmarks=o.world.astype(np.float32),
                           roi=RotatedRect(320, 240, 200, 200, 0.0), track_id=i)
             for i, o in enumerate(scene.observations)]
 
@@ -47,15 +51,20 @@ def _time(fn: object, items: list) -> dict[str, float]:
             "cpu_median_ms": float(np.median(cpu))}
 
 
-def accuracy(scenes: list[rf.SyntheticScene]) -> dict[str, float]:
-    """Mean errors before/after refinement (mm, px), penetration (mm), limit violations, bone drift (mm)."""
+def accuracy(scenes: list[rf.SyntheticScene], relative_depth: bool = True) -> dict[str, float]:
+    """Mean errors before/after refinement (mm, px), penetration (mm), limit violations, bone drift (mm).
+
+    relative_depth False drops the observations' keypoints_z (the solver without the relative-depth prior).
+    """
     rows: dict[str, list[float]] = {k: [] for k in ("mpjpe_init_mm", "mpjpe_refined_mm", "wrist_init_mm",
                                                     "wrist_refined_mm", "residual_init_px", "residual_refined_px",
                                                     "penetration_init_mm", "penetration_refined_mm")}
     violations, drift = 0, 0.0
     low, high = hk.JOINT_LIMITS_RAD[..., 0], hk.JOINT_LIMITS_RAD[..., 1]
     for scene in scenes:
-        fits = rf.refine(scene.observations, INTRINSICS)
+        observations = scene.observations if relative_depth else [replace(o, keypoints_z=None)
+                                                                   for o in scene.observations]
+        fits = rf.refine(observations, INTRINSICS)
         for fit, truth, obs in zip(fits, scene.truth, scene.observations):
             for tag, joints in (("init", fit.initial_joints), ("refined", fit.joints)):
                 rel = np.linalg.norm((joints - joints[0]) - (truth - truth[0]), axis=1).mean()
@@ -89,32 +98,43 @@ def main() -> None:
             for fit, obs in zip(rf.refine(scene.observations, INTRINSICS), scene.observations):
                 posed_mesh(fit.rotation, fit.translation, fit.angles, obs.bone_lengths, obs.side, fit.palm_spread)
 
-        lifter = RefinementLifter(None)
+        detections = [_detections(s) for s in scenes]
+        lifters = {mode: RefinementLifter(type("Cfg", (), {"mode": mode})()) for mode in ("image", "video")}
+        frame_s = iter(np.arange(10 * len(scenes)) / 30.0)  # 30 fps timestamps: tracks stay alive in video mode
 
-        def lift_with_mesh(scene: rf.SyntheticScene, lifter: RefinementLifter = lifter) -> None:
-            lifter.lift(_detections(scene), INTRINSICS, None, True)
+        def lift(dets: list, mode: str, mesh: bool = False, lifters: dict = lifters, clock: object = frame_s) -> None:
+            lifters[mode].lift(dets, INTRINSICS, next(clock), mesh)
 
         report[name] = {
             "refine": _time(lambda s: rf.refine(s.observations, INTRINSICS), scenes),
             "refine+mesh": _time(refine_and_mesh, scenes),
-            "lifter+mesh": _time(lift_with_mesh, scenes),
+            "lifter image": _time(lambda d: lift(d, "image"), detections),
+            "lifter video": _time(lambda d: lift(d, "video"), detections),
+            "lifter+mesh": _time(lambda d: lift(d, "video", True), detections),
         }
         if args.accuracy:
             report[name]["accuracy"] = accuracy(scenes)
+            report[name]["accuracy, no relative depth"] = accuracy(scenes, relative_depth=False)
+    if args.accuracy:
+        flat = [rf.synthetic_scene(rng, INTRINSICS, gap_m=GAPS_M["apart"],
+                                   world_depth_scale=FLATTENED_WORLD_DEPTH_SCALE) for _ in range(args.frames)]
+        report["flattened world"] = {"accuracy": accuracy(flat),
+                                     "accuracy, no relative depth": accuracy(flat, relative_depth=False)}
     if args.json:
         print(json.dumps(report, indent=2))
         return
     print(f"{'scene':<10}{'stage':<14}{'median ms':>11}{'p95 ms':>9}{'cpu ms':>9}   (two hands per frame)")
     for name, stages in report.items():
         for stage, row in stages.items():
-            if stage == "accuracy":
+            if stage.startswith("accuracy"):
                 continue
             print(f"{name:<10}{stage:<14}{row['median_ms']:>11.2f}{row['p95_ms']:>9.2f}{row['cpu_median_ms']:>9.2f}")
 
 
     for name, stages in report.items():
-        if "accuracy" in stages:
-            print(f"accuracy, {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in stages["accuracy"].items()))
+        for stage, row in stages.items():
+            if stage.startswith("accuracy"):
+                print(f"{stage}, {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items()))
 
 
 if __name__ == "__main__":

@@ -64,6 +64,12 @@ def observed_bone_lengths(world_landmarks: np.ndarray, reference: np.ndarray) ->
     return np.clip(scaled, hk.BONE_LENGTH_PRIOR_M * low, hk.BONE_LENGTH_PRIOR_M * high)
 
 
+def _relative_depth(det: HandDetection) -> np.ndarray | None:
+    """The detection's wrist-relative depth in pixels when finite and non-trivial, else None (no depth prior)."""
+    z = np.asarray(det.keypoints_z, dtype=np.float64)
+    return z if np.all(np.isfinite(z)) and np.any(z != 0.0) else None
+
+
 class RefinementLifter:
     """Metric 3D for all hands of a frame by decoupled 2D ⇄ 3D refinement (see pipeline/refinement.py)."""
 
@@ -124,6 +130,7 @@ class RefinementLifter:
                 world=np.asarray(det.world_landmarks, dtype=np.float64),
                 bone_lengths=hk.BONE_LENGTH_PRIOR_M if track is None else track.bone_lengths,
                 previous=None if track is None else track.joints,
+                keypoints_z=_relative_depth(det),
             ))
         settings = refinement.RefineSettings(iterations=self.iterations, temporal_sigma_m=self._temporal_sigma())
         fits = refinement.refine(observations, intrinsics, settings) if observations else []

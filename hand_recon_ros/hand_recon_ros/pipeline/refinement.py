@@ -37,6 +37,9 @@ JACOBIAN_STEP_M = 1e-5
 REPROJECTION_SIGMA_M = 0.003  # 2D keypoint noise expressed at the hand's depth
 WORLD_PRIOR_SIGMA_M = 0.04  # error of the network's root-relative world landmarks (~30 mm on real photos)
 WORLD_PRIOR_DEPTH_SIGMA_M = 0.04  # the same along the camera axis, where the network is least sure
+# Error of the image landmarks' relative depth (keypoints_z · depth / f): its scale is off by up to ±50 % on real
+# photos, i.e. tens of mm over a hand's depth extent, but its ordering is reliable (also on edge-on hands).
+RELATIVE_DEPTH_SIGMA_M = 0.03
 PALM_ADAPT_WEIGHT = 0.0  # how far the palm's shape follows the world landmarks (0: adult template)
 ANGLE_PRIOR_SIGMA_RAD = 0.6  # weak pull towards the angles read from the world landmarks
 SPREAD_PRIOR_SIGMA_RAD = 0.1  # palm spread stays near the adult template
@@ -68,6 +71,7 @@ _SPREAD_PER_POINT = np.repeat(hk.PALM_SPREAD_FACTORS, 4)  # spread factor of eac
 _PRIOR_JACOBIAN = np.zeros((NUM_PARAMS, NUM_PARAMS - SPREAD))
 _PRIOR_JACOBIAN[np.arange(ANGLES, NUM_PARAMS), np.arange(NUM_PARAMS - ANGLES)] = 1.0 / ANGLE_PRIOR_SIGMA_RAD
 _PRIOR_JACOBIAN[SPREAD, NUM_PARAMS - ANGLES] = 1.0 / SPREAD_PRIOR_SIGMA_RAD
+_WORLD_SIGMAS_M = np.array([WORLD_PRIOR_SIGMA_M, WORLD_PRIOR_SIGMA_M, WORLD_PRIOR_DEPTH_SIGMA_M])  # x, y, depth
 _LIMITS_ACTIVE = hk.JOINT_LIMITS_RAD.reshape(-1, 2)[hk.ACTIVE_ANGLES]
 
 
@@ -90,7 +94,8 @@ class HandObservation:
 
     keypoints_px: (21, 2) undistorted pixels; confidence: (21,) in [0, 1]; world: (21, 3) metres, root-relative
     shape with camera-aligned axes (any origin); bone_lengths: (20,) metres; previous: (21, 3) camera-frame
-    joints of the same track in the previous frame, or None.
+    joints of the same track in the previous frame, or None; keypoints_z: (21,) the landmark network's
+    wrist-relative depth in image pixels (x scale), or None (no relative-depth prior).
     """
 
     side: str
@@ -99,6 +104,7 @@ class HandObservation:
     world: np.ndarray
     bone_lengths: np.ndarray = field(default_factory=lambda: hk.BONE_LENGTH_PRIOR_M.copy())
     previous: np.ndarray | None = None
+    keypoints_z: np.ndarray | None = None
 
 
 @dataclass
@@ -159,6 +165,11 @@ class _Batch:
         self.lengths = np.stack([np.asarray(o.bone_lengths, dtype=np.float64) for o in observations])
         self.mirror = np.stack([hk.side_mirror(o.side) for o in observations])
         self.sides = [o.side for o in observations]
+        # Relative depth in pixels per hand (zeros with weight 0 where the observation has none).
+        self.kz = np.stack([np.zeros(NUM_JOINTS) if o.keypoints_z is None else np.asarray(o.keypoints_z, np.float64)
+                            for o in observations])
+        self.kz_weight = np.array([0.0 if o.keypoints_z is None else 1.0 / RELATIVE_DEPTH_SIGMA_M
+                                   for o in observations])[:, None]
         world = np.stack([np.asarray(o.world, dtype=np.float64) for o in observations])
         world = world - world[:, :1]
         # World landmarks are predicted in a crop looking along the ray through the hand: turn them onto it
@@ -302,11 +313,6 @@ def initialise(observations: list[HandObservation], intrinsics: CameraIntrinsics
     return batch, x, r_ref, local + x[:, None, 3:6]
 
 
-def _world_sigmas() -> np.ndarray:
-    """Per-axis noise (3,) of the world-landmark prior, metres (x, y, depth)."""
-    return np.array([WORLD_PRIOR_SIGMA_M, WORLD_PRIOR_SIGMA_M, WORLD_PRIOR_DEPTH_SIGMA_M])
-
-
 def _residual_2d(batch: _Batch, joints: np.ndarray, jac: np.ndarray, x: np.ndarray, *, irls: np.ndarray,
                  depth: np.ndarray, angle_prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """2D-step residuals (B, M) (reprojection, world-landmark shape prior, angle prior, spread prior) and their
@@ -320,13 +326,16 @@ def _residual_2d(batch: _Batch, joints: np.ndarray, jac: np.ndarray, x: np.ndarr
     w = (scale * inv_z)[:, None]  # ∂(f·X/Z)/∂X = f/Z, ∂/∂Z = −f·X/Z²; the 1/f of the pixel→metre scale cancels f
     d_reproj = np.stack([(jac[..., 0] - u[:, None] * jac[..., 2]) * w, (jac[..., 1] - v[:, None] * jac[..., 2]) * w],
                         -1)
-    sigmas = _world_sigmas()
-    world = (joints[:, 1:] - joints[:, :1] - batch.world[:, 1:]) / sigmas
-    d_world = (jac[:, :, 1:] - jac[:, :, :1]) / sigmas
-    residual = np.concatenate([reproj.reshape(b, -1), world.reshape(b, -1),
+    world = (joints[:, 1:] - joints[:, :1] - batch.world[:, 1:]) / _WORLD_SIGMAS_M
+    d_world = (jac[:, :, 1:] - jac[:, :, :1]) / _WORLD_SIGMAS_M
+    # Relative depth: z_j − z_wrist ≈ keypoints_z_j · z_wrist / f (image landmarks' depth at the hand's scale).
+    kz_m = batch.kz[:, 1:] / batch.intr.fx
+    rel_depth = (joints[:, 1:, 2] - joints[:, :1, 2] - kz_m * joints[:, :1, 2]) * batch.kz_weight
+    d_rel_depth = (jac[:, :, 1:, 2] - jac[:, :, :1, 2]) * batch.kz_weight[:, None]  # hand depth held: shape only
+    residual = np.concatenate([reproj.reshape(b, -1), world.reshape(b, -1), rel_depth,
                                (x[:, ANGLES:] - angle_prior) / ANGLE_PRIOR_SIGMA_RAD,
                                x[:, SPREAD:ANGLES] / SPREAD_PRIOR_SIGMA_RAD], -1)
-    jacobian = np.concatenate([d_reproj.reshape(b, NUM_PARAMS, -1), d_world.reshape(b, NUM_PARAMS, -1),
+    jacobian = np.concatenate([d_reproj.reshape(b, NUM_PARAMS, -1), d_world.reshape(b, NUM_PARAMS, -1), d_rel_depth,
                                np.broadcast_to(_PRIOR_JACOBIAN, (b, NUM_PARAMS, NUM_PARAMS - SPREAD))], -1)
     return residual, jacobian
 
@@ -443,12 +452,22 @@ class SyntheticScene:
 
 
 MAX_SCENE_TRIES = 50
+# Per-hand scale error of the network's relative depth in synthetic scenes (its ordering is right, its scale
+# varies: about 0.45–1.85× between the annotated hands of ../shared/data).
+RELATIVE_DEPTH_SCALE_RANGE = (0.5, 1.8)
 
 
 def synthetic_scene(rng: np.random.Generator, intrinsics: CameraIntrinsics, noise_px: float = 2.0,
                     world_noise_m: float = 0.006, world_scale_error: float = 0.1, gap_m: float = 0.12,
-                    depth_m: float = 0.6) -> SyntheticScene:
-    """Left and right hand facing the camera ``gap_m`` apart (x), observed with pixel and world-landmark noise."""
+                    depth_m: float = 0.6, world_depth_scale: float = 1.0,
+                    relative_depth_scale: tuple[float, float] = RELATIVE_DEPTH_SCALE_RANGE,
+                    relative_depth_noise_px: float = 3.0) -> SyntheticScene:
+    """Left and right hand facing the camera ``gap_m`` apart (x), observed with pixel and world-landmark noise.
+
+    ``world_depth_scale`` < 1 flattens the world landmarks along the camera axis (the network's failure on
+    foreshortened hands); keypoints_z is the true wrist-relative depth in pixels times a per-hand scale drawn
+    from ``relative_depth_scale`` plus ``relative_depth_noise_px`` noise.
+    """
     facing = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])  # hand y up, palm to the camera
     truth, observations = [], []
     poses = []
@@ -465,8 +484,11 @@ def synthetic_scene(rng: np.random.Generator, intrinsics: CameraIntrinsics, nois
         uv = np.stack([intrinsics.fx * joints[:, 0] / joints[:, 2] + intrinsics.cx,
                        intrinsics.fy * joints[:, 1] / joints[:, 2] + intrinsics.cy], -1)
         world = (joints - joints.mean(0)) * rng.uniform(1 - world_scale_error, 1 + world_scale_error)
+        world[:, 2] *= world_depth_scale
+        relative_z = (joints[:, 2] - joints[0, 2]) * intrinsics.fx / joints[0, 2] * rng.uniform(*relative_depth_scale)
+        relative_z[1:] += rng.normal(0, relative_depth_noise_px, NUM_JOINTS - 1)
         truth.append(joints)
         observations.append(HandObservation(
             side=side, keypoints_px=uv + rng.normal(0, noise_px, uv.shape), confidence=np.ones(NUM_JOINTS),
-            world=world + rng.normal(0, world_noise_m, world.shape)))
+            world=world + rng.normal(0, world_noise_m, world.shape), keypoints_z=relative_z))
     return SyntheticScene(truth, observations)
