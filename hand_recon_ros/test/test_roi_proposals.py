@@ -80,7 +80,7 @@ def _random_shapes(seed: int) -> np.ndarray:
 
 # ---- geometry ----------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("width,height", [(640, 480), (334, 512), (1920, 1080), (300, 300), (64, 640)])
+@pytest.mark.parametrize("width,height", [(640, 480), (334, 512), (1920, 1080), (300, 300), (240, 640)])
 def test_grid_is_square_crops_covering_the_image(width, height):
     rects = rp.grid_proposals(width, height)
     assert rects
@@ -96,6 +96,14 @@ def test_grid_is_square_crops_covering_the_image(width, height):
     # The whole image is one crop at every coarse rotation.
     whole = [r for r in rects if math.isclose(r.width, max(width, height))]
     assert sorted(r.rotation for r in whole) == sorted(rp.COARSE_ROTATIONS_RAD)
+
+
+def test_grid_size_is_bounded_for_extreme_aspect_ratios():
+    rects = rp.grid_proposals(4000, 100)
+    assert len(rects) <= rp.MAX_GRID_CROPS
+    assert sum(math.isclose(r.width, 4000) for r in rects) == len(rp.COARSE_ROTATIONS_RAD)
+    centres = sorted(r.cx for r in rects)
+    assert centres[0] < 200 and centres[-1] > 3800  # the subset still spans the strip
 
 
 @pytest.mark.parametrize("width,height", [(1, 100), (100, 0)])

@@ -44,6 +44,9 @@ CONVERGED_IOU = 0.85
 # Most grid crops refined (the best by presence, after de-duplication): two interacting hands give many
 # overlapping seeds of the more visible hand, so a few more than the missing-hand count.
 MAX_REFINED_SEEDS = 6
+# Most grid crops per image (typical images give 27-37); extreme aspect ratios (a 4000x100 strip would give ~800)
+# keep an evenly spread subset, the whole-image crops always included.
+MAX_GRID_CROPS = 64
 # Crops per landmark call (backends get max_batch >= this). The grid runs in chunks of this size: with ONNX
 # Runtime on a 2-core CPU the 34-crop grid of a 334x512 image took 155 ms as one call and 113 ms in chunks of 8
 # (median of 6 rounds; 12: 119 ms, 17: 132 ms, 4: 118 ms), large batches falling out of the CPU caches.
@@ -83,6 +86,10 @@ def grid_proposals(width: int, height: int) -> list[RotatedRect]:
     for y in _tile_centres(height, side, TILE_OVERLAP_FRACTION):
         for x in _tile_centres(width, side, TILE_OVERLAP_FRACTION):
             rects += [RotatedRect(x - 0.5, y - 0.5, side, side, r) for r in FINE_ROTATIONS_RAD]
+    if len(rects) > MAX_GRID_CROPS:
+        whole = len(COARSE_ROTATIONS_RAD)
+        keep = np.linspace(whole, len(rects) - 1, MAX_GRID_CROPS - whole).round().astype(int)
+        rects = rects[:whole] + [rects[i] for i in sorted(set(keep.tolist()))]
     return rects
 
 
