@@ -175,6 +175,23 @@ def test_no_landmark_call_exceeds_the_backend_max_batch(fresh, woman, monkeypatc
     assert sum(sizes) > grid and max(sizes) <= backend_options(fresh.config)["max_batch"]
 
 
+@pytest.mark.parametrize("keep", ["left", "right"])
+@pytest.mark.parametrize("transform", ["none", "rotate90", "rotate180", "half_size"])
+def test_proposals_alone_find_one_hand_without_a_ghost(fresh, woman, woman_hands, keep, transform):
+    # woman_hands.jpg with the other hand painted out, turned or shrunk; the palm detector made blind.
+    image = _mask(woman, [woman_hands["right" if keep == "left" else "left"].keypoints_2d])
+    transforms = {"none": lambda im: im, "rotate90": lambda im: cv2.rotate(im, cv2.ROTATE_90_CLOCKWISE),
+                  "rotate180": lambda im: cv2.rotate(im, cv2.ROTATE_180),
+                  "half_size": lambda im: cv2.resize(im, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)}
+    image = transforms[transform](image)
+    fresh.update(min_detection_score=1.0)
+    try:
+        result = fresh.process(image)
+    finally:
+        fresh.update(min_detection_score=0.5)
+    assert [h.side for h in result.hands] == [keep]
+
+
 def test_all_hands_found_means_no_proposals(fresh, woman):
     result = fresh.process(woman)
     assert "proposals" not in result.timing_ms
