@@ -237,3 +237,18 @@ def test_lifter_passes_relative_depth_only_when_present():
     bare = rf.refine([replace(o, keypoints_z=None) for o in as_lifted], INTR)
     for result, fit in zip(plain, bare):
         np.testing.assert_allclose(result.joints_3d, fit.joints, atol=1e-4)
+
+
+def test_wrist_poses_batch_matches_single_and_flags_degenerate_hands():
+    from hand_recon_ros.pipeline.wrist_pose import wrist_pose, wrist_poses
+
+    rng = np.random.default_rng(13)
+    scene = rf.synthetic_scene(rng, INTR)
+    degenerate = np.zeros((21, 3))
+    poses = wrist_poses([scene.truth[0], degenerate, scene.truth[1]], ["left", "right", "right"])
+    for (position, quat), joints, side in zip([poses[0], poses[2]], scene.truth, ["left", "right"]):
+        single_position, single_quat = wrist_pose(joints, side)
+        np.testing.assert_allclose(position, single_position)
+        np.testing.assert_allclose(quat, single_quat)
+    np.testing.assert_array_equal(poses[1][0], np.zeros(3))
+    assert poses[1][1] is None

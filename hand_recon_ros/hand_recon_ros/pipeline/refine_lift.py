@@ -18,7 +18,7 @@ from hand_recon_ros.models import hand_kinematics as hk
 from hand_recon_ros.pipeline import refinement
 from hand_recon_ros.pipeline.camera import undistort_keypoints
 from hand_recon_ros.pipeline.types import CameraIntrinsics, HandDetection, HandMesh, HandResult
-from hand_recon_ros.pipeline.wrist_pose import wrist_pose
+from hand_recon_ros.pipeline.wrist_pose import wrist_poses
 from hand_recon_ros.skeleton import NUM_JOINTS
 
 log = logging.getLogger(__name__)
@@ -135,9 +135,10 @@ class RefinementLifter:
         settings = refinement.RefineSettings(iterations=self.iterations, temporal_sigma_m=self._temporal_sigma())
         fits = refinement.refine(observations, intrinsics, settings) if observations else []
         results = [HandResult(d, None, np.zeros(NUM_JOINTS, np.float32)) for d in detections]
-        for i, fit, obs in zip(usable, fits, observations):
+        poses = wrist_poses([fit.joints for fit in fits], [o.side for o in observations])
+        for i, fit, obs, pose in zip(usable, fits, observations, poses):
             det = detections[i]
-            results[i] = self._result(det, fit, obs, want_mesh)
+            results[i] = self._result(det, fit, obs, pose, want_mesh)
             track = tracks[i]
             if track is not None:
                 track.joints = fit.joints.copy()
@@ -152,15 +153,12 @@ class RefinementLifter:
         return results
 
     def _result(self, det: HandDetection, fit: refinement.HandFit, obs: refinement.HandObservation,
-                want_mesh: bool) -> HandResult:
-        """HandResult of one refined hand."""
+                pose: tuple[np.ndarray, np.ndarray | None], want_mesh: bool) -> HandResult:
+        """HandResult of one refined hand with its wrist pose (position, quaternion or None)."""
         joints = fit.joints.astype(np.float32)
         scale_px = max(float(det.roi.width), 1.0) * CONFIDENCE_RESIDUAL_FRACTION if det.roi is not None else 10.0
         confidence = (float(det.score) * np.exp(-((fit.residual_px / scale_px) ** 2))).astype(np.float32)
-        try:
-            position, quaternion = wrist_pose(joints, det.side)
-        except ValueError:
-            position, quaternion = joints[0].astype(np.float64), None
+        position, quaternion = pose
         result = HandResult(
             detection=det, joints_3d=joints, joint_confidence=confidence,
             wrist_position=position.astype(np.float32),

@@ -425,10 +425,11 @@ def refine(observations: list[HandObservation], intrinsics: CameraIntrinsics,
             r0, jac_r = _residual_2d(batch, joints, jac, x, irls=irls, depth=np.maximum(x[:, 5], MIN_DEPTH_M),
                                      angle_prior=angle_prior)
             x, r_ref = _lm_update(x, r_ref, r0, jac_r)
-        joints, _ = _pose(batch, r_ref, x, jacobian=False)
+        joints, jac = _pose(batch, r_ref, x, jacobian=temporal is not None)  # video mode always takes the 3D step
         pairs = _contact_pairs(joints)
         if pairs or temporal is not None:
-            joints, jac = _pose(batch, r_ref, x)
+            if jac is None:
+                joints, jac = _pose(batch, r_ref, x)
             r0, jac_r = _residual_3d(batch, joints, jac, anchor=joints, pairs=pairs, temporal_sigma_m=temporal)
             x, r_ref = _lm_update(x, r_ref, r0, jac_r)
     joints, _ = _pose(batch, r_ref, x, jacobian=False)

@@ -27,7 +27,7 @@ def wrist_frame(joints_3d: np.ndarray, side: str) -> np.ndarray:
     x_axis = joints[MIDDLE_MCP] - wrist
     to_index, to_pinky = joints[INDEX[0]] - wrist, joints[PINKY[0]] - wrist
     # On a right hand (index - wrist) x (pinky - wrist) points out of the palm; mirrored on a left hand.
-    normal = np.cross(to_index, to_pinky) if side == "right" else np.cross(to_pinky, to_index)
+    normal = _cross(to_index, to_pinky) if side == "right" else _cross(to_pinky, to_index)
     x_len = np.linalg.norm(x_axis)
     if x_len < MIN_AXIS_LENGTH_M:
         raise ValueError("wrist and middle-finger MCP coincide; cannot define the wrist frame")
@@ -37,8 +37,13 @@ def wrist_frame(joints_3d: np.ndarray, side: str) -> np.ndarray:
     if z_len < MIN_AXIS_LENGTH_M:
         raise ValueError("palm joints are collinear; cannot define the palm normal")
     z_axis /= z_len
-    y_axis = np.cross(z_axis, x_axis)
+    y_axis = _cross(z_axis, x_axis)
     return np.stack([x_axis, y_axis, z_axis], axis=1)
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cross product of two 3-vectors (np.cross's axis handling costs more than the product here)."""
+    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
 
 
 def wrist_pose(joints_3d: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray]:
@@ -46,3 +51,17 @@ def wrist_pose(joints_3d: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray
     frame = wrist_frame(joints_3d, side)
     position = np.asarray(joints_3d, dtype=np.float64)[WRIST].copy()
     return position, Rotation.from_matrix(frame).as_quat()
+
+
+def wrist_poses(joints_3d: list[np.ndarray], sides: list[str]) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """wrist_pose of several hands with one quaternion conversion; a hand without a defined frame gets None."""
+    frames, defined = [], []
+    for joints, side in zip(joints_3d, sides):
+        try:
+            frames.append(wrist_frame(joints, side))
+            defined.append(True)
+        except ValueError:
+            defined.append(False)
+    quats = iter(Rotation.from_matrix(np.stack(frames)).as_quat() if frames else [])
+    return [(np.asarray(j, dtype=np.float64)[WRIST].copy(), next(quats) if ok else None)
+            for j, ok in zip(joints_3d, defined)]
