@@ -121,6 +121,8 @@ class HandPipeline:
         self.palm.detect(blank, 1.0)
         roi = RotatedRect(PALM_INPUT_SIZE_PX / 2.0, PALM_INPUT_SIZE_PX / 2.0, 100.0, 100.0, 0.0)
         self.landmarks.estimate(blank, [roi] * 2)
+        if self.config.roi_proposals:  # the first proposal call (a full chunk) should not pay set-up either
+            self.landmarks.estimate(blank, [roi] * MAX_PROPOSAL_BATCH)
 
     @property
     def backend_description(self) -> str:
