@@ -66,7 +66,7 @@ def register(subparsers: Any) -> None:
 
 def build_pipeline(args: argparse.Namespace, mesh: bool = False) -> Any:
     """HandPipeline from the shared options (ValueError/RuntimeError subclasses name the problem)."""
-    from hand_recon_ros.pipeline.hand_pipeline import HandPipeline
+    from hand_recon_ros.pipeline.hand_pipeline import HandPipeline, backend_options
 
     config = PipelineConfig(backend=args.backend, model_variant=args.variant, cache_dir=args.models_dir,
                             max_hands=args.max_hands, mirrored=args.mirrored, mesh=mesh,
@@ -79,8 +79,9 @@ def build_pipeline(args: argparse.Namespace, mesh: bool = False) -> Any:
 
         if not (args.palm_onnx and args.landmark_onnx):
             raise ValueError("--palm-onnx and --landmark-onnx must be given together")
-        palm = create_backend(config.backend, args.palm_onnx, intra_op_threads=config.intra_op_threads)
-        landmark = create_backend(config.backend, args.landmark_onnx, intra_op_threads=config.intra_op_threads)
+        options = backend_options(config)
+        palm = create_backend(config.backend, args.palm_onnx, **options)
+        landmark = create_backend(config.backend, args.landmark_onnx, **options)
     return HandPipeline(config, palm_backend=palm, landmark_backend=landmark)
 
 
