@@ -241,9 +241,6 @@ class HandReconNode(Node):
             from hand_recon_ros.pipeline.config import PipelineConfig
             from hand_recon_ros.pipeline.hand_pipeline import HandPipeline
 
-            unused = [n for n in ("precision",) if n not in PipelineConfig.field_names()]
-            if unused and self._params["precision"] != PARAMETERS_BY_NAME["precision"].default:
-                self.get_logger().warning(f"precision={self._params['precision']!r} is not used by this pipeline")
             config = PipelineConfig(**pipeline_settings(self._params, PipelineConfig.field_names()))
             try:
                 config.validate()

@@ -61,6 +61,11 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               pipeline_field="mesh"),
     ParamSpec("smoothing", 0.5, "Temporal smoothing of 3D joints: 0 none .. 1 heavy.", minimum=0.0, maximum=1.0,
               live=True, pipeline_field="smoothing"),
+    ParamSpec("roi_proposals", True, "When fewer than max_hands hands are found, try generic crops and let the "
+              "landmark network accept hands the palm detector missed (interacting hands).", live=True,
+              pipeline_field="roi_proposals"),
+    ParamSpec("proposal_interval_frames", 30, "Video mode: run the ROI proposals at most every N frames while a "
+              "hand is missing.", minimum=1, maximum=300, live=True, pipeline_field="proposal_interval_frames"),
     ParamSpec("assumed_hfov_deg", ASSUMED_HFOV_DEG, "Horizontal field of view assumed while no CameraInfo "
               "arrives (degrees).", minimum=10.0, maximum=170.0, live=True),
     ParamSpec("marker_lifetime_s", 0.5, "Lifetime of RViz markers (s, 0 = forever).", minimum=0.0,
