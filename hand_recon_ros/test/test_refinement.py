@@ -252,3 +252,8 @@ def test_wrist_poses_batch_matches_single_and_flags_degenerate_hands():
         np.testing.assert_allclose(quat, single_quat)
     np.testing.assert_array_equal(poses[1][0], np.zeros(3))
     assert poses[1][1] is None
+    from hand_recon_ros.pipeline.wrist_pose import wrist_frame
+
+    for (_, quat), joints, side in zip([poses[0], poses[2]], scene.truth, ["left", "right"]):
+        assert quat[3] >= 0.0
+        np.testing.assert_allclose(Rotation.from_quat(quat).as_matrix(), wrist_frame(joints, side), atol=1e-9)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 from scipy.spatial.transform import Rotation
 
@@ -194,8 +195,12 @@ class _Batch:
 
 
 def _rotations(rotvecs: np.ndarray) -> np.ndarray:
-    """Rotation matrices (..., 3, 3) of rotation vectors (..., 3)."""
-    return Rotation.from_rotvec(rotvecs.reshape(-1, 3)).as_matrix().reshape(*rotvecs.shape[:-1], 3, 3)
+    """Rotation matrices (..., 3, 3) of rotation vectors (..., 3) (OpenCV's Rodrigues: cheap for a few hands)."""
+    flat = np.asarray(rotvecs, dtype=np.float64).reshape(-1, 3)
+    out = np.empty((len(flat), 3, 3))
+    for i, v in enumerate(flat):
+        out[i] = cv2.Rodrigues(v)[0]
+    return out.reshape(*rotvecs.shape[:-1], 3, 3)
 
 
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -392,6 +397,11 @@ def _residual_3d(batch: _Batch, joints: np.ndarray, jac: np.ndarray, *, anchor: 
 def _contact_pairs(joints: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """For two hands, each hand's watched bone pairs: (own bones, other's segment ends, clearance targets)."""
     if len(joints) != 2:
+        return []
+    # Hands whose joint boxes, grown by the thickest capsule pair and the margin, do not overlap cannot touch.
+    reach = 2.0 * BONE_RADIUS_M.max() + CONTACT_MARGIN_M
+    low, high = joints.min(axis=1), joints.max(axis=1)
+    if np.any(low[0] > high[1] + reach) or np.any(low[1] > high[0] + reach):
         return []
     raw = segment_distances(joints[0][_PARENTS][:, None], joints[0][_CHILDREN][:, None],
                             joints[1][_PARENTS][None], joints[1][_CHILDREN][None])

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from hand_recon_ros.skeleton import INDEX, MIDDLE_MCP, PINKY, WRIST
 
@@ -47,10 +47,21 @@ def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def wrist_pose(joints_3d: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray]:
-    """Wrist position (3,) (joint 0) and orientation quaternion (4,) x, y, z, w, float64."""
+    """Wrist position (3,) (joint 0) and orientation quaternion (4,) x, y, z, w (w ≥ 0), float64."""
     frame = wrist_frame(joints_3d, side)
     position = np.asarray(joints_3d, dtype=np.float64)[WRIST].copy()
-    return position, Rotation.from_matrix(frame).as_quat()
+    return position, _quaternions([frame])[0]
+
+
+def _quaternions(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """Quaternions (x, y, z, w), w ≥ 0, of rotation matrices, via OpenCV's Rodrigues (axis-angle)."""
+    out = []
+    for frame in frames:
+        rotvec = cv2.Rodrigues(frame)[0][:, 0]
+        angle = float(np.linalg.norm(rotvec))
+        axis = rotvec / angle if angle > 0.0 else np.zeros(3)
+        out.append(np.array([*(axis * np.sin(angle / 2.0)), np.cos(angle / 2.0)]))
+    return out
 
 
 def wrist_poses(joints_3d: list[np.ndarray], sides: list[str]) -> list[tuple[np.ndarray, np.ndarray | None]]:
@@ -62,6 +73,6 @@ def wrist_poses(joints_3d: list[np.ndarray], sides: list[str]) -> list[tuple[np.
             defined.append(True)
         except ValueError:
             defined.append(False)
-    quats = iter(Rotation.from_matrix(np.stack(frames)).as_quat() if frames else [])
+    quats = iter(_quaternions(frames))
     return [(np.asarray(j, dtype=np.float64)[WRIST].copy(), next(quats) if ok else None)
             for j, ok in zip(joints_3d, defined)]
