@@ -105,23 +105,11 @@ class FakePipeline:
 def run_fake_node(argv: list[str]) -> int:
     """Process entry: HandReconNode with FakePipeline, spun like ``hand_recon_ros.ros.node.main``."""
     import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
-    from hand_recon_ros.ros.node import HandReconNode
+    from hand_recon_ros.ros.node import HandReconNode, spin_until_shutdown
 
     rclpy.init(args=argv)
-    node = HandReconNode(pipeline=FakePipeline())
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.close()
-        executor.shutdown()
-        rclpy.try_shutdown()
-    return 0
+    return spin_until_shutdown(HandReconNode(pipeline=FakePipeline()))
 
 
 def start_node(domain_id: int, params: dict[str, Any] | None = None, fake: bool = True,

@@ -370,6 +370,11 @@ def main(args: list[str] | None = None) -> int:
         )
         rclpy.try_shutdown()
         return 2
+    return spin_until_shutdown(node)
+
+
+def spin_until_shutdown(node: HandReconNode) -> int:
+    """Spin ``node`` until Ctrl-C/SIGINT or an external shutdown, then stop its threads and rclpy cleanly."""
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
