@@ -5,14 +5,15 @@ angles with fixed bone lengths. One iteration alternates
 
 (a) a 2D step: one damped Gauss–Newton (Levenberg–Marquardt) update of every hand's parameters on the
     confidence-weighted, Huber-robust (IRLS) reprojection error of the 21 keypoints, with the landmark network's
-    world landmarks (root-relative metric shape) and the initial joint angles as priors;
+    world landmarks (root-relative metric shape), its relative depth (keypoints_z, when given) and the initial
+    joint angles as priors;
 (b) a 3D step: one update that keeps the joints near the 2D step's result while pushing the two hands'
     bone capsules apart (non-penetration) and, in tracking mode, towards the previous frame (smoothness);
     joint limits are enforced by clamping after every update; bone lengths never change inside the solver.
 
-Both hands are solved in one batch: Jacobians are forward differences of a vectorised FK over all parameters
-of all hands at once. The hands are coupled in the 3D step (each hand sees the other at its current pose and
-removes half of every penetration).
+Both hands are solved in one batch: one vectorised FK per update gives the joints and their analytic Jacobian
+with respect to every parameter of every hand (``_pose``). The hands are coupled in the 3D step (each hand sees
+the other at its current pose and removes half of every penetration).
 """
 
 from __future__ import annotations
