@@ -20,7 +20,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from hand_recon_ros.engines.base import BackendError
 from hand_recon_ros.io.interhand import InterHandFormatError, InterHandSample, load_interhand
+from hand_recon_ros.models.model_files import ModelFileError
 from hand_recon_ros.pipeline import eval_metrics as em
 from hand_recon_ros.pipeline.types import CameraIntrinsics, HandDetection
 
@@ -151,7 +153,7 @@ def format_summary(report: dict) -> str:
 
 
 def eval_command(args: argparse.Namespace) -> int:
-    """Load the dataset, run, print the table, write the JSON report; exit 1 on unusable data."""
+    """Load the dataset, run, print the table, write the JSON report; exit 1 on unusable data, 2 on bad options."""
     try:
         samples = load_interhand(args.dataset)
     except InterHandFormatError as exc:
@@ -162,7 +164,12 @@ def eval_command(args: argparse.Namespace) -> int:
         return 1
     names = list(LIFTERS) if args.lifter == "both" else [args.lifter]
     try:
-        report = evaluate(samples, _pipeline_detector(args), make_lifters(names))
+        detector = _pipeline_detector(args)
+    except (BackendError, ModelFileError, ValueError) as exc:  # missing runtime, bad model file, bad option
+        log.error("cannot build the pipeline: %s", exc)
+        return 2
+    try:
+        report = evaluate(samples, detector, make_lifters(names))
     except OSError as exc:
         log.error("%s", exc)
         return 1

@@ -156,6 +156,9 @@ def run_command(args: argparse.Namespace) -> int:
     if args.max_hands < 1:
         log.error("--max-hands must be >= 1, got %d", args.max_hands)
         return EXIT_USAGE
+    if args.threads < 0:
+        log.error("--threads must be >= 0 (0 = runtime default), got %d", args.threads)
+        return EXIT_USAGE
     try:
         canonical_backend_name(args.backend)
     except BackendError as exc:

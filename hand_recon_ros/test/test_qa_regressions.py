@@ -1,0 +1,53 @@
+"""Regression tests for faults found by end-to-end QA of the CLI (bad options must exit 2 with a clear message)."""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+
+from hand_recon_ros.cli import main
+from hand_recon_ros.io.interhand import write_synthetic_interhand
+from hand_recon_ros.models import hand_kinematics as hk
+
+EXIT_USAGE = 2
+
+
+def _one_image_interhand(folder) -> None:
+    """A one-image, one-hand InterHand2.6M-format set (black image; enough for option checks)."""
+    rng = np.random.default_rng(0)
+    cam = hk.pose_joints(np.diag([1.0, -1.0, -1.0]), np.array([0.0, 0.0, 1.0]), hk.random_angles(rng, spread=0.3),
+                         hk.BONE_LENGTH_PRIOR_M, "right")
+    entry = {"file_name": "img0.jpg", "width": 334, "height": 512, "focal": (1200.0, 1200.0),
+             "princpt": (167.0, 256.0), "campos": np.zeros(3), "camrot": np.eye(3), "right": cam * 1000.0}
+    cv2.imwrite(str(folder / "img0.jpg"), np.zeros((512, 334, 3), np.uint8))
+    write_synthetic_interhand(folder, [entry])
+
+
+def test_run_negative_threads_is_a_usage_error(woman_hands_path, tmp_path, caplog):
+    """`run --threads -1` is a bad option: exit 2 naming --threads, before any model loads or JSON is written."""
+    out = tmp_path / "out.jsonl"
+    with caplog.at_level(logging.ERROR):
+        status = main(["run", str(woman_hands_path), "--threads", "-1", "-o", str(out), "--quiet"])
+    assert status == EXIT_USAGE
+    assert "--threads" in caplog.text
+    assert not out.exists() or out.read_text() == ""
+
+
+def test_eval_unknown_backend_is_a_usage_error(tmp_path, caplog):
+    """`eval --backend foo` exits 2 with one message naming the backend (was a traceback)."""
+    _one_image_interhand(tmp_path)
+    with caplog.at_level(logging.ERROR):
+        status = main(["eval", str(tmp_path), "--backend", "foo"])
+    assert status == EXIT_USAGE
+    assert "'foo'" in caplog.text
+
+
+def test_eval_negative_threads_is_a_usage_error(tmp_path, caplog):
+    """`eval --threads -1` exits 2 naming intra_op_threads (was a ConfigError traceback)."""
+    _one_image_interhand(tmp_path)
+    with caplog.at_level(logging.ERROR):
+        status = main(["eval", str(tmp_path), "--threads", "-1"])
+    assert status == EXIT_USAGE
+    assert "intra_op_threads" in caplog.text
