@@ -148,3 +148,16 @@ def test_publish_summary_shows_the_whole_chain(image_folder) -> None:
     summary = done.stdout.strip().splitlines()[-1]
     assert summary.startswith("15 frames published,") and "2.00 hands per frame" in summary
     assert code == 0, output
+
+
+def test_publish_summary_without_answers_is_a_failure(image_folder) -> None:
+    """--summary with no node answering exits 1 naming the hands topic (it exited 0, so `make demo` passed)."""
+    folder, _ = image_folder
+    env = dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN_ID))
+    done = subprocess.run(
+        [sys.executable, "-m", "hand_recon_ros.cli", "publish", str(folder), "--topic", "/nobody/image",
+         "--hands-topic", "/nobody/hands", "--rate", "0", "--count", "3", "--summary", "--wait-for-subscriber", "0"],
+        env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "no HandArray came back on /nobody/hands" in done.stderr

@@ -31,7 +31,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--loop", action="store_true", help="start again at the end of a video or folder")
     parser.add_argument("--count", type=int, default=None, metavar="N", help="stop after N frames")
     parser.add_argument("--summary", action="store_true",
-                        help="also listen to `hands` and print each HandArray and a latency summary (needs a node)")
+                        help="also listen to `hands` and print each HandArray and a latency summary (needs a node; "
+                             "exit status 1 when no HandArray comes back)")
     parser.add_argument("--wait-for-subscriber", type=float, default=None, metavar="S",
                         help="wait up to S seconds for a subscriber before publishing (default 10 with --summary)")
     parser.add_argument("--hands-topic", default="hands", help="HandArray topic for --summary")
@@ -96,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
         if listener is not None:
             time.sleep(SUMMARY_DRAIN_S)  # let the last answers arrive
             print(listener.summary(stats.frames))
+            if stats.frames > 0 and not listener.latencies_ms:
+                LOG.error("--summary: no HandArray came back on %s (is hand_recon_node running on this "
+                          "ROS_DOMAIN_ID and listening on %s?)", args.hands_topic, publisher.image_pub.topic_name)
+                status = 1
     except (KeyboardInterrupt, ExternalShutdownException):
         LOG.info("stopped")
     except SourceError as exc:
