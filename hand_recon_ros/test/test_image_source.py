@@ -109,3 +109,11 @@ def test_video_frames(tmp_path: Path):
     (tmp_path / "broken.mp4").write_bytes(b"not a video")
     (bad,) = list(iter_frames([str(tmp_path / "broken.mp4")]))
     assert bad.image is None and "broken.mp4" in bad.error
+
+
+def test_missing_camera_device_is_named():
+    """A /dev/videoN that does not exist says so (it said 'unknown format or missing codec')."""
+    device = next(f"/dev/video{n}" for n in range(90, 200) if not Path(f"/dev/video{n}").exists())
+    frames = list(iter_frames([device]))
+    assert len(frames) == 1 and frames[0].image is None
+    assert frames[0].error == f"{device}: no such camera device (is the camera plugged in?)"

@@ -143,7 +143,9 @@ def iter_frames(inputs: list[str], topic: str | None = None) -> Iterator[Frame]:
     for path in expand_inputs(inputs):
         source = str(path)
         if is_video_path(path):
-            if not source.startswith("/dev/video") and not path.is_file():
+            if source.startswith("/dev/video") and not path.exists():
+                yield Frame(source, 0, None, f"{source}: no such camera device (is the camera plugged in?)")
+            elif not source.startswith("/dev/video") and not path.is_file():
                 yield Frame(source, 0, None, f"{source}: no such file")
             else:
                 yield from iter_video(path)
