@@ -13,6 +13,9 @@ from hand_recon_ros.engines.base import Backend, BackendError, BackendUnavailabl
 
 _LOG = logging.getLogger(__name__)
 ORT_TRT_CACHE_SUBDIR = "ort_tensorrt"
+# ONNX Runtime session config keys (onnxruntime_session_options_config_keys.h).
+ALLOW_SPINNING_KEY = "session.intra_op.allow_spinning"
+FORCE_SPINNING_STOP_KEY = "session.force_spinning_stop"
 
 _ORT_TYPES = {
     "tensor(float)": np.dtype(np.float32),
@@ -60,10 +63,16 @@ class OnnxRuntimeBackend(Backend):
             raise BackendError(f"{self.name}: intra_op_threads must be >= 0, got {threads}")
         sess_opts.intra_op_num_threads = threads
         sess_opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if not bool(self.options.get("allow_spinning", False)):
+        if bool(self.options.get("allow_spinning", False)):
+            # Spin between the operators of one Run (waking sleeping pool threads for each of a few hundred
+            # operators costs milliseconds), but stop when the Run returns, so idle spinners do not steal the
+            # cores that the rest of the frame (3D lift, DDS, the other session) needs.
+            sess_opts.add_session_config_entry(ALLOW_SPINNING_KEY, "1")
+            sess_opts.add_session_config_entry(FORCE_SPINNING_STOP_KEY, "1")
+        else:
             # Each session owns a thread pool whose idle threads spin by default; with two networks per frame
             # on a small CPU the palm session's spinners steal the cores the landmark session needs.
-            sess_opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            sess_opts.add_session_config_entry(ALLOW_SPINNING_KEY, "0")
         try:
             self._session = ort.InferenceSession(
                 str(self.model_path), sess_options=sess_opts, providers=self._provider_options()

@@ -29,6 +29,12 @@ from hand_recon_ros.pipeline.types import CameraIntrinsics, FrameResult, HandDet
 log = logging.getLogger(__name__)
 
 REFINE_MODULE = "hand_recon_ros.pipeline.refine_lift"
+# Which network's ONNX Runtime threads spin while idle. The landmark network runs on every frame (in video
+# mode it is the only one), and waking sleeping pool threads cost it ~4 ms per 2-hand frame on a 2-core CPU
+# (benchmarks/bench_node_latency.py, docs/ros.md); the palm network runs rarely in video mode, and its
+# spinners would steal the cores the landmark call needs right after it.
+SPINNING_NETWORKS: frozenset[str] = frozenset({"landmarks"})
+NETWORKS: tuple[str, ...] = ("palm", "landmarks")
 
 
 class ImageFormatError(ValueError):
@@ -62,14 +68,18 @@ def make_lifter(config: PipelineConfig) -> tuple[Lifter, str]:
     return PnPLifter(), "pnp"
 
 
-def backend_options(config: PipelineConfig) -> dict[str, Any]:
+def backend_options(config: PipelineConfig, network: str = "palm") -> dict[str, Any]:
     """Options for create_backend (names from engines.base.KNOWN_OPTIONS; each backend reads the ones it uses).
 
     max_batch covers the largest landmark call (a chunk of proposals); opt_batch keeps TensorRT tuned for the
     per-frame hand count. cache_dir is passed only when engine_cache_dir is set (else the backend's default).
+    ``network`` ("palm" or "landmarks") picks the idle-thread policy (SPINNING_NETWORKS).
     """
+    if network not in NETWORKS:
+        raise ValueError(f"network must be one of {NETWORKS}, got {network!r}")
     options: dict[str, Any] = {
         "intra_op_threads": config.intra_op_threads,
+        "allow_spinning": network in SPINNING_NETWORKS,
         "precision": config.precision,
         "max_batch": max(config.max_hands, MAX_PROPOSAL_BATCH),
         "opt_batch": config.max_hands,
@@ -102,9 +112,10 @@ class HandPipeline:
             from hand_recon_ros.models.model_files import ensure_models
 
             paths = ensure_models(self.config.model_variant, self.config.cache_dir)
-            options = backend_options(self.config)
-            palm_backend = palm_backend or create_backend(self.config.backend, paths.palm_onnx, **options)
-            landmark_backend = landmark_backend or create_backend(self.config.backend, paths.landmark_onnx, **options)
+            palm_backend = palm_backend or create_backend(
+                self.config.backend, paths.palm_onnx, **backend_options(self.config, "palm"))
+            landmark_backend = landmark_backend or create_backend(
+                self.config.backend, paths.landmark_onnx, **backend_options(self.config, "landmarks"))
         self.palm = PalmDetector(palm_backend)
         self.landmarks = LandmarkEstimator(landmark_backend)
         if lifter is None:
