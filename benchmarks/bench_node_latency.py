@@ -24,7 +24,7 @@ import numpy as np
 
 TEST_DIR = Path(__file__).resolve().parents[1] / "hand_recon_ros" / "test"
 sys.path.insert(0, str(TEST_DIR))
-from test_ros_peer import Peer, start_node, status_values, stop_node  # noqa: E402
+from test_ros_peer import Peer, make_camera_info, make_image_msg, start_node, status_values, stop_node  # noqa: E402
 
 from hand_recon_ros.io.image_source import read_image  # noqa: E402
 
@@ -40,6 +40,7 @@ SWEEP_RATES_HZ: tuple[float, ...] = (10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 5
 SWEEP_SECONDS = 4.0
 KEEP_UP_FRACTION = 0.95
 DOMAIN_ID = 100
+FRAME_ID = "camera_optical_frame"
 
 
 def _frame(path: Path) -> np.ndarray:
@@ -49,6 +50,16 @@ def _frame(path: Path) -> np.ndarray:
     import cv2
 
     return np.ascontiguousarray(cv2.resize(rgb, (FRAME_W, FRAME_H)) if rgb.shape[:2] != (FRAME_H, FRAME_W) else rgb)
+
+
+def _send(peer: Peer, rgb: np.ndarray, with_info: bool) -> None:
+    """Publish one frame, stamped with the wall clock just before publish (message building is not counted)."""
+    if with_info:
+        peer.info_pub.publish(make_camera_info(rgb.shape[1], rgb.shape[0], FRAME_ID))
+    msg = make_image_msg(rgb, 0.0, FRAME_ID)
+    now_ns = time.time_ns()
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now_ns, 1_000_000_000)
+    peer.image_pub.publish(msg)
 
 
 def _phase(peer: Peer, rgb: np.ndarray, rate_hz: float, seconds: float) -> dict[str, float]:
@@ -63,7 +74,7 @@ def _phase(peer: Peer, rgb: np.ndarray, rate_hz: float, seconds: float) -> dict[
             delay = start + sent / rate_hz - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-        peer.send(rgb, time.time(), with_info=(sent % 10 == 0))
+        _send(peer, rgb, with_info=(sent % 10 == 0))
         sent += 1
     elapsed = time.monotonic() - start
     time.sleep(DRAIN_S)

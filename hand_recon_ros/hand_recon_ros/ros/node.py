@@ -327,8 +327,9 @@ class HandReconNode(Node):
             self._stats.record_visual_skip()
 
     def _publish_visuals(self, visual: _Visual) -> None:
-        """Markers, wrist TF and (only while subscribed) the overlay for one processed frame (visuals thread)."""
-        self._markers_pub.publish(self._markers.build(visual.result, visual.header))
+        """Markers and overlay (each only while subscribed) and wrist TF for one processed frame (visuals thread)."""
+        if self._markers_pub.get_subscription_count() > 0:  # nobody listening: no marker work on a shared CPU
+            self._markers_pub.publish(self._markers.build(visual.result, visual.header))
         if self._tf is not None:
             self._tf.publish(visual.result, visual.header)
         if self._overlay_pub.get_subscription_count() > 0:
