@@ -51,3 +51,19 @@ def test_eval_negative_threads_is_a_usage_error(tmp_path, caplog):
         status = main(["eval", str(tmp_path), "--threads", "-1"])
     assert status == EXIT_USAGE
     assert "intra_op_threads" in caplog.text
+
+
+def test_same_file_stem_in_two_inputs_keeps_both_outputs(woman_hands_path, tmp_path):
+    """a/hands.jpg and b/hands.png: two overlays and both meshes (the second silently overwrote the first)."""
+    image = cv2.resize(cv2.imread(str(woman_hands_path)), (320, 480), interpolation=cv2.INTER_AREA)
+    first, second = tmp_path / "a" / "hands.jpg", tmp_path / "b" / "hands.png"
+    for path in (first, second):
+        path.parent.mkdir()
+        cv2.imwrite(str(path), image)
+    overlays, meshes = tmp_path / "overlays", tmp_path / "meshes"
+    status = main(["run", str(first), str(second), "-o", str(tmp_path / "out.jsonl"), "--overlay-dir", str(overlays),
+                   "--mesh-dir", str(meshes), "--quiet"])
+    assert status == 0
+    assert sorted(p.name for p in overlays.iterdir()) == ["hands.jpg", "hands_2.jpg"]
+    names = sorted(p.name for p in meshes.iterdir())
+    assert len(names) == 4 and sum(name.startswith("hands_2_") for name in names) == 2, names

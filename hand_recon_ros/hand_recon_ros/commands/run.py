@@ -129,9 +129,19 @@ def _progress(total: int | None, quiet: bool) -> Any:
     return tqdm(total=total, unit="frame", file=sys.stderr, dynamic_ncols=True)
 
 
-def _overlay_name(frame: Frame, video: bool) -> str:
-    stem = Path(frame.source).stem or "frame"
+def _overlay_name(frame: Frame, video: bool, stem: str) -> str:
     return f"{stem}_{frame.index:06d}.jpg" if video else f"{stem}.jpg"
+
+
+def _unique_stem(source: str, stems: dict[str, str]) -> str:
+    """The output file stem of ``source``, made unique among ``stems`` (a/x.jpg and b/x.png: x, x_2) and recorded."""
+    if source not in stems:
+        base = Path(source).stem or "frame"
+        stem, k = base, 2
+        while stem in stems.values():
+            stem, k = f"{base}_{k}", k + 1
+        stems[source] = stem
+    return stems[source]
 
 
 def write_meshes(mesh_dir: Path, base: str, result: FrameResult) -> int:
@@ -186,6 +196,7 @@ def run_command(args: argparse.Namespace) -> int:
         processed = failed = 0
         bar = _progress(count_frames(expand_inputs(args.inputs)), args.quiet)
         current_source = None
+        output_stems: dict[str, str] = {}  # source -> overlay/mesh file stem, unique within this run
         try:
             for frame in iter_frames(args.inputs, args.topic):
                 if bar is not None:
@@ -211,12 +222,13 @@ def run_command(args: argparse.Namespace) -> int:
                 processed += 1
                 writer.write(frame_to_dict(frame.source, frame.index, result))
                 video = pipeline.config.mode == "video"
+                name = _overlay_name(frame, video, _unique_stem(frame.source, output_stems))
                 if overlay_dir is not None:
                     from hand_recon_ros.io.overlay import write_overlay
 
-                    write_overlay(str(overlay_dir / _overlay_name(frame, video)), frame.image, result)
+                    write_overlay(str(overlay_dir / name), frame.image, result)
                 if mesh_dir is not None:
-                    write_meshes(mesh_dir, Path(_overlay_name(frame, video)).stem, result)
+                    write_meshes(mesh_dir, Path(name).stem, result)
         finally:
             if bar is not None:
                 bar.close()
