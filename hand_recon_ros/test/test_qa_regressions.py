@@ -67,3 +67,17 @@ def test_same_file_stem_in_two_inputs_keeps_both_outputs(woman_hands_path, tmp_p
     assert sorted(p.name for p in overlays.iterdir()) == ["hands.jpg", "hands_2.jpg"]
     names = sorted(p.name for p in meshes.iterdir())
     assert len(names) == 4 and sum(name.startswith("hands_2_") for name in names) == 2, names
+
+
+def test_models_info_names_a_corrupt_onnx_file(model_paths, tmp_path, capsys):
+    """`models info` on a cache with a garbage ONNX file exits 1 naming it CORRUPT (was a protobuf traceback)."""
+    import shutil
+
+    for path in (model_paths.palm_tflite, model_paths.landmark_tflite, model_paths.landmark_onnx):
+        shutil.copy(path, tmp_path / path.name)
+    (tmp_path / model_paths.palm_onnx.name).write_bytes(b"garbage")
+    status = main(["models", "info", "--variant", "full", "--cache-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert f"{tmp_path / model_paths.palm_onnx.name}  CORRUPT" in out
+    assert str(tmp_path / model_paths.landmark_onnx.name) in out  # the good file is still listed after it

@@ -95,7 +95,13 @@ def _info(args: argparse.Namespace) -> int:
                 continue
             from hand_recon_ros.models.onnx_export import onnx_io_summary
 
-            summary = onnx_io_summary(onnx_path)
+            try:
+                summary = onnx_io_summary(onnx_path)
+            except Exception as exc:  # noqa: BLE001 - any parse failure means the file is unusable
+                print(f"  {onnx_path}  CORRUPT ({type(exc).__name__}: {exc}; run 'hand-recon models fetch "
+                      f"--variant {variant}' to rebuild it)")
+                missing += 1
+                continue
             io = "; ".join(
                 f"{'in' if group == 'inputs' else 'out'} {name} {shape}"
                 for group in ("inputs", "outputs")
