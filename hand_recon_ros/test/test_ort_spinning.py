@@ -1,4 +1,4 @@
-"""Idle-thread policy of the ONNX Runtime sessions: landmarks spin during a Run only, the palm session sleeps."""
+"""Idle-thread policy of the ONNX Runtime sessions: spinning (when asked for) never outlives a Run."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from hand_recon_ros.engines.onnxruntime_backend import (
     OnnxRuntimeBackend,
 )
 from hand_recon_ros.pipeline.config import PipelineConfig
-from hand_recon_ros.pipeline.hand_pipeline import backend_options
+from hand_recon_ros.pipeline.hand_pipeline import NETWORKS, SPINNING_NETWORKS, backend_options
 
 
-def test_backend_options_spin_only_for_the_landmark_network():
+def test_backend_options_follow_the_spinning_policy():
     config = PipelineConfig()
-    assert backend_options(config, "landmarks")["allow_spinning"] is True
-    assert backend_options(config, "palm")["allow_spinning"] is False
+    for network in NETWORKS:
+        assert backend_options(config, network)["allow_spinning"] is (network in SPINNING_NETWORKS)
     with pytest.raises(ValueError, match="network must be one of"):
         backend_options(config, "lift")
 

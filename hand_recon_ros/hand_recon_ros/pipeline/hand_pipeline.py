@@ -29,11 +29,11 @@ from hand_recon_ros.pipeline.types import CameraIntrinsics, FrameResult, HandDet
 log = logging.getLogger(__name__)
 
 REFINE_MODULE = "hand_recon_ros.pipeline.refine_lift"
-# Which network's ONNX Runtime threads spin while idle. The landmark network runs on every frame (in video
-# mode it is the only one), and waking sleeping pool threads cost it ~4 ms per 2-hand frame on a 2-core CPU
-# (benchmarks/bench_node_latency.py, docs/ros.md); the palm network runs rarely in video mode, and its
-# spinners would steal the cores the landmark call needs right after it.
-SPINNING_NETWORKS: frozenset[str] = frozenset({"landmarks"})
+# Networks whose ONNX Runtime threads spin between operators during a Run (never after it: see
+# onnxruntime_backend.py). Empty by default: in the node on a shared 2-core CPU, spinning the landmark session
+# gave no better p50 and a worse p95 (29-37 vs 20-24 ms) in alternating A/B runs (docs/ros.md, Latency);
+# flat-out offline runs (`hand-recon bench --mode video`) do gain from {"landmarks"}.
+SPINNING_NETWORKS: frozenset[str] = frozenset()
 NETWORKS: tuple[str, ...] = ("palm", "landmarks")
 
 
