@@ -106,3 +106,20 @@ def test_docs_table_lists_every_parameter(doc: str) -> None:
     docs = (Path(__file__).resolve().parents[2] / doc).read_text(encoding="utf-8")
     missing = [spec.name for spec in PARAMETERS if f"| `{spec.name}` |" not in docs]
     assert not missing, f"{doc} has no row for {missing}"
+
+
+def test_unreadable_params_file_exits_2_with_a_message(tmp_path: Path) -> None:
+    """A --params-file that cannot be read is named in one message and the exit status is 2 (no traceback)."""
+    import os
+    import subprocess
+    import sys
+
+    missing = tmp_path / "nope.yaml"
+    env = dict(os.environ, ROS_DOMAIN_ID=str(92 + os.getpid() % 8))
+    done = subprocess.run(
+        [sys.executable, "-m", "hand_recon_ros.ros.node", "--ros-args", "--params-file", str(missing)],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "nope.yaml" in done.stderr
+    assert "Traceback" not in done.stderr

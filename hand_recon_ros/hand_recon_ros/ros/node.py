@@ -355,7 +355,11 @@ class HandReconNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``hand_recon_node`` / ``python -m hand_recon_ros.ros.node``; returns the exit status."""
-    rclpy.init(args=args)
+    try:
+        rclpy.init(args=args)
+    except RuntimeError as exc:  # rclpy's RCLError: e.g. an unreadable --params-file or malformed --ros-args
+        print(f"[FATAL] [{NODE_NAME}]: cannot start ROS 2 with these arguments: {exc}", file=sys.stderr)
+        return 2
     try:
         node = HandReconNode()
     except ParameterValueError as exc:
