@@ -41,3 +41,14 @@ def model_paths():
     from hand_recon_ros.models.model_files import ensure_models
 
     return ensure_models(variant="full")
+
+
+@pytest.fixture(scope="session")
+def image_mode_pipeline(model_paths):
+    """One 2D-only HandPipeline in image mode for the pipeline tests (each module's own fixture resets it)."""
+    from hand_recon_ros.pipeline.config import PipelineConfig
+    from hand_recon_ros.pipeline.hand_pipeline import HandPipeline
+
+    pipe = HandPipeline(PipelineConfig(mode="image", refine_3d=False))
+    yield pipe
+    pipe.close()

@@ -26,10 +26,8 @@ def _rgb(path: Path) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def pipeline(model_paths):
-    pipe = HandPipeline(PipelineConfig(mode="image", refine_3d=False))
-    yield pipe
-    pipe.close()
+def pipeline(image_mode_pipeline):
+    return image_mode_pipeline
 
 
 @pytest.fixture()
