@@ -20,6 +20,8 @@ pytest.importorskip("hand_recon_msgs.msg")
 sys.path.insert(0, str(Path(__file__).parent))
 from test_ros_peer import (  # noqa: E402
     FAKE_PROCESS_MS,
+    START_DELAY_ENV,
+    STARTING_BANNER,
     TRACK_IDS_PER_RESET,
     Peer,
     first_pixel_image,
@@ -294,6 +296,23 @@ def test_sigint_shuts_down_cleanly() -> None:
     code, output = stop_node(process)
     assert code == 0, output
     assert "terminate called" not in output and "Traceback" not in output, output
+
+
+def test_sigint_during_start_up_exits_cleanly() -> None:
+    # A Ctrl-C while the node is still starting (loading models on a robot) must not print a traceback.
+    process = start_node(DOMAIN_ID, env={START_DELAY_ENV: "30"})
+    deadline = time.monotonic() + 20.0
+    seen = []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        seen.append(line)
+        if STARTING_BANNER in line or not line:
+            break
+    assert any(STARTING_BANNER in line for line in seen), "".join(seen)
+    code, output = stop_node(process)
+    assert code == 0, output
+    assert "interrupted during start-up" in output, output
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
 
 
 def test_compressed_transport_and_undecodable_data() -> None:

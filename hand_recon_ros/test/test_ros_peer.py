@@ -106,14 +106,27 @@ def run_fake_node(argv: list[str]) -> int:
     """Process entry: HandReconNode with FakePipeline, spun like ``hand_recon_ros.ros.node.main``."""
     import rclpy
 
-    from hand_recon_ros.ros.node import HandReconNode, spin_until_shutdown
+    from hand_recon_ros.ros.node import HandReconNode, build_and_spin
+
+    delay_s = float(os.environ.get(START_DELAY_ENV, "0"))
+
+    def build() -> HandReconNode:
+        if delay_s > 0:  # a slow start-up (like loading real models), announced so a test can interrupt it
+            print(STARTING_BANNER, flush=True)
+            time.sleep(delay_s)
+        return HandReconNode(pipeline=FakePipeline())
 
     rclpy.init(args=argv)
-    return spin_until_shutdown(HandReconNode(pipeline=FakePipeline()))
+    return build_and_spin(build)
+
+
+# The fake node waits this long (seconds) before constructing HandReconNode, printing STARTING_BANNER first.
+START_DELAY_ENV = "HAND_RECON_FAKE_NODE_START_DELAY_S"
+STARTING_BANNER = "fake node: starting up"
 
 
 def start_node(domain_id: int, params: dict[str, Any] | None = None, fake: bool = True,
-               extra_args: list[str] | None = None) -> subprocess.Popen:
+               extra_args: list[str] | None = None, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start the node in its own process (fake pipeline, or the real one via ``python -m``)."""
     args = ["--ros-args"]
     for name, value in (params or {}).items():
@@ -124,7 +137,7 @@ def start_node(domain_id: int, params: dict[str, Any] | None = None, fake: bool 
         command = [sys.executable, str(Path(__file__).resolve()), "fake-node", *args]
     else:
         command = [sys.executable, "-m", "hand_recon_ros.ros.node", *args]
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), PYTHONUNBUFFERED="1")
+    env = dict(os.environ, **(env or {}), ROS_DOMAIN_ID=str(domain_id), PYTHONUNBUFFERED="1")
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

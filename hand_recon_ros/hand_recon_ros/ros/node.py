@@ -13,6 +13,7 @@ import dataclasses
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import rclpy
@@ -362,6 +363,8 @@ def main(args: list[str] | None = None) -> int:
         return 2
     try:
         node = HandReconNode()
+    except KeyboardInterrupt:
+        return _interrupted_during_start_up()
     except ParameterValueError as exc:
         rclpy.logging.get_logger(NODE_NAME).fatal(f"invalid parameter: {exc}")
         rclpy.try_shutdown()
@@ -375,6 +378,22 @@ def main(args: list[str] | None = None) -> int:
         )
         rclpy.try_shutdown()
         return 2
+    return spin_until_shutdown(node)
+
+
+def _interrupted_during_start_up() -> int:
+    """Ctrl-C/SIGINT before the node finished starting: say so and shut rclpy down; a clean exit (0)."""
+    rclpy.logging.get_logger(NODE_NAME).info("interrupted during start-up; shutting down")
+    rclpy.try_shutdown()
+    return 0
+
+
+def build_and_spin(factory: Callable[[], HandReconNode]) -> int:
+    """Construct the node with ``factory`` and spin it; Ctrl-C at any point (start-up included) exits 0."""
+    try:
+        node = factory()
+    except KeyboardInterrupt:
+        return _interrupted_during_start_up()
     return spin_until_shutdown(node)
 
 
