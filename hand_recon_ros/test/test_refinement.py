@@ -257,3 +257,56 @@ def test_wrist_poses_batch_matches_single_and_flags_degenerate_hands():
     for (_, quat), joints, side in zip([poses[0], poses[2]], scene.truth, ["left", "right"]):
         assert quat[3] >= 0.0
         np.testing.assert_allclose(Rotation.from_quat(quat).as_matrix(), wrist_frame(joints, side), atol=1e-9)
+
+
+def _sequence_errors(lifter: RefinementLifter, sequence: list[rf.SyntheticScene]) -> tuple[float, float]:
+    """Mean root-relative error and mean joint jitter (second difference minus the truth's), metres."""
+    joints, errors, jitter = [], [], []
+    for k, scene in enumerate(sequence):
+        results = lifter.lift(_detections(scene), INTR, k / 30.0, False)
+        joints.append([r.joints_3d.astype(np.float64) for r in results])
+        errors += [_root_relative_error_m(j, t) for j, t in zip(joints[-1], scene.truth)]
+        if k >= 2:
+            for h in range(2):
+                accel = joints[k][h] - 2 * joints[k - 1][h] + joints[k - 2][h]
+                truth = sequence[k].truth[h] - 2 * sequence[k - 1].truth[h] + sequence[k - 2].truth[h]
+                jitter.append(np.linalg.norm(accel - truth, axis=1).mean())
+    return float(np.mean(errors)), float(np.mean(jitter))
+
+
+def test_synthetic_sequence_moves_smoothly_and_keeps_hands_apart():
+    sequence = rf.synthetic_sequence(np.random.default_rng(3), INTR, 20, speed_m_s=0.3)
+    assert len(sequence) == 20 and all(len(s.truth) == 2 for s in sequence)
+    steps = [np.linalg.norm(b.truth[0][0] - a.truth[0][0]) for a, b in zip(sequence, sequence[1:])]
+    np.testing.assert_allclose(steps, 0.3 / 30.0, rtol=1e-6)  # the wrist moves at the requested speed
+    for scene in sequence:
+        for truth, obs in zip(scene.truth, scene.observations):
+            assert obs.keypoints_px.shape == (21, 2) and np.all(truth[:, 2] > 0.3)
+
+
+def test_warm_start_in_video_mode_is_smoother_and_no_less_accurate():
+    rng = np.random.default_rng(11)
+    sequences = [rf.synthetic_sequence(rng, INTR, 20) for _ in range(3)]
+
+    def config(warm: bool) -> object:
+        return type("Cfg", (), {"mode": "video", "smoothing": 0.5, "warm_start": warm})()
+
+    cold = [_sequence_errors(RefinementLifter(config(False)), s) for s in sequences]
+    warm = [_sequence_errors(RefinementLifter(config(True)), s) for s in sequences]
+    cold_error, cold_jitter = np.mean(cold, axis=0)
+    warm_error, warm_jitter = np.mean(warm, axis=0)
+    assert warm_jitter < 0.85 * cold_jitter
+    assert warm_error < cold_error + 0.001
+
+
+def test_warm_start_is_the_solvers_starting_point():
+    scene = rf.synthetic_scene(np.random.default_rng(12), INTR)
+    first = rf.refine(scene.observations, INTR)
+    warm = [replace(o, warm_start=f) for o, f in zip(scene.observations, first)]
+    fits = rf.refine(warm, INTR, rf.RefineSettings(warm_iterations=0))
+    for fit, previous in zip(fits, first):
+        np.testing.assert_allclose(fit.initial_joints, previous.joints, atol=1e-9)
+        np.testing.assert_allclose(fit.joints, previous.joints, atol=1e-9)
+    broken = replace(first[0], translation=np.array([0.0, np.nan, 0.5]))
+    with pytest.raises(rf.RefinementError, match="hand 0: warm_start.translation"):
+        rf.refine([replace(scene.observations[0], warm_start=broken)], INTR)

@@ -42,6 +42,7 @@ class DetectionError(ValueError):
 class _Track:
     bone_lengths: np.ndarray = field(default_factory=lambda: hk.BONE_LENGTH_PRIOR_M.copy())
     joints: np.ndarray | None = None
+    fit: refinement.HandFit | None = None  # the previous frame's fit: the next solve starts from it
     timestamp_s: float | None = None
 
 
@@ -79,6 +80,9 @@ class RefinementLifter:
         self.mode = str(getattr(config, "mode", "video"))
         self.mano_dir = getattr(config, "mano_dir", None)
         self.iterations = int(getattr(config, "refine_iterations", refinement.RefineSettings.iterations))
+        self.warm_iterations = int(getattr(config, "refine_warm_iterations",
+                                           refinement.RefineSettings.warm_iterations))
+        self.warm_start = bool(getattr(config, "warm_start", True))
         self._tracks: dict[int, _Track] = {}
         self._mano: dict[str, Any] = {}
         self._mano_checked = False
@@ -130,9 +134,11 @@ class RefinementLifter:
                 world=np.asarray(det.world_landmarks, dtype=np.float64),
                 bone_lengths=hk.BONE_LENGTH_PRIOR_M if track is None else track.bone_lengths,
                 previous=None if track is None else track.joints,
+                warm_start=None if track is None or not self.warm_start else track.fit,
                 keypoints_z=_relative_depth(det),
             ))
-        settings = refinement.RefineSettings(iterations=self.iterations, temporal_sigma_m=self._temporal_sigma())
+        settings = refinement.RefineSettings(iterations=self.iterations, warm_iterations=self.warm_iterations,
+                                             temporal_sigma_m=self._temporal_sigma())
         fits = refinement.refine(observations, intrinsics, settings) if observations else []
         results = [HandResult(d, None, np.zeros(NUM_JOINTS, np.float32)) for d in detections]
         poses = wrist_poses([fit.joints for fit in fits], [o.side for o in observations])
@@ -142,6 +148,7 @@ class RefinementLifter:
             track = tracks[i]
             if track is not None:
                 track.joints = fit.joints.copy()
+                track.fit = fit
                 track.timestamp_s = timestamp_s
                 observed = observed_bone_lengths(det.world_landmarks, track.bone_lengths)
                 track.bone_lengths = (1 - BONE_LENGTH_RATE) * track.bone_lengths + BONE_LENGTH_RATE * observed

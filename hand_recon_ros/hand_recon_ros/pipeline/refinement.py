@@ -86,6 +86,7 @@ class RefineSettings:
     """Iteration counts and weights of the solver."""
 
     iterations: int = 2
+    warm_iterations: int = 1  # iterations when every hand starts from its previous frame's fit (tracking mode)
     steps_2d: int = 1  # 2D (reprojection) updates per iteration
     temporal_sigma_m: float | None = None  # None: no smoothness term; else joint motion noise per frame
 
@@ -97,7 +98,8 @@ class HandObservation:
     keypoints_px: (21, 2) undistorted pixels; confidence: (21,) in [0, 1]; world: (21, 3) metres, root-relative
     shape with camera-aligned axes (any origin); bone_lengths: (20,) metres; previous: (21, 3) camera-frame
     joints of the same track in the previous frame, or None; keypoints_z: (21,) the landmark network's
-    wrist-relative depth in image pixels (x scale), or None (no relative-depth prior).
+    wrist-relative depth in image pixels (x scale), or None (no relative-depth prior); warm_start: the same
+    track's fit in the previous frame, the solver's starting point instead of the world landmarks' pose.
     """
 
     side: str
@@ -107,6 +109,7 @@ class HandObservation:
     bone_lengths: np.ndarray = field(default_factory=lambda: hk.BONE_LENGTH_PRIOR_M.copy())
     previous: np.ndarray | None = None
     keypoints_z: np.ndarray | None = None
+    warm_start: HandFit | None = None
 
 
 @dataclass
@@ -193,6 +196,8 @@ class _Batch:
         self.palm = hk.personal_palm(self.local_world, PALM_ADAPT_WEIGHT)
         self.previous = [None if o.previous is None else np.asarray(o.previous, dtype=np.float64)
                          for o in observations]
+        self.warm = [o.warm_start for o in observations]
+        self.angle_prior = np.zeros((len(observations), NUM_PARAMS - ANGLES))  # set by initialise
 
 
 def _rotations(rotvecs: np.ndarray) -> np.ndarray:
@@ -306,7 +311,8 @@ def _initial_translation(batch: _Batch, local_cam: np.ndarray) -> np.ndarray:
 def initialise(observations: list[HandObservation], intrinsics: CameraIntrinsics
                ) -> tuple[_Batch, np.ndarray, np.ndarray, np.ndarray]:
     """Batch constants, parameters (B, P), reference rotations (B, 3, 3) and joints (B, 21, 3) from the world
-    landmarks and the keypoints (rotation and angles from the world landmarks, translation from the keypoints)."""
+    landmarks and the keypoints (rotation and angles from the world landmarks, translation from the keypoints),
+    or, for hands with a warm start, the previous frame's fit. The angle prior is always the world landmarks'."""
     for i, obs in enumerate(observations):
         _check_observation(i, obs)
     batch = _Batch(observations, intrinsics)
@@ -314,9 +320,30 @@ def initialise(observations: list[HandObservation], intrinsics: CameraIntrinsics
     r_ref = batch.rotations.copy()
     x = np.zeros((len(observations), NUM_PARAMS))
     x[:, ANGLES:] = angles.reshape(len(observations), -1)[:, hk.ACTIVE_ANGLES]
-    local, _ = _pose(batch, r_ref, x, jacobian=False)  # translation still zero: root-relative camera-frame joints
-    x[:, 3:6] = _initial_translation(batch, local)
-    return batch, x, r_ref, local + x[:, None, 3:6]
+    batch.angle_prior = x[:, ANGLES:].copy()
+    for i, warm in enumerate(batch.warm):
+        if warm is not None:
+            _check_warm_start(i, warm)
+            r_ref[i] = warm.rotation
+            x[i, 3:6] = warm.translation
+            x[i, SPREAD] = warm.palm_spread
+            x[i, ANGLES:] = np.asarray(warm.angles, dtype=np.float64).reshape(-1)[hk.ACTIVE_ANGLES]
+    _clip(x)
+    local, _ = _pose(batch, r_ref, x, jacobian=False)
+    if any(w is None for w in batch.warm):  # cold hands: translation from the keypoints (root-relative joints)
+        cold = np.array([w is None for w in batch.warm])
+        before = x[:, 3:6].copy()
+        x[cold, 3:6] = _initial_translation(batch, local - before[:, None])[cold]
+        local = local + (x[:, 3:6] - before)[:, None]
+    return batch, x, r_ref, local
+
+
+def _check_warm_start(index: int, warm: HandFit) -> None:
+    """Raise RefinementError when hand ``index``'s warm start has a wrong shape or non-finite values."""
+    for name, shape in (("rotation", (3, 3)), ("translation", (3,)), ("angles", (hk.NUM_CHAINS, 3, 2))):
+        value = np.asarray(getattr(warm, name))
+        if value.shape != shape or not np.all(np.isfinite(value)):
+            raise RefinementError(f"hand {index}: warm_start.{name} must be finite with shape {shape}")
 
 
 def _residual_2d(batch: _Batch, joints: np.ndarray, jac: np.ndarray, x: np.ndarray, *, irls: np.ndarray,
@@ -426,9 +453,10 @@ def refine(observations: list[HandObservation], intrinsics: CameraIntrinsics,
         return []
     batch, x, r_ref, joints0 = initialise(observations, intrinsics)
     initial_residual = np.linalg.norm(_project(batch, joints0) - batch.uv, axis=-1)
-    angle_prior = x[:, ANGLES:].copy()
+    angle_prior = batch.angle_prior
     temporal = settings.temporal_sigma_m if any(p is not None for p in batch.previous) else None
-    for _ in range(settings.iterations):
+    warm = all(w is not None for w in batch.warm)
+    for _ in range(settings.warm_iterations if warm else settings.iterations):
         for _ in range(settings.steps_2d):
             joints, jac = _pose(batch, r_ref, x)
             residual = np.linalg.norm(_project(batch, joints) - batch.uv, axis=-1)
@@ -469,6 +497,39 @@ MAX_SCENE_TRIES = 50
 RELATIVE_DEPTH_SCALE_RANGE = (0.5, 1.8)
 
 
+def _observe(rng: np.random.Generator, intrinsics: CameraIntrinsics, side: str, joints: np.ndarray,
+             noise_px: float, world_noise_m: float, world_scale_error: float, world_depth_scale: float,
+             relative_depth_scale: tuple[float, float], relative_depth_noise_px: float) -> HandObservation:
+    """A noisy observation of one hand's true camera-frame joints (see ``synthetic_scene`` for the noise model)."""
+    uv = np.stack([intrinsics.fx * joints[:, 0] / joints[:, 2] + intrinsics.cx,
+                   intrinsics.fy * joints[:, 1] / joints[:, 2] + intrinsics.cy], -1)
+    world = (joints - joints.mean(0)) * rng.uniform(1 - world_scale_error, 1 + world_scale_error)
+    world[:, 2] *= world_depth_scale
+    relative_z = (joints[:, 2] - joints[0, 2]) * intrinsics.fx / joints[0, 2] * rng.uniform(*relative_depth_scale)
+    relative_z[1:] += rng.normal(0, relative_depth_noise_px, NUM_JOINTS - 1)
+    return HandObservation(
+        side=side, keypoints_px=uv + rng.normal(0, noise_px, uv.shape), confidence=np.ones(NUM_JOINTS),
+        world=world + rng.normal(0, world_noise_m, world.shape), keypoints_z=relative_z)
+
+
+def _two_hand_poses(rng: np.random.Generator, gap_m: float, depth_m: float
+                    ) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Left and right (side, rotation, wrist, angles, bone lengths) facing the camera, capsules apart."""
+    facing = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])  # hand y up, palm to the camera
+    poses: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    for _ in range(MAX_SCENE_TRIES):  # physically valid truth: the two hands' capsules do not interpenetrate
+        poses = []
+        for side, offset in (("left", -gap_m / 2.0), ("right", gap_m / 2.0)):
+            rotation = Rotation.from_rotvec(rng.normal(0.0, 0.35, 3)).as_matrix() @ facing
+            lengths = hk.BONE_LENGTH_PRIOR_M * rng.uniform(0.92, 1.08)
+            wrist = np.array([offset, 0.08 + rng.normal(0, 0.01), depth_m + rng.normal(0, 0.01)])
+            poses.append((side, rotation, wrist, hk.random_angles(rng, spread=0.6), lengths))
+        joints = [hk.pose_joints(r, t, a, n, side) for side, r, t, a, n in poses]
+        if penetration_depths(joints[0], joints[1]).max() == 0.0:
+            break
+    return poses
+
+
 def synthetic_scene(rng: np.random.Generator, intrinsics: CameraIntrinsics, noise_px: float = 2.0,
                     world_noise_m: float = 0.006, world_scale_error: float = 0.1, gap_m: float = 0.12,
                     depth_m: float = 0.6, world_depth_scale: float = 1.0,
@@ -480,27 +541,33 @@ def synthetic_scene(rng: np.random.Generator, intrinsics: CameraIntrinsics, nois
     foreshortened hands); keypoints_z is the true wrist-relative depth in pixels times a per-hand scale drawn
     from ``relative_depth_scale`` plus ``relative_depth_noise_px`` noise.
     """
-    facing = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])  # hand y up, palm to the camera
     truth, observations = [], []
-    poses = []
-    for _ in range(MAX_SCENE_TRIES):  # physically valid truth: the two hands' capsules do not interpenetrate
-        poses = []
-        for side, offset in (("left", -gap_m / 2.0), ("right", gap_m / 2.0)):
-            rotation = Rotation.from_rotvec(rng.normal(0.0, 0.35, 3)).as_matrix() @ facing
-            lengths = hk.BONE_LENGTH_PRIOR_M * rng.uniform(0.92, 1.08)
-            wrist = np.array([offset, 0.08 + rng.normal(0, 0.01), depth_m + rng.normal(0, 0.01)])
-            poses.append((side, hk.pose_joints(rotation, wrist, hk.random_angles(rng, spread=0.6), lengths, side)))
-        if penetration_depths(poses[0][1], poses[1][1]).max() == 0.0:
-            break
-    for side, joints in poses:
-        uv = np.stack([intrinsics.fx * joints[:, 0] / joints[:, 2] + intrinsics.cx,
-                       intrinsics.fy * joints[:, 1] / joints[:, 2] + intrinsics.cy], -1)
-        world = (joints - joints.mean(0)) * rng.uniform(1 - world_scale_error, 1 + world_scale_error)
-        world[:, 2] *= world_depth_scale
-        relative_z = (joints[:, 2] - joints[0, 2]) * intrinsics.fx / joints[0, 2] * rng.uniform(*relative_depth_scale)
-        relative_z[1:] += rng.normal(0, relative_depth_noise_px, NUM_JOINTS - 1)
+    for side, rotation, wrist, angles, lengths in _two_hand_poses(rng, gap_m, depth_m):
+        joints = hk.pose_joints(rotation, wrist, angles, lengths, side)
         truth.append(joints)
-        observations.append(HandObservation(
-            side=side, keypoints_px=uv + rng.normal(0, noise_px, uv.shape), confidence=np.ones(NUM_JOINTS),
-            world=world + rng.normal(0, world_noise_m, world.shape), keypoints_z=relative_z))
+        observations.append(_observe(rng, intrinsics, side, joints, noise_px, world_noise_m, world_scale_error,
+                                     world_depth_scale, relative_depth_scale, relative_depth_noise_px))
     return SyntheticScene(truth, observations)
+
+
+def synthetic_sequence(rng: np.random.Generator, intrinsics: CameraIntrinsics, frames: int, noise_px: float = 2.0,
+                       world_noise_m: float = 0.006, gap_m: float = 0.14, depth_m: float = 0.6,
+                       speed_m_s: float = 0.3, turn_rad_s: float = 1.0, fps: float = 30.0) -> list[SyntheticScene]:
+    """A two-hand video: both wrists move together at ``speed_m_s`` in a random direction while each hand turns
+    towards another random orientation at ``turn_rad_s`` and its fingers move towards other random angles;
+    observed every frame with fresh noise (tracking-mode tests and benchmarks)."""
+    start, end = _two_hand_poses(rng, gap_m, depth_m), _two_hand_poses(rng, gap_m, depth_m)
+    scenes = [SyntheticScene([], []) for _ in range(frames)]
+    direction = rng.normal(0.0, 1.0, 3)
+    velocity = direction / np.linalg.norm(direction) * speed_m_s / fps
+    for (side, r0, t0, a0, lengths), (_, r1, _, a1, _) in zip(start, end):
+        turn = Rotation.from_matrix(r1 @ r0.T).as_rotvec()
+        turn = turn / max(np.linalg.norm(turn), 1e-9) * turn_rad_s / fps
+        for k, scene in enumerate(scenes):
+            f = k / max(frames - 1, 1)
+            rotation = Rotation.from_rotvec(turn * k).as_matrix() @ r0
+            joints = hk.pose_joints(rotation, t0 + velocity * k, (1 - f) * a0 + f * a1, lengths, side)
+            scene.truth.append(joints)
+            scene.observations.append(_observe(rng, intrinsics, side, joints, noise_px, world_noise_m, 0.1, 1.0,
+                                               RELATIVE_DEPTH_SCALE_RANGE, 3.0))
+    return scenes
