@@ -26,6 +26,7 @@ TEST_DIR = Path(__file__).resolve().parents[1] / "hand_recon_ros" / "test"
 sys.path.insert(0, str(TEST_DIR))
 from test_ros_peer import Peer, make_camera_info, make_image_msg, start_node, status_values, stop_node  # noqa: E402
 
+from hand_recon_ros.commands.bench import cpu_description  # noqa: E402
 from hand_recon_ros.io.image_source import read_image  # noqa: E402
 
 DEFAULT_IMAGE = Path(__file__).resolve().parents[2] / "shared" / "data" / "woman_hands.jpg"
@@ -157,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         peer.close()
         code, output = stop_node(process)
     results["node_exit_code"] = code
+    results["cpu"] = cpu_description()
+    print(f"cpu: {results['cpu']}")
     for phase in ("steady", "max", "burst"):
         r = results[phase]
         print(f"{phase:>6}: sent {r['sent']:5d} at {r['input_hz']:7.1f} Hz -> processed {r['processed']:5d} at "

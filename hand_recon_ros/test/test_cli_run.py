@@ -143,6 +143,17 @@ def test_bench_json(model_paths, woman_small, capsys):
         row = info["stages"][stage]
         assert 0 <= row["median_ms"] <= row["p95_ms"] + 1e-9
     assert info["stages"]["total"]["fps"] > 0
+    assert "cores" in info["cpu"]
+
+
+def test_cpu_description_reads_model_cores_and_vector_flags(tmp_path):
+    from hand_recon_ros.commands.bench import cpu_description
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t\t: fpu sse4_2 avx2 fma avx512f\n")
+    text = cpu_description(cpuinfo)
+    assert text.startswith("Test CPU 9000, ") and text.endswith(", avx2 avx512f")
+    assert "cores" in cpu_description(tmp_path / "missing")  # no /proc/cpuinfo (macOS): still a line
 
 
 def test_bench_needs_a_frame(tmp_path):

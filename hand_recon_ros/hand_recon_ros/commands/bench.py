@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import platform
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +21,26 @@ from hand_recon_ros.models.model_files import ModelFileError
 log = logging.getLogger("hand_recon_ros.bench")
 
 DEFAULT_REPEAT = 50
+CPUINFO = Path("/proc/cpuinfo")
+# x86 vector extensions that change ONNX Runtime's CPU speed most (reported so numbers carry their machine).
+VECTOR_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile")
+
+
+def cpu_description(cpuinfo: Path = CPUINFO) -> str:
+    """CPU model, usable cores and vector extensions in one line, e.g. 'AMD EPYC, 2 cores, avx2'."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                model = value.strip()
+            elif key.strip() in ("flags", "Features"):
+                flags = set(value.split())
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    vector = [f for f in VECTOR_FLAGS if f in flags]
+    return f"{model}, {cores} cores" + (f", {' '.join(vector)}" if vector else "")
 DEFAULT_WARMUP = 5
 MAX_FRAMES_LOADED = 500  # frames kept in memory from videos
 
@@ -94,12 +117,12 @@ def bench_command(args: argparse.Namespace) -> int:
         pipeline.close()
     summary = summarise(timings)
     info = {"mode": mode, "frames": len(frames), "timed_frames": len(timings), "backend": description,
-            "mean_hands": float(np.mean(hands)), "stages": summary}
+            "cpu": cpu_description(), "mean_hands": float(np.mean(hands)), "stages": summary}
     if args.json:
         json.dump(info, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         title = (f"mode={mode} frames={len(frames)} timed={len(timings)} hands/frame={info['mean_hands']:.2f}\n"
-                 f"{description}")
+                 f"{description}\ncpu: {info['cpu']}")
         print(format_table(summary, title))
     return 0
