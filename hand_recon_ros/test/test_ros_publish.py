@@ -88,7 +88,7 @@ def test_publish_folder_with_intrinsics(image_folder) -> None:
         done = subprocess.run(
             [sys.executable, "-m", "hand_recon_ros.cli", "publish", str(folder), "--rate", "20", "--loop",
              "--count", "60", "--topic", "/cam/image_raw", "--frame-id", "cam_optical", "--intrinsics",
-             "40,41,16,12"],
+             "40,41,16,12", "--wait-for-subscriber", "20"],  # discovery can outlast 60 frames on a busy host
             env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
         )
         time.sleep(0.3)
