@@ -7,13 +7,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
 
-pytest.importorskip("rosbags")
-from rosbags.rosbag2 import StoragePlugin, Writer  # noqa: E402
-from rosbags.typesys import Stores, get_typestore  # noqa: E402
-
-from hand_recon_ros.io.bag_reader import BagError, iter_bag_images, list_image_topics  # noqa: E402
-from hand_recon_ros.ros.image_conversion import ImageConversionError  # noqa: E402
+from hand_recon_ros.io.bag_reader import BagError, iter_bag_images, list_image_topics
+from hand_recon_ros.ros.image_conversion import ImageConversionError
 
 TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)
 Image = TYPESTORE.types["sensor_msgs/msg/Image"]

@@ -21,6 +21,8 @@ from hand_recon_ros.models.model_files import ModelFileError
 log = logging.getLogger("hand_recon_ros.bench")
 
 DEFAULT_REPEAT = 50
+DEFAULT_WARMUP = 5
+MAX_FRAMES_LOADED = 500  # frames kept in memory from videos
 CPUINFO = Path("/proc/cpuinfo")
 # x86 vector extensions that change ONNX Runtime's CPU speed most (reported so numbers carry their machine).
 VECTOR_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile")
@@ -41,8 +43,6 @@ def cpu_description(cpuinfo: Path = CPUINFO) -> str:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     vector = [f for f in VECTOR_FLAGS if f in flags]
     return f"{model}, {cores} cores" + (f", {' '.join(vector)}" if vector else "")
-DEFAULT_WARMUP = 5
-MAX_FRAMES_LOADED = 500  # frames kept in memory from videos
 
 
 def register(subparsers: Any) -> None:

@@ -330,8 +330,8 @@ def initialise(observations: list[HandObservation], intrinsics: CameraIntrinsics
             x[i, ANGLES:] = np.asarray(warm.angles, dtype=np.float64).reshape(-1)[hk.ACTIVE_ANGLES]
     _clip(x)
     local, _ = _pose(batch, r_ref, x, jacobian=False)
-    if any(w is None for w in batch.warm):  # cold hands: translation from the keypoints (root-relative joints)
-        cold = np.array([w is None for w in batch.warm])
+    cold = np.array([w is None for w in batch.warm])
+    if cold.any():  # cold hands: translation from the keypoints (root-relative joints)
         before = x[:, 3:6].copy()
         x[cold, 3:6] = _initial_translation(batch, local - before[:, None])[cold]
         local = local + (x[:, 3:6] - before)[:, None]
