@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from hand_recon_ros.commands.precision_args import precision_problem
 from hand_recon_ros.commands.run import add_pipeline_arguments, build_pipeline
 from hand_recon_ros.engines.base import BackendError
 from hand_recon_ros.io.image_source import iter_frames
@@ -83,6 +84,9 @@ def bench_command(args: argparse.Namespace) -> int:
     """Load the frames, warm up, time ``repeat`` passes; print a table or JSON. Exit 1 when no frame loads."""
     if args.repeat < 1 or args.warmup < 0:
         log.error("--repeat must be >= 1 and --warmup >= 0, got %d and %d", args.repeat, args.warmup)
+        return 2
+    if precision_problem(args):
+        log.error("%s", precision_problem(args))
         return 2
     frames = []
     for frame in iter_frames(args.inputs, args.topic):

@@ -20,6 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from hand_recon_ros.commands.precision_args import add_precision_arguments, precision_problem
 from hand_recon_ros.engines.base import BackendError
 from hand_recon_ros.io.interhand import InterHandFormatError, InterHandSample, load_interhand
 from hand_recon_ros.models.model_files import ModelFileError
@@ -50,6 +51,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--variant", choices=("full", "lite"), default="full", help="model variant")
     parser.add_argument("--models-dir", default=None, help="model cache directory")
     parser.add_argument("--threads", type=int, default=0, help="inference threads (0 = runtime default)")
+    add_precision_arguments(parser)
     parser.add_argument("--no-roi-proposals", dest="roi_proposals", action="store_false",
                         help="palm detector only (no ROI proposals for hands it misses)")
     parser.set_defaults(func=eval_command)
@@ -121,7 +123,8 @@ def _pipeline_detector(args: argparse.Namespace) -> Detector:
 
     config = PipelineConfig(backend=args.backend, model_variant=args.variant, cache_dir=args.models_dir,
                             mode="image", refine_3d=False, intra_op_threads=args.threads,
-                            roi_proposals=getattr(args, "roi_proposals", True))
+                            roi_proposals=getattr(args, "roi_proposals", True),
+                            precision=args.precision, calib_dir=args.calib_dir)
     pipeline = HandPipeline(config)
     if args.rois == "detector":
         return lambda image, intrinsics, sample: [h.detection for h in pipeline.process(image, intrinsics).hands]
@@ -154,6 +157,10 @@ def format_summary(report: dict) -> str:
 
 def eval_command(args: argparse.Namespace) -> int:
     """Load the dataset, run, print the table, write the JSON report; exit 1 on unusable data, 2 on bad options."""
+    problem = precision_problem(args)
+    if problem:
+        log.error("%s", problem)
+        return 2
     try:
         samples = load_interhand(args.dataset)
     except InterHandFormatError as exc:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hand_recon_ros.commands.precision_args import add_precision_arguments, precision_problem
 from hand_recon_ros.engines.base import BackendError, BackendUnavailableError
 from hand_recon_ros.engines.registry import canonical_backend_name
 from hand_recon_ros.io.image_source import Frame, count_frames, expand_inputs, is_bag_path, is_video_path, iter_frames
@@ -46,6 +47,7 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--landmark-onnx", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--topic", default=None, help="image topic to read from rosbag2 inputs")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_precision_arguments(parser)
 
 
 def register(subparsers: Any) -> None:
@@ -71,7 +73,8 @@ def build_pipeline(args: argparse.Namespace, mesh: bool = False) -> Any:
     config = PipelineConfig(backend=args.backend, model_variant=args.variant, cache_dir=args.models_dir,
                             max_hands=args.max_hands, mirrored=args.mirrored, mesh=mesh,
                             intra_op_threads=args.threads, mode=args.mode or "image",
-                            roi_proposals=getattr(args, "roi_proposals", True))
+                            roi_proposals=getattr(args, "roi_proposals", True),
+                            precision=args.precision, calib_dir=args.calib_dir)
     config.validate()
     palm = landmark = None
     if args.palm_onnx or args.landmark_onnx:
@@ -173,6 +176,9 @@ def run_command(args: argparse.Namespace) -> int:
         canonical_backend_name(args.backend)
     except BackendError as exc:
         log.error("%s", exc)
+        return EXIT_USAGE
+    if precision_problem(args):
+        log.error("%s", precision_problem(args))
         return EXIT_USAGE
     overlay_dir = Path(args.overlay_dir) if args.overlay_dir else None
     mesh_dir = Path(args.mesh_dir) if args.mesh_dir else None

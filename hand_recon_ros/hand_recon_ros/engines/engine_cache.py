@@ -302,10 +302,18 @@ def check_cached_engine(engine_path: str | Path, key: EngineKey) -> CacheDecisio
     return CacheDecision(True, "cached engine matches")
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temp file and a rename (readers never see a half-written file)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+_atomic_write = atomic_write
 
 
 def write_engine(engine_path: str | Path, plan: bytes, key: EngineKey, build_seconds: float) -> None:
@@ -352,6 +360,10 @@ def load_or_build_engine(
     if not plan:
         raise BackendError(f"{model_label}: TensorRT engine build failed (the builder returned no engine)")
     seconds = time.monotonic() - start
-    write_engine(engine_path, plan, key, seconds)
     _LOG.info("%s: TensorRT engine built in %.1f s (%d bytes)", model_label, seconds, len(plan))
+    try:
+        write_engine(engine_path, plan, key, seconds)
+    except OSError as exc:  # a full or read-only cache must not throw away a build that worked
+        _LOG.warning("%s: the engine was built but cannot be cached at %s (%s: %s); this run uses it from memory "
+                     "and the next start builds again", model_label, engine_path, type(exc).__name__, exc)
     return plan, True

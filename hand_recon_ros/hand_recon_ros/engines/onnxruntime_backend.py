@@ -1,4 +1,9 @@
-"""ONNX Runtime backend: CPU by default (the project's default everywhere); CUDA/TensorRT providers optional."""
+"""ONNX Runtime backend: CPU by default (the project's default everywhere); CUDA/TensorRT providers optional.
+
+``precision`` (fp32 | fp16 | int8, ``auto`` = the backend's default: fp32 on CPU and CUDA, fp16 on the TensorRT
+provider) picks the graph the session loads: the FP32 file itself or the FP16 / INT8 Q/DQ graph made from it
+by ``precision_graphs`` (int8 needs ``calib_dir``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from hand_recon_ros.engines import engine_cache as ec
+from hand_recon_ros.engines import precision_graphs as pg
 from hand_recon_ros.engines.base import Backend, BackendError, BackendUnavailableError, TensorSpec
 
 _LOG = logging.getLogger(__name__)
@@ -29,16 +35,36 @@ _ORT_TYPES = {
 
 
 class OnnxRuntimeBackend(Backend):
-    """ONNX Runtime with the CPU execution provider; options: ``intra_op_threads`` (0 = ORT default)."""
+    """ONNX Runtime with the CPU execution provider; options: ``intra_op_threads`` (0 = ORT default), ``precision``
+    (default fp32), ``calib_dir``/``calib_max_images`` (int8), ``cache_dir`` (where converted graphs go)."""
 
     name = "onnxruntime-cpu"
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
-    option_names = frozenset({"intra_op_threads", "allow_spinning"})
+    option_names = frozenset({"intra_op_threads", "allow_spinning", "precision", "calib_dir", "calib_max_images",
+                              "cache_dir"})
+    #: Precision when the option is absent or "auto".
+    default_precision = "fp32"
+    #: Q/DQ flavour of the INT8 graph (see precision_graphs.INT8_FLAVOURS).
+    int8_flavour = "cpu"
 
     def __init__(self, model_path: str | Path, **options: Any) -> None:
         super().__init__(model_path, **options)
+        try:
+            self.precision = pg.resolve_precision(options.get("precision"), self.default_precision)
+        except BackendError as exc:
+            raise BackendError(f"{self.name}: {exc}") from None
+        if self.precision == "int8" and not options.get("calib_dir"):
+            raise BackendError(f"{self.name}: precision int8 needs calib_dir (--calib-dir): a folder of "
+                               "representative images to calibrate the INT8 graph on")
+        self.graph_path = self.model_path
         self._session: Any = None
         self._output_names: list[str] = []
+
+    def _graph(self) -> Path:
+        """The ONNX file this precision runs (made and cached on first use)."""
+        return pg.precision_graph(
+            self.model_path, self.precision, self.options.get("cache_dir"), self.options.get("calib_dir"),
+            int(self.options.get("calib_max_images", pg.cs.DEFAULT_CALIB_MAX_IMAGES)), self.int8_flavour)
 
     def _provider_options(self) -> list[tuple[str, dict[str, Any]] | str]:
         return list(self.providers)
@@ -73,9 +99,10 @@ class OnnxRuntimeBackend(Backend):
             # Each session owns a thread pool whose idle threads spin by default; with two networks per frame
             # on a small CPU the palm session's spinners steal the cores the landmark session needs.
             sess_opts.add_session_config_entry(ALLOW_SPINNING_KEY, "0")
+        self.graph_path = self._graph()
         try:
             self._session = ort.InferenceSession(
-                str(self.model_path), sess_options=sess_opts, providers=self._provider_options()
+                str(self.graph_path), sess_options=sess_opts, providers=self._provider_options()
             )
         except Exception as exc:  # ORT raises its own exception types for invalid graphs
             raise BackendError(f"{self.name}: cannot load {self.model_path}: {exc}") from exc
@@ -113,7 +140,7 @@ class OnnxRuntimeBackend(Backend):
     def describe(self) -> str:
         """Backend name and the providers in use."""
         if self._session is not None:
-            return f"{self.name} ({', '.join(self._session.get_providers())})"
+            return f"{self.name} ({self.precision}, {', '.join(self._session.get_providers())})"
         return self.name
 
 
@@ -122,7 +149,8 @@ class OnnxRuntimeCudaBackend(OnnxRuntimeBackend):
 
     name = "onnxruntime-cuda"
     providers = ("CUDAExecutionProvider", "CPUExecutionProvider")
-    option_names = frozenset({"intra_op_threads", "allow_spinning", "device_id"})
+    option_names = OnnxRuntimeBackend.option_names | {"device_id"}
+    int8_flavour = "tensorrt"  # symmetric Q/DQ: what GPU INT8 kernels run
 
     def _provider_options(self) -> list[tuple[str, dict[str, Any]] | str]:
         device = str(int(self.options.get("device_id", 0)))
@@ -132,29 +160,26 @@ class OnnxRuntimeCudaBackend(OnnxRuntimeBackend):
 class OnnxRuntimeTensorRTBackend(OnnxRuntimeBackend):
     """ONNX Runtime with its TensorRT execution provider: engine and timing caches on disk, FP16 by default.
 
-    Options: precision (fp16|fp32), cache_dir, workspace_mb, max_batch, opt_batch, device_id.
+    Options: precision (fp16 default | fp32 | int8 with calib_dir: the same precision graphs as every backend),
+    cache_dir, workspace_mb, max_batch, opt_batch, device_id.
     """
 
     name = "onnxruntime-tensorrt"
     providers = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
-    option_names = frozenset({
-        "intra_op_threads", "allow_spinning", "device_id", "precision", "cache_dir", "workspace_mb",
-        "max_batch", "opt_batch",
-    })
+    option_names = OnnxRuntimeBackend.option_names | {"device_id", "workspace_mb", "max_batch", "opt_batch"}
+    default_precision = "fp16"
+    int8_flavour = "tensorrt"
 
     def __init__(self, model_path: str | Path, **options: Any) -> None:
         super().__init__(model_path, **options)
-        precision = str(options.get("precision", "fp16")).lower()
-        if precision not in ("fp16", "fp32"):
-            raise BackendError(f"{self.name}: precision must be fp16 or fp32 (int8 needs backend tensorrt), "
-                               f"got '{precision}'")
-        self.precision = precision
         self.cache_dir = Path(options.get("cache_dir") or ec.engine_cache_dir_for(model_path)) / ORT_TRT_CACHE_SUBDIR
 
     def trt_provider_options(self) -> dict[str, Any]:
         """The TensorrtExecutionProvider options: caches, FP16, workspace, and profiles for a dynamic batch."""
         options: dict[str, Any] = {
             "device_id": int(self.options.get("device_id", 0)),
+            # The precision is in the graph (FP16 tensors, Q/DQ nodes); the FP16 flag lets a weakly typed TensorRT 10
+            # build keep the graph's FP16 layers in FP16.
             "trt_fp16_enable": self.precision == "fp16",
             "trt_max_workspace_size": int(self.options.get("workspace_mb", ec.DEFAULT_WORKSPACE_MB)) << 20,
             "trt_engine_cache_enable": True,
@@ -162,7 +187,7 @@ class OnnxRuntimeTensorRTBackend(OnnxRuntimeBackend):
             "trt_timing_cache_enable": True,
             "trt_timing_cache_path": str(self.cache_dir),
         }
-        inputs = ec.read_onnx_inputs(self.model_path)
+        inputs = ec.read_onnx_inputs(self.graph_path)
         if any(not isinstance(d, int) for spec in inputs for d in spec.shape):
             opt = self.options.get("opt_batch")
             profiles = ec.compute_profiles(inputs, int(self.options.get("max_batch", ec.DEFAULT_MAX_BATCH)),

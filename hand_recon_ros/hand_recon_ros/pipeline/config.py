@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 
 MODES: tuple[str, ...] = ("image", "video")
 MODEL_VARIANTS: tuple[str, ...] = ("full", "lite")
-PRECISIONS: tuple[str, ...] = ("fp16", "fp32", "int8")
+PRECISIONS: tuple[str, ...] = ("auto", "fp16", "fp32", "int8")
 # Fields that may change while the pipeline runs (HandPipeline.update); the rest need a new pipeline.
 LIVE_FIELDS: frozenset[str] = frozenset(
     {"min_detection_score", "min_presence_score", "max_hands", "mesh", "smoothing", "mirrored", "mode",
@@ -40,7 +40,10 @@ class PipelineConfig:
     # network (pipeline/roi_proposals.py); in video mode only while a track is missing, at most every N frames.
     roi_proposals: bool = True
     proposal_interval_frames: int = 30
-    precision: str = "fp16"  # fp16 | fp32 | int8; TensorRT backends only
+    # auto (each backend's default: fp16 on TensorRT and ORT's TensorRT provider, fp32 elsewhere) | fp32 | fp16 |
+    # int8 (needs calib_dir); every backend honours it (precision graphs, engines/precision_graphs.py)
+    precision: str = "auto"
+    calib_dir: str | None = None  # INT8 calibration images (precision int8)
     engine_cache_dir: str | None = None  # built TensorRT engines (None: the backend's default beside the ONNX)
 
     def validate(self) -> None:
@@ -74,6 +77,10 @@ class PipelineConfig:
             raise ConfigError(f"proposal_interval_frames must be an integer >= 1, got {interval!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.precision == "int8" and not self.calib_dir:
+            raise ConfigError("precision int8 needs calib_dir (a folder of representative images to calibrate on)")
+        if self.calib_dir is not None and (not isinstance(self.calib_dir, str) or not self.calib_dir):
+            raise ConfigError(f"calib_dir must be a non-empty path or None, got {self.calib_dir!r}")
         if self.engine_cache_dir is not None and (not isinstance(self.engine_cache_dir, str)
                                                   or not self.engine_cache_dir):
             raise ConfigError(f"engine_cache_dir must be a non-empty path or None, got {self.engine_cache_dir!r}")

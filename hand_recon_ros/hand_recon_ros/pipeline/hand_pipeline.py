@@ -86,6 +86,8 @@ def backend_options(config: PipelineConfig, network: str = "palm") -> dict[str, 
     }
     if config.engine_cache_dir:
         options["cache_dir"] = config.engine_cache_dir
+    if config.calib_dir:
+        options["calib_dir"] = config.calib_dir
     return options
 
 

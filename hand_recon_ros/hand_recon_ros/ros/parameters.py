@@ -36,8 +36,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               choices=("raw", "compressed")),
     ParamSpec("backend", "onnxruntime-cpu", "Inference backend: onnxruntime-cpu, tensorrt, onnxruntime-cuda, "
               "onnxruntime-tensorrt, torch or auto.", pipeline_field="backend"),
-    ParamSpec("precision", "fp16", "TensorRT precision (fp16, fp32, int8); CPU backends ignore it.",
-              choices=("fp32", "fp16", "int8"), pipeline_field="precision"),
+    ParamSpec("precision", "auto", "Network precision: auto (fp16 on TensorRT, fp32 on CPU/CUDA), fp32, fp16 or "
+              "int8 (needs calib_dir).", choices=("auto", "fp32", "fp16", "int8"), pipeline_field="precision"),
+    ParamSpec("calib_dir", "", "Folder of calibration images for precision int8 ('' = none).",
+              pipeline_field="calib_dir"),
     ParamSpec("model_variant", "full", "Palm/landmark model size.", choices=("full", "lite"),
               pipeline_field="model_variant"),
     ParamSpec("engine_cache_dir", "", "Folder for models and built engines ('' = the default cache).",
@@ -165,7 +167,7 @@ def pipeline_settings(values: dict[str, Any], available_fields: tuple[str, ...])
         if spec.pipeline_field is None or spec.pipeline_field not in available_fields or spec.name not in values:
             continue
         value = values[spec.name]
-        if spec.pipeline_field in ("cache_dir", "mano_dir") and value == "":
+        if spec.pipeline_field in ("cache_dir", "mano_dir", "calib_dir") and value == "":
             value = None
         settings[spec.pipeline_field] = value
     return settings
