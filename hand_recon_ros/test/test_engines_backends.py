@@ -92,7 +92,7 @@ def test_specs_names_and_dtypes(tiny_onnx):
         assert backend.input_names == ["image"] and backend.output_names == ["scores", "positive"]
         assert backend.inputs[0].shape == ("batch", 4) and backend.inputs[0].dtype == np.float32
         assert backend.outputs[1].dtype == np.bool_
-        assert backend.describe() == "onnxruntime-cpu (CPUExecutionProvider)"
+        assert backend.describe() == "onnxruntime-cpu (fp32, CPUExecutionProvider)"
     assert not backend._loaded
     backend.close()  # idempotent
 
@@ -157,7 +157,7 @@ def test_ort_tensorrt_provider_options(tiny_onnx, tmp_path):
     fp32 = OnnxRuntimeTensorRTBackend(_write_model(tmp_path / "fixed.onnx", batch=1), precision="fp32")
     options = fp32.trt_provider_options()
     assert options["trt_fp16_enable"] is False and "trt_profile_min_shapes" not in options
-    with pytest.raises(BackendError, match="precision must be fp16 or fp32 \\(int8 needs backend tensorrt\\)"):
+    with pytest.raises(BackendError, match=r"onnxruntime-tensorrt: precision int8 needs calib_dir"):
         OnnxRuntimeTensorRTBackend(tiny_onnx, precision="int8")
 
 

@@ -338,7 +338,7 @@ def test_calibration_errors_name_the_problem(tmp_path):
 
 def test_tensorrt_options_are_checked_before_any_gpu_work(tmp_path):
     model = _write_model(tmp_path / "m.onnx", ["batch", 4])
-    with pytest.raises(BackendError, match="precision must be one of fp32, fp16, int8, got 'fp8'"):
+    with pytest.raises(BackendError, match="precision must be one of auto, fp32, fp16, int8, got 'fp8'"):
         TensorRTBackend(model, precision="fp8")
     with pytest.raises(BackendError, match="precision int8 needs calib_dir"):
         TensorRTBackend(model, precision="int8")

@@ -72,7 +72,7 @@ def test_backend_names_and_aliases():
 def test_unknown_option_is_an_error_naming_it(tiny_onnx):
     with pytest.raises(BackendError, match=r"onnxruntime-cpu: unknown option\(s\) \['intra_op_thread'\]"):
         create_backend("onnxruntime-cpu", tiny_onnx, intra_op_thread=1)
-    # An option another backend reads is accepted (one config serves `auto`), and ignored here.
+    # An option another backend reads is accepted (one config serves `auto`); precision is honoured on the CPU too.
     backend = create_backend("onnxruntime-cpu", tiny_onnx, precision="fp16", intra_op_threads=1).load()
     assert backend.run({"image": np.ones((1, 4), np.float32)})["out"].shape == (1, 3)
 
@@ -84,15 +84,32 @@ def test_explicit_tensorrt_without_module_names_module_and_fix(tiny_onnx, no_ten
         backend.load()
     text = str(info.value)
     assert text.startswith("tensorrt: module not installed (import of tensorrt halted; None in sys.modules)")
-    assert "pip install tensorrt-cu12" in text and "onnxruntime-cpu" in text
+    assert 'pip install "tensorrt>=10,<12"' in text and "JetPack 6" in text and "onnxruntime-cpu" in text
     assert not backend._loaded
 
 
 def test_old_tensorrt_is_refused(tiny_onnx, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(__version__="8.6.1"))
-    with pytest.raises(BackendUnavailableError, match="version 8.6.1 found, this backend needs TensorRT 10"):
+    with pytest.raises(BackendUnavailableError, match=r"tensorrt 8.6.1 is not supported \(this backend supports "
+                                                      r"TensorRT 10.x and 11.x\); fix: install"):
         create_backend("tensorrt", tiny_onnx).load()
-    assert auto_select.probe_tensorrt() == "tensorrt 8.6.1 is older than 10"
+    assert auto_select.probe_tensorrt().startswith("tensorrt 8.6.1 is not supported")
+
+
+@pytest.mark.parametrize("version", ["12.0.0", "9.2.0", "unknown"])
+def test_tensorrt_outside_10_and_11_is_refused_by_name(tiny_onnx, monkeypatch, version):
+    monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(__version__=version))
+    with pytest.raises(BackendUnavailableError, match=f"tensorrt {version} is not supported"):
+        create_backend("tensorrt", tiny_onnx).load()
+    assert auto_select.probe_tensorrt().startswith(f"tensorrt {version} is not supported")
+
+
+@pytest.mark.parametrize("version", ["10.3.0", "11.4.0.106"])
+def test_tensorrt_10_and_11_pass_the_version_gate(tiny_onnx, monkeypatch, version):
+    # Past the gate the next step is the device buffers (no GPU here): the version is not the complaint.
+    monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(__version__=version))
+    reason = auto_select.probe_tensorrt()
+    assert reason is None or "not supported" not in reason
 
 
 def test_tensorrt_without_gpu_names_both_buffer_providers(tiny_onnx, monkeypatch):
@@ -157,7 +174,7 @@ def test_auto_logs_one_line_with_every_reason_in_order(tiny_onnx, caplog):
         "'tensorrt'); onnxruntime-tensorrt: TensorrtExecutionProvider not in this onnxruntime; onnxruntime-cuda: "
         "CUDAExecutionProvider not in this onnxruntime"
     ]
-    assert backend.describe().startswith("auto → onnxruntime-cpu (CPUExecutionProvider")
+    assert backend.describe().startswith("auto → onnxruntime-cpu (fp32, CPUExecutionProvider")
     x = np.ones((2, 4), np.float32)
     np.testing.assert_allclose(backend.run({"image": x})["out"],
                                create_backend("onnxruntime-cpu", tiny_onnx).load().run({"image": x})["out"])
@@ -172,9 +189,12 @@ def test_auto_falls_through_when_a_probed_backend_fails_to_load(tiny_onnx, no_te
         backend, message = auto_select.select_backend(
             tiny_onnx, probes=_probes(**{"onnxruntime-tensorrt": "absent", "onnxruntime-cuda": "absent"}))
     assert backend.name == "onnxruntime-cpu"
-    assert message.startswith("backend auto: using onnxruntime-cpu; not taken: tensorrt: load failed (tensorrt: "
-                              "module not installed")
-    assert len(caplog.records) == 1
+    assert message.startswith("backend auto: using onnxruntime-cpu; not taken: tensorrt: loading failed "
+                              "(BackendUnavailableError: tensorrt: module not installed")
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and len(caplog.records) == 2
+    assert "BackendUnavailableError" in warnings[0].getMessage()
+    assert warnings[0].getMessage().endswith("using onnxruntime-cpu instead")
 
 
 def test_auto_logs_the_same_choice_once(tiny_onnx, caplog):
@@ -218,6 +238,7 @@ def test_build_engine_argument_errors(tmp_path, capsys):
     assert "is not a folder" in capsys.readouterr().err
     assert cli_main(["build-engine", "--max-batch", "0"]) == 2
     assert "--max-batch must be >= 1, got 0" in capsys.readouterr().err
-    assert cli_main(["build-engine", "--backend", "onnxruntime-tensorrt", "--precision", "int8",
-                     "--calib-dir", str(tmp_path)]) == 2
-    assert "--precision int8 needs --backend tensorrt" in capsys.readouterr().err
+    assert cli_main(["build-engine", "--max-hands", "0"]) == 2
+    assert "--max-hands must be >= 1, got 0" in capsys.readouterr().err
+    assert cli_main(["build-engine", "--backend", "onnxruntime-tensorrt", "--print-key"]) == 2
+    assert "--print-key needs --backend tensorrt" in capsys.readouterr().err

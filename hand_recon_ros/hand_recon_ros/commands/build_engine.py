@@ -1,8 +1,10 @@
 """`hand-recon build-engine`: prebuild TensorRT engines for both networks (e.g. while building a Jetson image).
 
 Engines land in the engine cache under keys that the backends check at load, so a node started later on the
-same machine loads them instead of building for minutes. Exit status: 0 built or up to date, 1 a build or
-model error, 2 TensorRT (or the ORT TensorRT provider) not available here.
+same machine loads them instead of building for minutes: the options come from the same PipelineConfig →
+``backend_options`` path the node uses, and the key from ``engine_key.engine_key_for_options``. ``--print-key``
+prints each network's key and engine file without building. Exit status: 0 built or up to date, 1 a build or
+model error, 2 TensorRT (or the ORT TensorRT provider) not available here, or a bad option.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hand_recon_ros.commands.precision_args import add_precision_arguments, precision_problem
 from hand_recon_ros.engines.base import BackendError, BackendUnavailableError
-from hand_recon_ros.engines.engine_cache import DEFAULT_MAX_BATCH, DEFAULT_WORKSPACE_MB, PRECISIONS
+from hand_recon_ros.engines.engine_cache import DEFAULT_WORKSPACE_MB
 
 _LOG = logging.getLogger(__name__)
 
@@ -34,13 +37,16 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--backend", choices=BUILD_BACKENDS, default="tensorrt",
                         help="engine builder (default: tensorrt)")
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp16", help="engine precision (default: fp16)")
-    parser.add_argument("--calib-dir", type=Path, default=None,
-                        help="folder of representative images for INT8 calibration (needed with int8)")
-    parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH,
-                        help=f"most hands per landmark call (default: {DEFAULT_MAX_BATCH})")
-    parser.add_argument("--workspace-mb", type=int, default=DEFAULT_WORKSPACE_MB,
-                        help=f"builder workspace limit in MiB (default: {DEFAULT_WORKSPACE_MB})")
+    add_precision_arguments(parser)
+    parser.add_argument("--max-hands", type=int, default=2,
+                        help="the node's/pipeline's max_hands: decides the batch profile (default: 2)")
+    parser.add_argument("--max-batch", type=int, default=None,
+                        help="override the batch profile's largest batch (the node then does NOT find the engine "
+                             "unless it computes the same; default: as the pipeline computes it)")
+    parser.add_argument("--workspace-mb", type=int, default=None,
+                        help=f"builder workspace limit in MiB (default: {DEFAULT_WORKSPACE_MB}, as the node uses)")
+    parser.add_argument("--print-key", action="store_true",
+                        help="print each network's engine key and file name, build nothing")
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="model cache folder (engines go to its engines/ subfolder)")
     parser.add_argument("--variant", choices=("full", "lite"), default="full", help="model variant (default: full)")
@@ -57,18 +63,56 @@ def _unavailable_reason(backend: str) -> str | None:
 
 
 def _check_args(args: argparse.Namespace) -> str | None:
-    if args.max_batch < 1:
+    if args.max_hands < 1:
+        return f"--max-hands must be >= 1, got {args.max_hands}"
+    if args.max_batch is not None and args.max_batch < 1:
         return f"--max-batch must be >= 1, got {args.max_batch}"
-    if args.workspace_mb < 1:
+    if args.workspace_mb is not None and args.workspace_mb < 1:
         return f"--workspace-mb must be >= 1, got {args.workspace_mb}"
-    if args.precision == "int8":
-        if args.backend != "tensorrt":
-            return "--precision int8 needs --backend tensorrt"
-        if args.calib_dir is None:
-            return "--precision int8 needs --calib-dir DIR (a folder of representative images)"
-        if not args.calib_dir.is_dir():
-            return f"--calib-dir {args.calib_dir} is not a folder"
-    return None
+    if args.print_key and args.backend != "tensorrt":
+        return "--print-key needs --backend tensorrt (ONNX Runtime keys its own engine cache)"
+    return precision_problem(args)
+
+
+def build_options(args: argparse.Namespace, network: str) -> dict[str, Any]:
+    """Backend options for ``network`` exactly as the pipeline/node computes them from the same settings."""
+    from hand_recon_ros.pipeline.config import PipelineConfig
+    from hand_recon_ros.pipeline.hand_pipeline import backend_options
+
+    config = PipelineConfig(backend=args.backend, model_variant=args.variant,
+                            cache_dir=None if args.cache_dir is None else str(args.cache_dir),
+                            max_hands=args.max_hands, precision=args.precision,
+                            calib_dir=None if args.calib_dir is None else str(args.calib_dir))
+    config.validate()
+    options = backend_options(config, network)
+    if args.max_batch is not None:
+        options["max_batch"] = args.max_batch
+        options["opt_batch"] = min(options["opt_batch"], args.max_batch)
+    if args.workspace_mb is not None:
+        options["workspace_mb"] = args.workspace_mb
+    return options
+
+
+def print_keys(args: argparse.Namespace, networks: list[tuple[str, str, Path]]) -> int:
+    """One line per network: label, key digest, engine file (what the backend would load or build)."""
+    from hand_recon_ros.engines import engine_key as ek
+    from hand_recon_ros.engines.tensorrt_backend import import_tensorrt
+
+    try:
+        trt = import_tensorrt()
+        device = ek.live_device_identity(int(build_options(args, "palm").get("device_id", 0)))
+    except BackendUnavailableError as exc:
+        print(f"build-engine: --print-key: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    for label, network, onnx_path in networks:
+        try:
+            key, path = ek.engine_path_for_options(onnx_path, build_options(args, network), str(trt.__version__),
+                                                   device)
+        except BackendError as exc:
+            print(f"build-engine: {label}: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"{label}: key {key.digest} engine {path}")
+    return EXIT_OK
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,11 +121,12 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f"build-engine: {problem}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    reason = _unavailable_reason(args.backend)
+    reason = None if args.print_key else _unavailable_reason(args.backend)
     if reason is not None:
         what = "TensorRT" if args.backend == "tensorrt" else "ONNX Runtime's TensorRT provider"
         print(f"build-engine: {what} not available: {reason}. Engines can only be built on a machine with an "
-              "NVIDIA GPU and TensorRT 10 (pip install tensorrt-cu12, or JetPack on Jetson).", file=sys.stderr)
+              "NVIDIA GPU and TensorRT 10.x/11.x (pip install 'tensorrt>=10,<12', or JetPack 6 on Jetson).",
+              file=sys.stderr)
         return EXIT_UNAVAILABLE
 
     from hand_recon_ros.engines.registry import create_backend
@@ -92,16 +137,15 @@ def run(args: argparse.Namespace) -> int:
     except (ModelFileError, ValueError) as exc:
         print(f"build-engine: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    # No cache_dir option: the backends' own default (engines/ beside each ONNX file) is where a node or
-    # `hand-recon run` pointed at the same model folder will look.
-    options: dict[str, Any] = {"precision": args.precision, "max_batch": args.max_batch,
-                               "workspace_mb": args.workspace_mb}
-    if args.backend == "tensorrt":
-        options.update(rebuild=args.rebuild, warmup_runs=1)
-        if args.calib_dir is not None:
-            options["calib_dir"] = str(args.calib_dir)
+    networks = [("palm", "palm", paths.palm_onnx), ("landmark", "landmarks", paths.landmark_onnx)]
+    if args.print_key:
+        return print_keys(args, networks)
     status = EXIT_OK
-    for label, onnx_path in (("palm", paths.palm_onnx), ("landmark", paths.landmark_onnx)):
+    for label, network, onnx_path in networks:
+        # The node's options (engines/ beside each ONNX file unless engine_cache_dir is set): same key, same file.
+        options = build_options(args, network)
+        if args.backend == "tensorrt":
+            options.update(rebuild=args.rebuild, warmup_runs=1)
         start = time.monotonic()
         try:
             with create_backend(args.backend, onnx_path, **options) as backend:

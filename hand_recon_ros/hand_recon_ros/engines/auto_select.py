@@ -2,7 +2,10 @@
 onnxruntime-cuda → onnxruntime-cpu, with ONE log line naming the choice and why each earlier one was not taken.
 
 Availability probes are cheap checks (module importable, provider compiled in, GPU visible); a candidate that
-passes its probe must still load, and a load failure is recorded as its reason before trying the next one.
+passes its probe must still be created, load and run one warm-up batch. ANY exception there (not only
+BackendError: a TensorRT binding's AttributeError, a CUDA RuntimeError) is recorded as its reason, the candidate is
+closed, and the next one is tried; the fallback is logged as one WARNING naming each failure's type and message
+and the backend chosen instead.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from hand_recon_ros.engines.base import KNOWN_OPTIONS, Backend, BackendError, BackendUnavailableError, TensorSpec
+from hand_recon_ros.engines.base import KNOWN_OPTIONS, Backend, BackendUnavailableError, TensorSpec
 
 _LOG = logging.getLogger(__name__)
 
@@ -29,13 +32,16 @@ _logged_lock = threading.Lock()
 
 
 def probe_tensorrt() -> str | None:
-    """TensorRT needs the ``tensorrt`` module (version 10+) and a CUDA GPU reachable through torch or pycuda."""
+    """TensorRT needs the ``tensorrt`` module (10.x or 11.x) and a CUDA GPU reachable through torch or pycuda."""
     try:
         import tensorrt as trt
     except ImportError as exc:
         return f"module not installed ({exc})"
-    if int(str(trt.__version__).split(".")[0]) < 10:
-        return f"tensorrt {trt.__version__} is older than 10"
+    from hand_recon_ros.engines.tensorrt_version import unsupported_version_reason
+
+    reason = unsupported_version_reason(getattr(trt, "__version__", "unknown"))
+    if reason is not None:
+        return reason
     from hand_recon_ros.engines.cuda_buffers import cuda_unavailable_reason
 
     return cuda_unavailable_reason()
@@ -67,6 +73,13 @@ def default_probes() -> dict[str, Probe]:
     }
 
 
+def warm_up(backend: Backend) -> None:
+    """One run on zeros of every declared input (a dynamic axis becomes 1): proves the backend really runs."""
+    feeds = {spec.name: np.zeros(tuple(d if isinstance(d, int) and d > 0 else 1 for d in spec.shape), spec.dtype)
+             for spec in backend.inputs}
+    backend.run(feeds)
+
+
 def _log_once(message: str) -> None:
     with _logged_lock:
         if message in _logged_messages:
@@ -91,25 +104,42 @@ def select_backend(
     probes = default_probes() if probes is None else probes
     options = options or {}
     rejected: list[str] = []
+    failures: list[str] = []
     for name in order:
         probe = probes.get(name)
         reason = probe() if probe is not None else "no availability probe"
         if reason is None:
             backend: Backend | None = None
+            stage = "creating"
             try:
                 backend = create_backend(name, model_path, **options)
+                stage = "loading"
                 backend.load()
-            except BackendError as exc:
-                reason = f"load failed ({exc})"
+                stage = "warming up"
+                warm_up(backend)
+            except Exception as exc:  # noqa: BLE001 - auto must fall back on anything a candidate raises
+                reason = f"{stage} failed ({type(exc).__name__}: {exc})"
+                failures.append(f"{name}: {reason}")
                 if backend is not None:
-                    backend.close()
+                    _close_quietly(backend)
             else:
                 message = f"backend auto: using {name}"
                 message += f"; not taken: {'; '.join(rejected)}" if rejected else " (first choice)"
+                if failures:
+                    _LOG.warning("backend auto: %s: %s; using %s instead", Path(model_path).name,
+                                 "; ".join(failures), name)
                 _log_once(message)
                 return backend, message
         rejected.append(f"{name}: {reason}")
     raise BackendUnavailableError(f"backend auto: no backend can run {Path(model_path).name}: {'; '.join(rejected)}")
+
+
+def _close_quietly(backend: Backend) -> None:
+    """Close a failed candidate; an error while closing is logged, never raised over the original failure."""
+    try:
+        backend.close()
+    except Exception as exc:  # noqa: BLE001
+        _LOG.debug("backend auto: closing failed %s raised %s: %s", backend.name, type(exc).__name__, exc)
 
 
 class AutoBackend(Backend):

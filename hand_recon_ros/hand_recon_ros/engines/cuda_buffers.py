@@ -73,6 +73,10 @@ class DeviceBuffers(abc.ABC):
     def device_identity(self) -> tuple[str, str]:
         """GPU name and compute capability ``"major.minor"`` of the device in use."""
 
+    def device_properties(self) -> tuple[int, int]:
+        """SM count and total memory (MiB) of the device in use (part of the engine key); (0, 0) if unknown."""
+        return 0, 0
+
     @abc.abstractmethod
     def allocate(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> int:
         """Allocate a device array for tensor ``name`` at its largest shape; returns its device pointer."""
@@ -140,6 +144,11 @@ class TorchCudaBuffers(DeviceBuffers):
         """Name and capability from ``torch.cuda``."""
         major, minor = self._torch.cuda.get_device_capability(self._device)
         return self._torch.cuda.get_device_name(self._device), f"{major}.{minor}"
+
+    def device_properties(self) -> tuple[int, int]:
+        """SM count and memory from ``torch.cuda.get_device_properties``."""
+        props = self._torch.cuda.get_device_properties(self._device)
+        return int(props.multi_processor_count), int(props.total_memory) >> 20
 
     def allocate(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> int:
         """A torch CUDA tensor of the numpy dtype's torch equivalent."""
@@ -212,6 +221,11 @@ class PycudaBuffers(DeviceBuffers):
         """Name and capability from the pycuda device."""
         major, minor = self._device.compute_capability()
         return self._device.name(), f"{major}.{minor}"
+
+    def device_properties(self) -> tuple[int, int]:
+        """SM count and memory from the pycuda device."""
+        sm_count = self._device.get_attribute(self._cuda.device_attribute.MULTIPROCESSOR_COUNT)
+        return int(sm_count), int(self._device.total_memory()) >> 20
 
     def allocate(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> int:
         """``mem_alloc`` plus a pinned host array of the same size."""

@@ -26,7 +26,7 @@ from hand_recon_ros.engines.base import BackendError
 _LOG = logging.getLogger(__name__)
 
 #: Bump when the sidecar layout or the key's meaning changes: engines from older layouts are then rebuilt.
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2  # 2: strongly typed builds from precision graphs, GPU SM count/memory/L4T in the key
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
 DEFAULT_MAX_BATCH = 2  # two hands
 DEFAULT_WORKSPACE_MB = 1024

@@ -1,13 +1,14 @@
-"""TensorRT 10 backend: builds an engine from the ONNX file (FP16 by default), caches it under a key, runs it.
+"""TensorRT 10.x / 11.x backend: a strongly typed engine built from the precision graph, cached by key, run.
 
-``tensorrt`` (and torch-CUDA or pycuda for device memory) are imported only when this backend loads, so the
-package works without them; a missing module is a ``BackendUnavailableError`` naming it and the fix.
-Engine validity (key, sidecar, "build is running" log) lives in ``engine_cache`` and is tested without a GPU.
+The precision is in the ONNX graph (``precision_graphs``: FP16 tensors, INT8 Q/DQ nodes), never in builder flags:
+TensorRT 11 removed ``BuilderFlag.FP16/INT8`` and implicit INT8 calibration, and TensorRT 10 builds the same graph
+with ``NetworkDefinitionCreationFlag.STRONGLY_TYPED``, so one code path serves both (test_tensorrt_api_names.py
+checks every TensorRT name used here against both releases' bindings). ``tensorrt`` (and torch-CUDA or pycuda for
+device memory) are imported only when this backend loads; the key is ``engine_key.engine_key_for_options``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from pathlib import Path
@@ -16,89 +17,52 @@ from typing import Any
 import numpy as np
 
 from hand_recon_ros.engines import engine_cache as ec
+from hand_recon_ros.engines import engine_key as ek
+from hand_recon_ros.engines import precision_graphs as pg
 from hand_recon_ros.engines.base import Backend, BackendError, BackendUnavailableError, TensorSpec
+from hand_recon_ros.engines.calibration_set import (  # noqa: F401 - re-exported for existing callers
+    CALIB_IMAGE_SUFFIXES,
+    DEFAULT_CALIB_MAX_IMAGES,
+    calibration_digest,
+    calibration_files,
+    load_calibration_images,
+)
 from hand_recon_ros.engines.cuda_buffers import DeviceBuffers, create_device_buffers
+from hand_recon_ros.engines.tensorrt_version import TENSORRT_FIX, unsupported_version_reason
 
 _LOG = logging.getLogger(__name__)
 
 DEFAULT_WARMUP_RUNS = 2
-DEFAULT_CALIB_MAX_IMAGES = 256
-CALIB_IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp")
-TENSORRT_FIX = (
-    "install the TensorRT 10 Python wheels ('pip install tensorrt-cu12') on a machine with an NVIDIA GPU, "
-    "or on Jetson use JetPack's python3-libnvinfer; or choose backend onnxruntime-cpu"
-)
+#: Lowest compute capability with fast FP16 / INT8 kernels (TensorRT 11 has no platform_has_fast_* query).
+MIN_FP16_COMPUTE_CAPABILITY = (5, 3)
+MIN_INT8_COMPUTE_CAPABILITY = (6, 1)
 
 
 def import_tensorrt() -> Any:
-    """Import ``tensorrt`` (major version 10+) or raise BackendUnavailableError naming the module and the fix."""
+    """Import ``tensorrt`` (10.x or 11.x) or raise BackendUnavailableError naming the module/version and the fix."""
     try:
         import tensorrt as trt
     except ImportError as exc:
         raise BackendUnavailableError(f"tensorrt: module not installed ({exc}); fix: {TENSORRT_FIX}") from exc
-    major = int(str(trt.__version__).split(".")[0])
-    if major < 10:
-        raise BackendUnavailableError(
-            f"tensorrt: version {trt.__version__} found, this backend needs TensorRT 10 (execute_async_v3, "
-            f"tensor-name API); fix: {TENSORRT_FIX}"
-        )
+    reason = unsupported_version_reason(getattr(trt, "__version__", "unknown"))
+    if reason is not None:
+        raise BackendUnavailableError(f"tensorrt: {reason}")
     return trt
 
 
-def _letterbox(image_rgb: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize keeping aspect ratio into height×width, zero border (MediaPipe's palm input convention)."""
-    import cv2
-
-    scale = min(height / image_rgb.shape[0], width / image_rgb.shape[1])
-    new_h = max(1, round(image_rgb.shape[0] * scale))
-    new_w = max(1, round(image_rgb.shape[1] * scale))
-    resized = cv2.resize(image_rgb, (new_w, new_h), interpolation=cv2.INTER_AREA)
-    out = np.zeros((height, width, image_rgb.shape[2]), dtype=resized.dtype)
-    top, left = (height - new_h) // 2, (width - new_w) // 2
-    out[top : top + new_h, left : left + new_w] = resized
-    return out
-
-
-def calibration_files(calib_dir: str | Path, max_images: int = DEFAULT_CALIB_MAX_IMAGES) -> list[Path]:
-    """Sorted image files in ``calib_dir`` (at most ``max_images``); an empty or missing folder is an error."""
-    folder = Path(calib_dir)
-    if not folder.is_dir():
-        raise BackendError(f"calibration folder not found: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in CALIB_IMAGE_SUFFIXES)[:max_images]
-    if not files:
-        raise BackendError(f"calibration folder {folder} has no images ({', '.join(CALIB_IMAGE_SUFFIXES)})")
-    return files
-
-
-def calibration_digest(files: list[Path]) -> str:
-    """sha256 over the calibration images' names and bytes (part of the INT8 engine key)."""
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.name.encode())
-        digest.update(ec.sha256_file(path).encode())
-    return digest.hexdigest()
-
-
-def load_calibration_images(files: list[Path], input_shape: tuple[int, ...]) -> np.ndarray:
-    """Images preprocessed like the network input: RGB, letterboxed to H×W, float32 in [0, 1], NHWC or NCHW.
-
-    ``input_shape`` is one input's shape without the batch axis: (H, W, 3) or (3, H, W).
-    """
-    import cv2
-
-    if len(input_shape) != 3 or 3 not in (input_shape[0], input_shape[-1]):
-        raise BackendError(f"INT8 calibration needs an image input (H,W,3) or (3,H,W); the model has {input_shape}")
-    channels_last = input_shape[-1] == 3
-    height, width = (input_shape[0], input_shape[1]) if channels_last else (input_shape[1], input_shape[2])
-    batch = []
-    for path in files:
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise BackendError(f"calibration image cannot be read: {path}")
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        image = _letterbox(rgb, height, width).astype(np.float32) / 255.0
-        batch.append(image if channels_last else image.transpose(2, 0, 1))
-    return np.ascontiguousarray(np.stack(batch))
+def precision_support_problem(precision: str, device: ek.DeviceIdentity) -> str | None:
+    """Why ``device`` cannot run ``precision`` fast (names the GPU and the fix), or None."""
+    needed = {"fp16": MIN_FP16_COMPUTE_CAPABILITY, "int8": MIN_INT8_COMPUTE_CAPABILITY}.get(precision)
+    if needed is None:
+        return None
+    try:
+        have = tuple(int(p) for p in device.compute_capability.split("."))
+    except ValueError:
+        return None
+    if have < needed:
+        return (f"GPU {device.name} (compute capability {device.compute_capability}) has no fast {precision} "
+                f"kernels (needs {needed[0]}.{needed[1]}+); fix: precision fp32")
+    return None
 
 
 def oversized_batch(label: str, shapes: dict[str, tuple[int, ...]], profile: ec.ProfileShapes) -> int | None:
@@ -139,42 +103,11 @@ def _make_trt_logger(trt: Any) -> Any:
     return _PythonLogger()
 
 
-def _make_calibrator(
-    trt: Any, images: np.ndarray, batch: int, buffers: DeviceBuffers, cache_path: Path
-) -> Any:
-    """An ``IInt8EntropyCalibrator2`` feeding ``images`` in batches of ``batch`` through device buffers."""
-
-    class _EntropyCalibrator(trt.IInt8EntropyCalibrator2):
-        def __init__(self) -> None:
-            trt.IInt8EntropyCalibrator2.__init__(self)
-            self._next = 0
-            buffers.allocate("__calibration__", (batch, *images.shape[1:]), images.dtype)
-
-        def get_batch_size(self) -> int:
-            return batch
-
-        def get_batch(self, names: list[str]) -> list[int] | None:
-            if self._next + batch > len(images):
-                return None
-            buffers.upload("__calibration__", images[self._next : self._next + batch])
-            buffers.synchronize()
-            self._next += batch
-            return [buffers.pointer("__calibration__")]
-
-        def read_calibration_cache(self) -> bytes | None:
-            return cache_path.read_bytes() if cache_path.is_file() else None
-
-        def write_calibration_cache(self, cache: Any) -> None:
-            cache_path.write_bytes(bytes(cache))
-
-    return _EntropyCalibrator()
-
-
 class TensorRTBackend(Backend):
-    """TensorRT 10 engine built from the ONNX file and cached by key; one execution context and one CUDA stream.
+    """Strongly typed TensorRT engine from the precision graph, cached by key; one execution context, one stream.
 
-    Options: precision (fp16|fp32|int8), max_batch, opt_batch, workspace_mb, cache_dir, calib_dir,
-    calib_max_images, warmup_runs, rebuild, buffers (auto|torch|pycuda), device_id.
+    Options: precision (auto = fp16 | fp32 | int8 with calib_dir), max_batch, opt_batch, workspace_mb, cache_dir,
+    calib_dir, calib_max_images, warmup_runs, rebuild, buffers (auto|torch|pycuda), device_id.
     """
 
     name = "tensorrt"
@@ -185,10 +118,10 @@ class TensorRTBackend(Backend):
 
     def __init__(self, model_path: str | Path, **options: Any) -> None:
         super().__init__(model_path, **options)
-        self.precision = str(options.get("precision", "fp16")).lower()
-        if self.precision not in ec.PRECISIONS:
-            raise BackendError(f"{self.name}: precision must be one of {', '.join(ec.PRECISIONS)}, "
-                               f"got '{self.precision}'")
+        try:
+            self.precision = pg.resolve_precision(options.get("precision"), ek.TENSORRT_DEFAULT_PRECISION)
+        except BackendError as exc:
+            raise BackendError(f"{self.name}: {exc}") from None
         if self.precision == "int8" and not options.get("calib_dir"):
             raise BackendError(f"{self.name}: precision int8 needs calib_dir (a folder of representative images)")
         self.max_batch = int(options.get("max_batch", ec.DEFAULT_MAX_BATCH))
@@ -196,44 +129,40 @@ class TensorRTBackend(Backend):
         self.workspace_bytes = int(options.get("workspace_mb", ec.DEFAULT_WORKSPACE_MB)) << 20
         self.cache_dir = Path(options.get("cache_dir") or ec.engine_cache_dir_for(model_path))
         self.warmup_runs = int(options.get("warmup_runs", DEFAULT_WARMUP_RUNS))
+        self.device_id = int(options.get("device_id", 0))
         self.engine_path: Path | None = None
+        self.graph_path: Path | None = None
         self.built = False
         self._trt: Any = None
+        self._runtime: Any = None
         self._engine: Any = None
         self._context: Any = None
         self._buffers: DeviceBuffers | None = None
         self._profile: ec.ProfileShapes = {}
         self._output_list: list[TensorSpec] = []
+        self._device_dtypes: dict[str, np.dtype] = {}
         self._chunk_warned = False
         self._lock = threading.Lock()
         self._gpu = ("", "")
+        self._device: ek.DeviceIdentity | None = None
 
     # -- build -----------------------------------------------------------------------------------------
-    def _engine_key(self, profiles: ec.ProfileShapes, calib_sha: str) -> ec.EngineKey:
-        return ec.EngineKey(
-            onnx_sha256=ec.sha256_file(self.model_path),
-            tensorrt_version=str(self._trt.__version__),
-            gpu_name=self._gpu[0],
-            compute_capability=self._gpu[1],
-            precision=self.precision,
-            profiles=ec.EngineKey.profiles_tuple(profiles),
-            workspace_bytes=self.workspace_bytes,
-            calibration_sha256=calib_sha,
-        )
-
-    def _build_plan(self, key: ec.EngineKey, profiles: ec.ProfileShapes, calib_files: list[Path]) -> bytes:
+    def _build_plan(self, key: ec.EngineKey, profiles: ec.ProfileShapes) -> bytes:
         trt = self._trt
         logger = self._trt_logger
+        # The graph is made (FP16 conversion, INT8 calibration on the CPU) only when an engine must be built.
+        self.graph_path = pg.precision_graph(
+            self.model_path, self.precision, self.options.get("cache_dir"), self.options.get("calib_dir"),
+            int(self.options.get("calib_max_images", DEFAULT_CALIB_MAX_IMAGES)), ek.TENSORRT_INT8_FLAVOUR)
         builder = trt.Builder(logger)
-        network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+        # Strongly typed: the graph's tensor types (FP16, Q/DQ INT8) decide the precision; no precision flags.
+        network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
         parser = trt.OnnxParser(network, logger)
-        if not parser.parse_from_file(str(self.model_path)):
+        if not parser.parse_from_file(str(self.graph_path)):
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-            raise BackendError(f"{self.name}: TensorRT cannot parse {self.model_path}: {errors}")
+            raise BackendError(f"{self.name}: TensorRT cannot parse {self.graph_path}: {errors}")
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, self.workspace_bytes)
-        if self.precision in ("fp16", "int8"):
-            config.set_flag(trt.BuilderFlag.FP16)
         # Shapes go only on inputs the parsed network leaves dynamic (-1); static inputs need no profile.
         profile = builder.create_optimization_profile()
         dynamic = [network.get_input(i).name for i in range(network.num_inputs)
@@ -242,19 +171,6 @@ class TensorRTBackend(Backend):
             profile.set_shape(name, *profiles[name])
         if dynamic:
             config.add_optimization_profile(profile)
-        if self.precision == "int8":
-            assert self._buffers is not None
-            if len(profiles) != 1:
-                raise BackendError(f"{self.name}: INT8 calibration feeds one image input; {self.model_path.name} "
-                                   f"has {sorted(profiles)}")
-            first = next(iter(profiles))
-            opt_shape = profiles[first][1]
-            images = load_calibration_images(calib_files, tuple(opt_shape[1:]))
-            calib_cache = self.cache_dir / f"{self.model_path.stem}.{key.calibration_sha256[:16]}.calib"
-            config.set_flag(trt.BuilderFlag.INT8)
-            config.int8_calibrator = _make_calibrator(trt, images, opt_shape[0], self._buffers, calib_cache)
-            if dynamic:
-                config.set_calibration_profile(profile)
         timing_path = ec.timing_cache_path_for(self.cache_dir, key)
         timing_bytes = timing_path.read_bytes() if timing_path.is_file() else b""
         timing_cache = config.create_timing_cache(timing_bytes)
@@ -264,22 +180,24 @@ class TensorRTBackend(Backend):
             config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
         plan = builder.build_serialized_network(network, config)
         if plan is None:
-            raise BackendError(f"{self.name}: TensorRT failed to build an engine for {self.model_path} "
+            raise BackendError(f"{self.name}: TensorRT failed to build an engine for {self.graph_path} "
                                "(see the TensorRT log lines above)")
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        timing_path.write_bytes(bytes(config.get_timing_cache().serialize()))
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            ec.atomic_write(timing_path, bytes(config.get_timing_cache().serialize()))
+        except OSError as exc:  # the engine is built; a timing cache that cannot be saved only costs the next build
+            _LOG.warning("%s: cannot save the timing cache %s (%s: %s)", self.name, timing_path,
+                         type(exc).__name__, exc)
         return bytes(plan)
 
     # -- Backend ---------------------------------------------------------------------------------------
     def _load_impl(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
         self._trt = import_tensorrt()
-        trt = self._trt
-        self._buffers = create_device_buffers(self.options.get("buffers", "auto"),
-                                              int(self.options.get("device_id", 0)))
-        # Building (INT8 calibration copies), deserialising and warm-up all need our device/context current.
+        self._buffers = create_device_buffers(self.options.get("buffers", "auto"), self.device_id)
+        # Building, deserialising and warm-up all need our device/context current.
         self._buffers.push()
         try:
-            result = self._load_engine(trt)
+            result = self._load_engine(self._trt)
         except Exception:
             self._buffers.pop()
             self._close_impl()
@@ -287,49 +205,65 @@ class TensorRTBackend(Backend):
         self._buffers.pop()
         return result
 
+    def _deserialise(self, runtime: Any, plan: bytes) -> Any:
+        """The engine, or None when TensorRT refuses the plan (corrupt, foreign, other TensorRT version)."""
+        try:
+            return runtime.deserialize_cuda_engine(plan)
+        except Exception as exc:  # noqa: BLE001 - some bindings raise instead of returning None
+            _LOG.warning("%s: TensorRT refused the engine plan (%s: %s)", self.name, type(exc).__name__, exc)
+            return None
+
     def _load_engine(self, trt: Any) -> tuple[list[TensorSpec], list[TensorSpec]]:
         assert self._buffers is not None
-        self._gpu = self._buffers.device_identity()
+        self._device = ek.device_identity_of(self._buffers)
+        self._gpu = (self._device.name, self._device.compute_capability)
+        problem = precision_support_problem(self.precision, self._device)
+        if problem:
+            raise BackendUnavailableError(f"{self.name}: {problem}")
         self._trt_logger = _make_trt_logger(trt)
-        onnx_inputs = ec.read_onnx_inputs(self.model_path)
-        profiles = ec.compute_profiles(onnx_inputs, self.max_batch,
+        options = {**self.options, "precision": self.precision}
+        key, self.engine_path = ek.engine_path_for_options(self.model_path, options, str(trt.__version__), self._device)
+        profiles = ec.compute_profiles(ec.read_onnx_inputs(self.model_path), self.max_batch,
                                        None if self.opt_batch is None else int(self.opt_batch))
-        calib_files: list[Path] = []
-        calib_sha = ""
-        if self.precision == "int8":
-            calib_files = calibration_files(self.options["calib_dir"],
-                                            int(self.options.get("calib_max_images", DEFAULT_CALIB_MAX_IMAGES)))
-            calib_sha = calibration_digest(calib_files)
-        key = self._engine_key(profiles, calib_sha)
-        self.engine_path = ec.engine_path_for(self.cache_dir, self.model_path, key)
         label = f"{self.name}: {self.model_path.name}"
         force = "rebuild requested" if self.options.get("rebuild") else None
         plan, self.built = ec.load_or_build_engine(
-            self.engine_path, key, lambda: self._build_plan(key, profiles, calib_files), label, force)
+            self.engine_path, key, lambda: self._build_plan(key, profiles), label, force)
         runtime = trt.Runtime(self._trt_logger)
-        engine = runtime.deserialize_cuda_engine(plan)
+        engine = self._deserialise(runtime, plan)
         if engine is None and not self.built:
             plan, self.built = ec.load_or_build_engine(
-                self.engine_path, key, lambda: self._build_plan(key, profiles, calib_files), label,
-                "the cached engine failed to deserialise")
-            engine = runtime.deserialize_cuda_engine(plan)
+                self.engine_path, key, lambda: self._build_plan(key, profiles), label,
+                "the cached engine failed to deserialise (corrupt, or built by another TensorRT)")
+            engine = self._deserialise(runtime, plan)
         if engine is None:
             raise BackendError(f"{label}: TensorRT cannot deserialise the engine it just built")
         self._runtime, self._engine = runtime, engine
         self._context = engine.create_execution_context()
+        if self._context is None:
+            raise BackendError(f"{label}: TensorRT could not create an execution context (GPU memory?)")
         inputs, outputs = self._bind(trt, engine)
         self._warm_up(inputs)
-        _LOG.info("%s: ready (%s)", label, self.describe())
+        _LOG.info("%s: ready (%s; device memory %d MiB)", label, self.describe(),
+                  int(engine.device_memory_size_v2) >> 20)
         return inputs, outputs
 
     def _bind(self, trt: Any, engine: Any) -> tuple[list[TensorSpec], list[TensorSpec]]:
-        """Read I/O specs, allocate every tensor at its largest shape, and set the tensor addresses once."""
+        """Read I/O specs, allocate every tensor at its largest shape, and set the tensor addresses once.
+
+        Host-side dtypes are the FP32 source graph's; a tensor the engine keeps in another type (FP16 I/O) is
+        cast on the way in and out.
+        """
         assert self._buffers is not None
+        declared_in, declared_out = ec.read_onnx_io(self.model_path)
+        declared = {spec.name: spec.dtype for spec in [*declared_in, *declared_out]}
         inputs: list[TensorSpec] = []
         outputs: list[TensorSpec] = []
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         for name in names:
-            dtype = ec.numpy_dtype_for_trt(engine.get_tensor_dtype(name).name)
+            device_dtype = ec.numpy_dtype_for_trt(engine.get_tensor_dtype(name).name)
+            self._device_dtypes[name] = device_dtype
+            dtype = declared.get(name, device_dtype)
             shape = tuple(None if d < 0 else int(d) for d in engine.get_tensor_shape(name))
             if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
                 if None in shape:
@@ -337,8 +271,10 @@ class TensorRTBackend(Backend):
                 else:
                     lo = opt = hi = tuple(int(d) for d in shape)
                 self._profile[name] = (lo, opt, hi)
-                self._context.set_input_shape(name, hi)
-                self._buffers.allocate(name, hi, dtype)
+                if not self._context.set_input_shape(name, hi):
+                    raise BackendError(f"{self.name}: {self.model_path.name}: TensorRT refused shape {hi} for input "
+                                       f"'{name}' (profile {lo}..{hi})")
+                self._buffers.allocate(name, hi, device_dtype)
                 inputs.append(TensorSpec(name, shape, dtype))
             else:
                 outputs.append(TensorSpec(name, shape, dtype))
@@ -347,7 +283,7 @@ class TensorRTBackend(Backend):
             if any(d < 0 for d in largest):
                 raise BackendError(f"{self.name}: output '{spec.name}' has a data-dependent shape {largest}; "
                                    "not supported")
-            self._buffers.allocate(spec.name, largest, spec.dtype)
+            self._buffers.allocate(spec.name, largest, self._device_dtypes[spec.name])
         for name in names:
             self._context.set_tensor_address(name, self._buffers.pointer(name))
         self._output_list = outputs
@@ -367,13 +303,13 @@ class TensorRTBackend(Backend):
                     if not self._context.set_input_shape(name, tuple(array.shape)):
                         raise BackendError(f"{self.name}: {self.model_path.name}: TensorRT refused shape "
                                            f"{array.shape} for input '{name}'")
-                    self._buffers.upload(name, array)
+                    self._buffers.upload(name, array.astype(self._device_dtypes[name], copy=False))
                 if not self._context.execute_async_v3(self._buffers.stream_handle):
                     raise BackendError(f"{self.name}: {self.model_path.name}: execute_async_v3 failed")
                 return {
                     spec.name: self._buffers.download(
                         spec.name, tuple(int(d) for d in self._context.get_tensor_shape(spec.name))
-                    )
+                    ).astype(spec.dtype, copy=False)
                     for spec in self._output_list
                 }
             finally:
@@ -394,11 +330,20 @@ class TensorRTBackend(Backend):
         return {name: np.concatenate([p[name] for p in parts], axis=0) for name in parts[0]}
 
     def _close_impl(self) -> None:
-        if self._buffers is not None:
-            self._buffers.release()
+        """Execution context, engine and runtime go first, with our CUDA context current; then the buffers."""
+        buffers = self._buffers
+        if buffers is not None:
+            buffers.push()
+        try:
+            self._context = None
+            self._engine = None
+            self._runtime = None
+        finally:
+            if buffers is not None:
+                buffers.pop()
+        if buffers is not None:
+            buffers.release()
         self._buffers = None
-        self._context = None
-        self._engine = None
         self._profile = {}
 
     def describe(self) -> str:
@@ -406,4 +351,4 @@ class TensorRTBackend(Backend):
         engine = self.engine_path.name if self.engine_path else "not built"
         provider = self._buffers.provider if self._buffers else "-"
         return (f"{self.name} ({self.precision}, max_batch {self.max_batch}, GPU {self._gpu[0] or '?'} "
-                f"sm {self._gpu[1] or '?'}, buffers {provider}, engine {engine})")
+                f"sm {self._gpu[1] or '?'}, device {self.device_id}, buffers {provider}, engine {engine})")
