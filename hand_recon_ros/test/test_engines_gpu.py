@@ -166,7 +166,9 @@ def test_gpu_tensorrt_int8_with_calibration_folder(conv_onnx, tmp_path):
                         cache_dir=str(tmp_path)) as backend:
         out = backend.run({"image": _x(2)})["out"]
     assert out.shape == (2, 4) and np.isfinite(out).all()
-    assert list(tmp_path.glob("conv.*.calib")), "calibration cache not written"
+    graphs = list(tmp_path.glob("conv.int8.*.onnx"))
+    assert graphs, "INT8 Q/DQ graph not cached"
+    assert any(n.op_type == "QuantizeLinear" for n in onnx.load(str(graphs[0])).graph.node)
 
 
 @needs_gpu

@@ -166,9 +166,11 @@ class HandPipeline:
             self.lifter.update(**changes)
 
     def close(self) -> None:
-        """Release both backends."""
-        self.palm.backend.close()
-        self.landmarks.backend.close()
+        """Release both backends (each is closed even when the other's close raises; idempotent)."""
+        try:
+            self.palm.backend.close()
+        finally:
+            self.landmarks.backend.close()
 
     def _proposals_due(self, candidates: list[Candidate]) -> bool:
         """Proposals on: image mode whenever a hand is missing; video mode also at most every N frames."""

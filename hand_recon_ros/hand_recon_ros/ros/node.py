@@ -343,7 +343,8 @@ class HandReconNode(Node):
         return self._stats
 
     def close(self) -> None:
-        """Stop the worker (finishing the frame it is on), then destroy the node. Idempotent."""
+        """Stop the worker (finishing the frame it is on), release the pipeline's backends (GPU memory, engines),
+        then destroy the node. Idempotent."""
         if self._closed:
             return
         self._closed = True
@@ -351,6 +352,12 @@ class HandReconNode(Node):
             self.get_logger().warning("worker did not stop in time")
         if not self._visual_worker.stop(WORKER_STOP_TIMEOUT_S):
             self.get_logger().warning("visuals worker did not stop in time")
+        close_pipeline = getattr(self._pipeline, "close", None)
+        if close_pipeline is not None:
+            try:
+                close_pipeline()
+            except Exception as exc:  # noqa: BLE001 - shutdown goes on; the failure is logged
+                self.get_logger().warning(f"closing the pipeline failed ({type(exc).__name__}: {exc})")
         self.destroy_node()
 
 
