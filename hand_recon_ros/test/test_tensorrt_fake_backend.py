@@ -166,11 +166,10 @@ def model_copy(tmp_path, model_paths) -> Path:
 
 def test_a_prebuilt_engine_is_found_by_the_node_settings(fake_trt, model_copy, monkeypatch, capsys):
     from hand_recon_ros.cli import main as cli_main
+    from hand_recon_ros.engines import cuda_buffers
     from hand_recon_ros.pipeline.config import PipelineConfig
     from hand_recon_ros.pipeline.hand_pipeline import HandPipeline
     from hand_recon_ros.ros.parameters import PARAMETERS, pipeline_settings
-
-    from hand_recon_ros.engines import cuda_buffers
 
     monkeypatch.setattr(cuda_buffers, "cuda_unavailable_reason", lambda: None)  # the stand-in "GPU" is there
     monkeypatch.setattr(ek, "live_device_identity", lambda device_id=0, buffers="auto":
