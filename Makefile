@@ -2,6 +2,9 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+# ROS 2 wheels to set up and test on: kilted (default: .venv, build/, install/) or jazzy (.venv-jazzy, *-jazzy/).
+ROS_DISTRO ?= kilted
+export ROS_DISTRO
 
 .PHONY: help setup demo test lint bench parity clean
 
@@ -28,4 +31,5 @@ parity: setup  ## TFLite vs torch vs ONNX Runtime parity and latency report
 	@source $(ROOT)/env.sh && python $(ROOT)/benchmarks/parity_report.py --variant all
 
 clean:  ## remove build products (keeps the model cache)
-	rm -rf $(ROOT)/build $(ROOT)/install $(ROOT)/log $(ROOT)/.venv
+	rm -rf $(ROOT)/build $(ROOT)/install $(ROOT)/log $(ROOT)/.venv \
+	  $(ROOT)/build-jazzy $(ROOT)/install-jazzy $(ROOT)/log-jazzy $(ROOT)/.venv-jazzy

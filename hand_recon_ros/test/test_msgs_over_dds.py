@@ -10,8 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-rclpy = pytest.importorskip("rclpy")
+import rclpy  # noqa: E402  (required: a missing rclpy is a failure, never a skip)
 from hand_recon_msgs.msg import HandArray  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy  # noqa: E402

@@ -7,9 +7,8 @@ import re
 import sys
 from pathlib import Path
 
+import catkin_pkg.package as catkin_pkg_package  # noqa: E402  (requirements/ros*.txt: never skipped)
 import pytest
-
-catkin_pkg_package = pytest.importorskip("catkin_pkg.package")
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE_DIR = REPO / "hand_recon_ros"

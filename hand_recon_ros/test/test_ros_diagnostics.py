@@ -75,7 +75,6 @@ def test_errors_raise_error_level_for_a_while_and_stay_counted() -> None:
 
 
 def test_diagnostic_array_message() -> None:
-    pytest.importorskip("diagnostic_msgs.msg")
     from builtin_interfaces.msg import Time
 
     clock = Clock()

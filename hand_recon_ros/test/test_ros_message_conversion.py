@@ -8,8 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-pytest.importorskip("hand_recon_msgs.msg")
 from hand_recon_msgs.msg import Hand  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 

@@ -67,7 +67,6 @@ def test_pipeline_settings_build_a_valid_config() -> None:
 
 
 def test_descriptors_carry_ranges_and_read_only() -> None:
-    pytest.importorskip("rcl_interfaces.msg")
     score = descriptor(PARAMETERS_BY_NAME["min_detection_score"])
     assert (score.floating_point_range[0].from_value, score.floating_point_range[0].to_value) == (0.0, 1.0)
     assert not score.read_only and score.description
@@ -91,7 +90,6 @@ def test_node_refuses_invalid_start_up_value() -> None:
     import subprocess
     import sys
 
-    pytest.importorskip("rclpy")
     env = dict(os.environ, ROS_DOMAIN_ID=str(72 + os.getpid() % 20))
     done = subprocess.run(
         [sys.executable, "-m", "hand_recon_ros.ros.node", "--ros-args", "-p", "image_transport:=theora"],

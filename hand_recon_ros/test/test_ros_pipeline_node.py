@@ -13,8 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("rclpy")
-pytest.importorskip("hand_recon_msgs.msg")
 sys.path.insert(0, str(Path(__file__).parent))
 from test_ros_peer import Peer, start_node, stop_node  # noqa: E402
 

@@ -12,8 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
-rclpy = pytest.importorskip("rclpy")
+import rclpy  # noqa: E402  (required: a missing rclpy is a failure, never a skip)
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402

@@ -9,8 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-pytest.importorskip("geometry_msgs.msg")
 from std_msgs.msg import Header  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))

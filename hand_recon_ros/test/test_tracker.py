@@ -7,7 +7,7 @@ import pytest
 
 from hand_recon_ros.pipeline.landmark_estimator import LandmarkOutput
 from hand_recon_ros.pipeline.roi import landmarks_to_roi, roi_iou
-from hand_recon_ros.pipeline.tracker import Candidate, HandTracker, TrackedHand, assign_sides
+from hand_recon_ros.pipeline.tracker import ROI_KEEP_SHIFT_FRACTION, Candidate, HandTracker, TrackedHand, assign_sides
 from hand_recon_ros.pipeline.types import RotatedRect
 
 
@@ -135,3 +135,18 @@ def test_select_is_the_update_choice_without_touching_tracks():
     assert [(c.track_id, c.output.presence) for c in kept] == [(0, 0.6), (-1, 0.7)]
     assert ([(t.track_id, t.roi) for t in tracker.tracks], tracker.next_id) == before
     assert [h.candidate for h in tracker.update(candidates, 0.5, 2, keep_tracks=True)] == kept
+
+
+def test_a_track_keeps_its_roi_while_the_landmarks_barely_move():
+    tracker = HandTracker()
+    tracker.update([_candidate(200, 300)], 0.5, 1, keep_tracks=True)
+    (_, first), = tracker.tracked_rois()
+    small = 0.3 * ROI_KEEP_SHIFT_FRACTION * first.width  # landmark noise: the same crop next frame
+    tracker.update([_candidate(200 + small, 300, track_id=0)], 0.5, 1, keep_tracks=True)
+    assert tracker.tracked_rois()[0][1] == first
+    large = 3.0 * ROI_KEEP_SHIFT_FRACTION * first.width  # real motion: the crop follows
+    tracker.update([_candidate(200 + large, 300, track_id=0)], 0.5, 1, keep_tracks=True)
+    moved = tracker.tracked_rois()[0][1]
+    assert moved != first and moved.cx == pytest.approx(landmarks_to_roi(_hand_keypoints(200 + large, 300)).cx)
+    tracker.update([_candidate(200 + large, 300)], 0.5, 1, keep_tracks=True)  # a new hand takes its own ROI
+    assert tracker.tracked_rois()[0][0] == 1

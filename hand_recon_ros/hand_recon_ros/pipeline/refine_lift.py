@@ -3,12 +3,15 @@
 Per frame: undistort the keypoints, build one observation per hand (keypoints, confidence, world landmarks,
 the track's bone lengths, the track's previous joints in video mode), run ``refinement.refine`` on all hands in
 one batch, then fill HandResult (joints, per-joint confidence, wrist pose, fit residual, mesh, MANO parameters).
-Per tracked hand (track_id) the bone lengths adapt slowly to the proportions of the world landmarks.
+Per tracked hand (track_id) the bone lengths converge to the mean proportions of its first world landmarks,
+and a hand whose keypoints did not move since its last solve keeps that fit (a still hand stays still).
+A fit with non-finite joints is reported (``warnings``), that hand gets no 3D and its track starts cold.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,10 +28,17 @@ log = logging.getLogger(__name__)
 
 # A joint whose reprojection error reaches this fraction of the hand's ROI size keeps exp(-1) of the score.
 CONFIDENCE_RESIDUAL_FRACTION = 0.05
-# Tracks unseen for longer than this lose their temporal state (seconds).
+# Tracks unseen for longer than this lose their temporal state (seconds; image stamps, or the host's monotonic
+# clock while stamps do not advance: constant or zero stamps).
 TRACK_TIMEOUT_S = 1.0
-# Per-frame blend of a track's bone lengths towards the observed proportions (video mode).
-BONE_LENGTH_RATE = 0.1
+# A track's bone lengths move from the prior towards the running mean of the proportions of its first this many
+# frames, then stay fixed: the adaptation converges instead of creeping (a creeping hand scale moves it in depth).
+BONE_LENGTH_FRAMES = 8
+# How far they move: the world landmarks' proportions are noisy (a few mm per bone), so only part of the way.
+BONE_ADAPT_WEIGHT = 0.5
+# Keypoints that moved less than this (every joint, pixels) since the track's last solve keep that fit: the warm
+# started solver, one iteration a frame, would otherwise keep walking along its ill-conditioned depth valley.
+STILL_KEYPOINT_PX = 0.5
 # Joint motion between frames allowed by the smoothness term at smoothing = 1 and at 0 (metres per frame).
 TEMPORAL_SIGMA_MIN_M = 0.002
 TEMPORAL_SIGMA_MAX_M = 0.03
@@ -43,7 +53,17 @@ class _Track:
     bone_lengths: np.ndarray = field(default_factory=lambda: hk.BONE_LENGTH_PRIOR_M.copy())
     joints: np.ndarray | None = None
     fit: refinement.HandFit | None = None  # the previous frame's fit: the next solve starts from it
+    keypoints_px: np.ndarray | None = None  # the undistorted keypoints ``fit`` was solved from
+    bone_frames: int = 0  # frames averaged into observed_bones so far (at most BONE_LENGTH_FRAMES)
+    observed_bones: np.ndarray = field(default_factory=lambda: hk.BONE_LENGTH_PRIOR_M.copy())  # their mean
     timestamp_s: float | None = None
+    seen_s: float = 0.0  # host monotonic time of the last frame that had this track
+
+
+def _finite_fit(fit: refinement.HandFit) -> bool:
+    """True when every array of the fit that the next frame or the result uses is finite."""
+    return all(np.all(np.isfinite(np.asarray(v))) for v in (fit.joints, fit.rotation, fit.translation, fit.angles,
+                                                          fit.residual_px))
 
 
 def _check_detection(index: int, det: HandDetection) -> None:
@@ -84,6 +104,9 @@ class RefinementLifter:
                                            refinement.RefineSettings.warm_iterations))
         self.warm_start = bool(getattr(config, "warm_start", True))
         self._tracks: dict[int, _Track] = {}
+        self._clock = time.monotonic  # stale-track fallback when image stamps do not advance
+        self.warnings: list[str] = []  # problems of the last lift (non-finite fits), for logs and diagnostics
+        self.failed_fits = 0  # non-finite fits since start
         self._mano: dict[str, Any] = {}
         self._mano_checked = False
 
@@ -104,26 +127,50 @@ class RefinementLifter:
             return None
         return TEMPORAL_SIGMA_MAX_M + (TEMPORAL_SIGMA_MIN_M - TEMPORAL_SIGMA_MAX_M) * self.smoothing
 
-    def _track(self, det: HandDetection, timestamp_s: float | None) -> _Track | None:
-        """The temporal state of ``det``'s track in video mode (created on first sight), else None."""
+    @staticmethod
+    def _age_s(track: _Track, timestamp_s: float | None, now_s: float) -> float:
+        """Time since the track was last seen: by image stamps when they advanced, else by the host clock."""
+        if timestamp_s is not None and track.timestamp_s is not None and timestamp_s != track.timestamp_s:
+            return abs(timestamp_s - track.timestamp_s)
+        return now_s - track.seen_s
+
+    def _track(self, det: HandDetection, timestamp_s: float | None, now_s: float) -> _Track | None:
+        """The temporal state of ``det``'s track in video mode (created on first sight or when stale), else None."""
         if self.mode != "video" or det.track_id < 0:
             return None
         track = self._tracks.get(det.track_id)
-        stale = (track is not None and timestamp_s is not None and track.timestamp_s is not None
-                 and abs(timestamp_s - track.timestamp_s) > TRACK_TIMEOUT_S)
-        if track is None or stale:
+        if track is None or self._age_s(track, timestamp_s, now_s) > TRACK_TIMEOUT_S:
             track = _Track()
             self._tracks[det.track_id] = track
         return track
+
+    @staticmethod
+    def _still(track: _Track | None, keypoints_px: np.ndarray) -> bool:
+        """True when the track has a fit solved from keypoints within STILL_KEYPOINT_PX of these."""
+        if track is None or track.fit is None or track.keypoints_px is None:
+            return False
+        return bool(np.max(np.abs(keypoints_px - track.keypoints_px)) < STILL_KEYPOINT_PX)
+
+    def _adapt_bones(self, track: _Track, world_landmarks: np.ndarray) -> None:
+        """Fold this frame's world-landmark proportions into the track's bone lengths (first frames only)."""
+        if track.bone_frames >= BONE_LENGTH_FRAMES:
+            return
+        observed = observed_bone_lengths(world_landmarks, hk.BONE_LENGTH_PRIOR_M)
+        track.bone_frames += 1
+        track.observed_bones = track.observed_bones + (observed - track.observed_bones) / track.bone_frames
+        prior = hk.BONE_LENGTH_PRIOR_M
+        track.bone_lengths = prior + BONE_ADAPT_WEIGHT * (track.observed_bones - prior)
 
     def lift(self, detections: list[HandDetection], intrinsics: CameraIntrinsics, timestamp_s: float | None = None,
              want_mesh: bool = False) -> list[HandResult]:
         """One HandResult per detection (same order); joints_3d None for hands with non-finite input."""
         for i, det in enumerate(detections):
             _check_detection(i, det)
+        now_s = self._clock()
+        self.warnings = []
         usable = [i for i, d in enumerate(detections)
                   if np.all(np.isfinite(d.keypoints_2d)) and np.all(np.isfinite(d.world_landmarks))]
-        tracks = {i: self._track(detections[i], timestamp_s) for i in usable}
+        tracks = {i: self._track(detections[i], timestamp_s, now_s) for i in usable}
         observations = []
         for i in usable:
             det, track = detections[i], tracks[i]
@@ -137,27 +184,43 @@ class RefinementLifter:
                 warm_start=None if track is None or not self.warm_start else track.fit,
                 keypoints_z=_relative_depth(det),
             ))
-        settings = refinement.RefineSettings(iterations=self.iterations, warm_iterations=self.warm_iterations,
-                                             temporal_sigma_m=self._temporal_sigma())
-        fits = refinement.refine(observations, intrinsics, settings) if observations else []
+        still = bool(observations) and all(self._still(tracks[i], o.keypoints_px) for i, o in zip(usable, observations))
+        if still:  # every hand kept still: their last fits stand (solved together, so only all at once)
+            fits = [tracks[i].fit for i in usable]
+        else:
+            settings = refinement.RefineSettings(iterations=self.iterations, warm_iterations=self.warm_iterations,
+                                                 temporal_sigma_m=self._temporal_sigma())
+            fits = refinement.refine(observations, intrinsics, settings) if observations else []
         results = [HandResult(d, None, np.zeros(NUM_JOINTS, np.float32)) for d in detections]
-        poses = wrist_poses([fit.joints for fit in fits], [o.side for o in observations])
-        for i, fit, obs, pose in zip(usable, fits, observations, poses):
+        good = [(i, fit, obs) for i, fit, obs in zip(usable, fits, observations) if _finite_fit(fit)]
+        for i, fit in zip(usable, fits):
+            if not _finite_fit(fit):
+                self._drop_bad_fit(detections[i], tracks[i])
+        poses = wrist_poses([fit.joints for _, fit, _ in good], [obs.side for _, _, obs in good])
+        for (i, fit, obs), pose in zip(good, poses):
             det = detections[i]
             results[i] = self._result(det, fit, obs, pose, want_mesh)
             track = tracks[i]
             if track is not None:
-                track.joints = fit.joints.copy()
-                track.fit = fit
-                track.timestamp_s = timestamp_s
-                observed = observed_bone_lengths(det.world_landmarks, track.bone_lengths)
-                track.bone_lengths = (1 - BONE_LENGTH_RATE) * track.bone_lengths + BONE_LENGTH_RATE * observed
+                track.timestamp_s, track.seen_s = timestamp_s, now_s
+                if not still:
+                    track.joints, track.fit, track.keypoints_px = fit.joints.copy(), fit, obs.keypoints_px
+                    self._adapt_bones(track, det.world_landmarks)
         seen = {d.track_id for d in detections}
         for track_id in [t for t in self._tracks if t not in seen]:
-            track = self._tracks[track_id]
-            if timestamp_s is None or track.timestamp_s is None or timestamp_s - track.timestamp_s > TRACK_TIMEOUT_S:
+            if self._age_s(self._tracks[track_id], timestamp_s, now_s) > TRACK_TIMEOUT_S:
                 del self._tracks[track_id]
         return results
+
+    def _drop_bad_fit(self, det: HandDetection, track: _Track | None) -> None:
+        """A non-finite fit: no 3D for this hand, its track restarts cold next frame, and it is reported."""
+        self.failed_fits += 1
+        message = (f"3D fit of the {det.side} hand (track {det.track_id}) was not finite; "
+                   "its 3D is dropped and its track starts cold")
+        self.warnings.append(message)
+        log.warning(message)
+        if track is not None:
+            self._tracks[det.track_id] = _Track()
 
     def _result(self, det: HandDetection, fit: refinement.HandFit, obs: refinement.HandObservation,
                 pose: tuple[np.ndarray, np.ndarray | None], want_mesh: bool) -> HandResult:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hand_recon_ros.pipeline.landmark_estimator import LandmarkOutput
-from hand_recon_ros.pipeline.roi import landmarks_to_roi, roi_iou
+from hand_recon_ros.pipeline.roi import landmarks_to_roi, normalize_radians, roi_iou
 from hand_recon_ros.pipeline.types import RotatedRect, Side
 
 # MediaPipe drops a new palm whose ROI overlaps a tracked ROI at this IoU or more.
@@ -17,6 +17,12 @@ DUPLICATE_IOU = 0.5
 DUPLICATE_KEYPOINT_FRACTION = 0.08
 # Weight of the past in a track's handedness average (video mode): the label should not flicker.
 HANDEDNESS_MEMORY = 0.7
+# A track keeps last frame's ROI while the new one differs by less than all of these (MediaPipe's ROI-tracking
+# rect requirements): a still hand then gets the same crop every frame instead of one that wanders with the
+# landmarks' sub-pixel noise, so its keypoints, and its 3D, stay put. Fractions of the ROI's width.
+ROI_KEEP_SHIFT_FRACTION = 0.02
+ROI_KEEP_SCALE_FRACTION = 0.02
+ROI_KEEP_ROTATION_RAD = 0.035
 
 
 @dataclass
@@ -113,6 +119,7 @@ class HandTracker:
                 track_id = cand.track_id
                 old = previous[track_id].right_probability
                 right = self.handedness_memory * old + (1.0 - self.handedness_memory) * cand.output.right_probability
+                next_roi = steady_roi(previous[track_id].roi, next_roi)
             else:
                 track_id = self.next_id
                 self.next_id += 1
@@ -121,6 +128,18 @@ class HandTracker:
         hands.sort(key=lambda h: h.track_id)
         self.tracks = [_Track(h.track_id, h.next_roi, h.right_probability) for h in hands] if keep_tracks else []
         return hands
+
+
+def steady_roi(previous: RotatedRect, new: RotatedRect) -> RotatedRect:
+    """``previous`` when ``new`` is within the keep thresholds of it (shift, size, rotation), else ``new``."""
+    size = max(previous.width, 1.0)
+    shift = float(np.hypot(new.cx - previous.cx, new.cy - previous.cy))
+    if (shift < ROI_KEEP_SHIFT_FRACTION * size
+            and abs(new.width - previous.width) < ROI_KEEP_SCALE_FRACTION * size
+            and abs(new.height - previous.height) < ROI_KEEP_SCALE_FRACTION * size
+            and abs(normalize_radians(new.rotation - previous.rotation)) < ROI_KEEP_ROTATION_RAD):
+        return previous
+    return new
 
 
 def _mean_distance(a: np.ndarray, b: np.ndarray) -> float:

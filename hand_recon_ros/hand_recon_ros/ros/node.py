@@ -315,6 +315,8 @@ class HandReconNode(Node):
         except Exception as exc:
             self._report("inference", f"inference failed: {type(exc).__name__}: {exc}")
             return
+        for warning in getattr(getattr(self._pipeline, "lifter", None), "warnings", ()):  # e.g. a non-finite fit
+            self._report("fit", warning)
         header = msg.header
         hand_array = frame_result_to_hand_array(result, header)
         self._hands_pub.publish(hand_array)
