@@ -1,5 +1,5 @@
 """``backend: auto``: the first backend that loads, in the order tensorrt → onnxruntime-tensorrt →
-onnxruntime-cuda → onnxruntime-cpu, with ONE log line naming the choice and why each earlier one was not taken.
+onnxruntime-cuda → litert → onnxruntime-cpu, with ONE log line naming the choice and why each earlier one was not taken.
 
 Availability probes are cheap checks (module importable, provider compiled in, GPU visible); a candidate that
 passes its probe must still load, and a load failure is recorded as its reason before trying the next one.
@@ -16,10 +16,14 @@ from typing import Any
 import numpy as np
 
 from hand_recon_ros.engines.base import KNOWN_OPTIONS, Backend, BackendError, BackendUnavailableError, TensorSpec
+from hand_recon_ros.engines.litert_backend import litert_unavailable_reason
 
 _LOG = logging.getLogger(__name__)
 
-AUTO_ORDER: tuple[str, ...] = ("tensorrt", "onnxruntime-tensorrt", "onnxruntime-cuda", "onnxruntime-cpu")
+AUTO_ORDER: tuple[str, ...] = ("tensorrt", "onnxruntime-tensorrt", "onnxruntime-cuda", "litert", "onnxruntime-cpu")
+#: Options ``auto`` does not pass to a candidate: precision is TensorRT's request (default fp16); the CPU
+#: candidates run fp32 (LiteRT refuses any other precision asked of it directly, ONNX Runtime CPU ignores it).
+AUTO_DROPPED_OPTIONS: dict[str, frozenset[str]] = {"litert": frozenset({"precision"})}
 
 #: A probe returns None when its backend may be tried, else a short reason it cannot.
 Probe = Callable[[], "str | None"]
@@ -63,6 +67,7 @@ def default_probes() -> dict[str, Probe]:
         "tensorrt": probe_tensorrt,
         "onnxruntime-tensorrt": probe_ort_provider("TensorrtExecutionProvider"),
         "onnxruntime-cuda": probe_ort_provider("CUDAExecutionProvider"),
+        "litert": litert_unavailable_reason,
         "onnxruntime-cpu": probe_ort_provider("CPUExecutionProvider"),
     }
 
@@ -97,7 +102,8 @@ def select_backend(
         if reason is None:
             backend: Backend | None = None
             try:
-                backend = create_backend(name, model_path, **options)
+                dropped = AUTO_DROPPED_OPTIONS.get(name, frozenset())
+                backend = create_backend(name, model_path, **{k: v for k, v in options.items() if k not in dropped})
                 backend.load()
             except BackendError as exc:
                 reason = f"load failed ({exc})"

@@ -86,7 +86,20 @@ def backend_options(config: PipelineConfig, network: str = "palm") -> dict[str, 
     }
     if config.engine_cache_dir:
         options["cache_dir"] = config.engine_cache_dir
+    if _is_litert(config.backend) and config.precision == PipelineConfig.precision:
+        del options["precision"]  # the TensorRT default; LiteRT runs fp32 and refuses any other precision asked
     return options
+
+
+def _is_litert(backend: str) -> bool:
+    """Whether ``backend`` names the LiteRT backend (an unknown name is left for create_backend to refuse)."""
+    from hand_recon_ros.engines.base import BackendError
+    from hand_recon_ros.engines.registry import canonical_backend_name
+
+    try:
+        return canonical_backend_name(backend) == "litert"
+    except BackendError:
+        return False
 
 
 def _ms(start: float) -> float:
