@@ -16,7 +16,8 @@ from typing import Any
 # Launch arguments that override node parameters of the same name (name, description); '' = keep params_file.
 PARAMETER_ARGUMENTS: tuple[tuple[str, str], ...] = (
     ("image_transport", "raw (sensor_msgs/Image on `image`) or compressed (`image/compressed`)"),
-    ("backend", "inference backend: litert, onnxruntime-cpu, tensorrt, onnxruntime-cuda, onnxruntime-tensorrt, torch, auto"),
+    ("backend", "inference backend: litert, onnxruntime-cpu, tensorrt, onnxruntime-cuda, onnxruntime-tensorrt, "
+                "torch, auto"),
     ("precision", "TensorRT precision: fp16, fp32 or int8"),
     ("model_variant", "palm/landmark model size: full or lite"),
     ("engine_cache_dir", "folder for models and built engines"),

@@ -21,7 +21,9 @@ _BACKENDS: dict[str, str] = {
     "torch": "hand_recon_ros.engines.torch_backend:TorchBackend",
     "litert": "hand_recon_ros.engines.litert_backend:LiteRTBackend",
 }
-_ALIASES: dict[str, str] = {"onnxruntime": "onnxruntime-cpu", "cpu": "onnxruntime-cpu", "trt": "tensorrt", "tflite": "litert"}
+_ALIASES: dict[str, str] = {
+    "onnxruntime": "onnxruntime-cpu", "cpu": "onnxruntime-cpu", "trt": "tensorrt", "tflite": "litert",
+}
 
 BACKEND_NAMES: tuple[str, ...] = tuple(_BACKENDS)
 # The CPU default: the faster of LiteRT and ONNX Runtime for the whole pipeline (docs/pipeline.md, "CPU backends").
