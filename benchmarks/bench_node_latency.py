@@ -27,6 +27,7 @@ sys.path.insert(0, str(TEST_DIR))
 from test_ros_peer import Peer, make_camera_info, make_image_msg, start_node, status_values, stop_node  # noqa: E402
 
 from hand_recon_ros.commands.bench import cpu_description  # noqa: E402
+from hand_recon_ros.engines.registry import DEFAULT_BACKEND  # noqa: E402
 from hand_recon_ros.io.image_source import read_image  # noqa: E402
 
 DEFAULT_IMAGE = Path(__file__).resolve().parents[2] / "shared" / "data" / "woman_hands.jpg"
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE, help="photo with two hands")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each phase")
     parser.add_argument("--rate", type=float, default=10.0, help="steady-phase publication rate (Hz)")
-    parser.add_argument("--backend", default="onnxruntime-cpu")
+    parser.add_argument("--backend", default=DEFAULT_BACKEND)
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
                         help="extra node parameter (repeatable), e.g. -p intra_op_threads:=1")

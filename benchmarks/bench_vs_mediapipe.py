@@ -1,23 +1,33 @@
 #!/usr/bin/env python3
-"""Side-by-side speed: MediaPipe 0.10.14's own Hands solution vs our HandPipeline on the same frames.
+"""CPU speed in one run on the same frames: bare networks per backend, our stages, MediaPipe, node overhead.
 
 MediaPipe runs in a SEPARATE venv (it pins old numpy/protobuf): create it once with
     python3 -m venv /tmp/mp-venv && /tmp/mp-venv/bin/pip install mediapipe==0.10.14
 then, from the project venv (source env.sh):
     python benchmarks/bench_vs_mediapipe.py --image ../shared/data/woman_hands.jpg
-Static = a detector on every frame (MediaPipe static_image_mode, our mode "image"); tracking = video mode on the
-same frame repeated. Rounds alternate between the two systems so that load from other processes hits both.
-Times are wall-clock per process() call (decode excluded: both get the decoded RGB frame).
+Printed, all measured in this one run (rounds alternate between the systems so load from other processes hits
+all of them):
+  1. the bare network time per CPU backend (palm on the frame's letterboxed input, landmarks on its two crops);
+  2. our pipeline per backend (the CPU default's A/B) in image and video mode, each stage, and the 3D lift with the
+     compiled solver and with the numpy reference solver;
+  3. our total against MediaPipe 0.10.14 (static_image_mode = our image mode; tracking = video mode) as ratios;
+  4. our total against our bare network time (image: palm + landmarks; video: landmarks), as a ratio;
+  5. ROI proposals on the InterHand2.6M photos (frames where the palm detector leaves a hand missing);
+  6. the node overhead: image → HandArray p50 over real DDS at --node-rate Hz minus the node's own pipeline p50.
+Times are wall-clock per process() call (decode excluded: every system gets the decoded RGB frame).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -27,7 +37,12 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DEFAULT_FRAMES = 60
 DEFAULT_WARMUP = 10
 DEFAULT_ROUNDS = 3
+DEFAULT_BACKENDS = ("litert", "onnxruntime-cpu")
 MODES = ("static", "tracking")
+NODE_DOMAIN_ID = 131  # this project's benchmark/test range for this work: 130-139
+NODE_STARTUP_TIMEOUT_S = 180.0
+NODE_WARMUP_S = 3.0
+BARE_REPEAT = 30  # timed calls per network and backend per round
 
 # Runs inside the MediaPipe venv; prints one JSON object: mode -> per-frame ms, hands found, labels.
 MP_SCRIPT = r"""
@@ -62,8 +77,8 @@ def run_mediapipe(python: str, image: Path, frames: int, warmup: int) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run_ours(pipeline: object, rgb: np.ndarray, mode: str, frames: int, warmup: int) -> tuple[list[float], dict]:
-    """Per-frame wall ms of HandPipeline.process in one mode, and the median per-stage timing_ms."""
+def run_ours(pipeline: Any, rgb: np.ndarray, mode: str, frames: int, warmup: int) -> tuple[list[float], dict]:
+    """Per-frame wall ms of HandPipeline.process in one mode, and the per-frame stage timings."""
     pipeline.update(mode="image" if mode == "static" else "video")
     pipeline.reset()
     for _ in range(warmup):
@@ -74,18 +89,89 @@ def run_ours(pipeline: object, rgb: np.ndarray, mode: str, frames: int, warmup: 
         result = pipeline.process(rgb)
         times.append((time.perf_counter() - t) * 1000.0)
         stages.append(result.timing_ms)
-    median_stages = {k: float(np.median([s[k] for s in stages])) for k in stages[0]}
-    return times, {"stages": median_stages, "hands": [h.side for h in result.hands]}
+    return times, {"stages": stages, "hands": sorted(h.side for h in result.hands)}
 
 
-def main() -> int:
+def _times_ms(fn: Callable[[], object], repeat: int) -> list[float]:
+    fn()
+    out = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1000.0)
+    return out
+
+
+def bare_network_times(networks: dict[str, tuple[Any, Any]], palm_input: np.ndarray, crops: np.ndarray,
+                       repeat: int) -> dict[str, dict[str, list[float]]]:
+    """Per backend: wall ms of the palm network on palm_input and of the landmark network on crops (one call)."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for name, (palm, landmark) in networks.items():
+        palm_feed = {palm.input_names[0]: palm_input}
+        crop_feed = {landmark.input_names[0]: crops}
+        out[name] = {"palm": _times_ms(lambda: palm.run(palm_feed), repeat),  # noqa: B023 - called at once
+                     "landmarks": _times_ms(lambda: landmark.run(crop_feed), repeat)}  # noqa: B023
+    return out
+
+
+def proposals_times(pipeline: Any, photos: list[Path], repeat: int) -> dict[str, Any]:
+    """Median 'proposals' stage (ms) over the photos' frames that ran ROI proposals (image mode), and its count."""
+    pipeline.update(mode="image")
+    times, frames = [], 0
+    for _ in range(repeat):
+        for path in photos:
+            result = pipeline.process(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB))
+            frames += 1
+            if "proposals" in result.timing_ms:
+                times.append(result.timing_ms["proposals"])
+    return {"ms": times, "frames": frames}
+
+
+def node_overhead(rgb: np.ndarray, backend: str, rate_hz: float, seconds: float) -> dict[str, float]:
+    """Image → HandArray p50 over real DDS at rate_hz, the node's own pipeline p50, and their difference (ms)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hand_recon_ros" / "test"))
+    from bench_node_latency import _phase
+    from test_ros_peer import Peer, start_node, stop_node
+
+    domain = NODE_DOMAIN_ID + os.getpid() % 8
+    process = start_node(domain, {"backend": backend}, fake=False)
+    peer = Peer(domain, node_name="bench_vs_mediapipe_peer")
+    try:
+        deadline = time.monotonic() + NODE_STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline and not peer.hands:
+            peer.send(rgb, time.time())
+            peer.wait_for(lambda: bool(peer.hands), 0.5)
+        if not peer.hands:
+            raise RuntimeError("the node never answered")
+        _phase(peer, rgb, rate_hz, NODE_WARMUP_S)
+        steady = _phase(peer, rgb, rate_hz, seconds)
+    finally:
+        peer.close()
+        stop_node(process)
+    steady["overhead_ms"] = steady["latency_p50_ms"] - steady["node_pipeline_p50_ms"]
+    return steady
+
+
+def _stage_medians(runs: list[dict[str, float]]) -> dict[str, float]:
+    keys = list(dict.fromkeys(k for r in runs for k in r))
+    return {k: float(np.median([r[k] for r in runs if k in r])) for k in keys}
+
+
+def main() -> int:  # noqa: C901, PLR0915 - one linear report
+    """Measure everything listed in the module docstring and print it (optionally also as JSON)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image", type=Path, default=SHARED_DATA / "woman_hands.jpg")
     parser.add_argument("--mp-python", default=DEFAULT_MP_PYTHON)
     parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES)
     parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP)
     parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS)
-    parser.add_argument("--threads", type=int, default=0, help="our inference threads (0 = ORT default)")
+    parser.add_argument("--threads", type=int, default=0, help="our inference threads (0 = backend default)")
+    parser.add_argument("--backends", nargs="+", default=list(DEFAULT_BACKENDS), help="CPU backends compared")
+    parser.add_argument("--node-seconds", type=float, default=10.0, help="node phase length (0 = skip the node)")
+    parser.add_argument("--node-rate", type=float, default=10.0, help="node phase input rate (Hz)")
+    parser.add_argument("--proposal-photos", type=Path, default=SHARED_DATA / "interhand2.6m",
+                        help="folder of photos where the palm detector misses hands (ROI proposals)")
     parser.add_argument("--json", type=Path, default=None, help="also write all numbers here")
     args = parser.parse_args()
     if not args.image.is_file():
@@ -93,51 +179,141 @@ def main() -> int:
     if not Path(args.mp_python).is_file():
         parser.error(f"MediaPipe venv python not found: {args.mp_python} (see this script's docstring)")
 
+    from hand_recon_ros.commands.bench import cpu_description
+    from hand_recon_ros.engines.registry import DEFAULT_BACKEND, create_backend
+    from hand_recon_ros.models.model_files import ensure_models
+    from hand_recon_ros.pipeline import solver_kernels
     from hand_recon_ros.pipeline.config import PipelineConfig
-    from hand_recon_ros.pipeline.hand_pipeline import HandPipeline
+    from hand_recon_ros.pipeline.hand_pipeline import HandPipeline, backend_options
+    from hand_recon_ros.pipeline.roi import palm_to_roi
 
+    started = time.monotonic()
     cv2.setNumThreads(1)
     rgb = cv2.cvtColor(cv2.imread(str(args.image)), cv2.COLOR_BGR2RGB)
-    ours = {
-        "ours_full": HandPipeline(PipelineConfig(intra_op_threads=args.threads)),
-        "ours_2d_pnp": HandPipeline(PipelineConfig(intra_op_threads=args.threads, refine_3d=False)),
-    }
-    times: dict[str, dict[str, list[float]]] = {k: {m: [] for m in MODES} for k in ["mediapipe", *ours]}
-    details: dict[str, dict] = {}
+    pipelines = {name: HandPipeline(PipelineConfig(backend=name, intra_op_threads=args.threads))
+                 for name in args.backends}
+    default = DEFAULT_BACKEND if DEFAULT_BACKEND in pipelines else args.backends[0]
+    # The bare networks' inputs: this frame's letterboxed palm input and its landmark crops (as the pipeline makes).
+    reference = pipelines[default]
+    palm_input = reference.palm.preprocess(rgb)[0].copy()
+    rois = [palm_to_roi(p) for p in reference.palm.detect(rgb, reference.config.min_detection_score)][:2]
+    crops = reference.landmarks.crops(rgb, rois)
+    paths = ensure_models(reference.config.model_variant, reference.config.cache_dir)
+    networks = {}
+    for name in args.backends:
+        config = PipelineConfig(backend=name, intra_op_threads=args.threads)
+        networks[name] = (create_backend(name, paths.palm_onnx, **backend_options(config, "palm")).load(),
+                          create_backend(name, paths.landmark_onnx, **backend_options(config, "landmarks")).load())
+    photos = sorted(args.proposal_photos.glob("*.jpg")) if args.proposal_photos.is_dir() else []
+
+    systems = ["mediapipe", *pipelines, "numpy-solver"]
+    times: dict[str, dict[str, list[float]]] = {k: {m: [] for m in MODES} for k in systems}
+    stages: dict[str, dict[str, list[dict[str, float]]]] = {k: {m: [] for m in MODES} for k in systems}
+    bare: dict[str, dict[str, list[float]]] = {n: {"palm": [], "landmarks": []} for n in networks}
+    proposals: dict[str, list[float]] = {"ms": []}
+    details: dict[str, Any] = {}
     for round_index in range(args.rounds):
         mp_result = run_mediapipe(args.mp_python, args.image, args.frames, args.warmup)
         details["mediapipe"] = {m: {k: v for k, v in mp_result[m].items() if k != "ms"} for m in MODES}
         details["mediapipe"]["version"] = mp_result["version"]
         for mode in MODES:
             times["mediapipe"][mode] += mp_result[mode]["ms"]
-        for name, pipeline in ours.items():
+        for name, measured in bare_network_times(networks, palm_input, crops, BARE_REPEAT).items():
+            for network, values in measured.items():
+                bare[name][network] += values
+        for name, pipeline in pipelines.items():
             for mode in MODES:
                 ms, info = run_ours(pipeline, rgb, mode, args.frames, args.warmup)
                 times[name][mode] += ms
-                details.setdefault(name, {})[mode] = info
+                stages[name][mode] += info["stages"]
+                details.setdefault(name, {})[mode] = {"hands": info["hands"]}
+        previous = solver_kernels.set_enabled(False)  # the numpy reference solver, same pipeline and frames
+        try:
+            for mode in MODES:
+                ms, info = run_ours(pipelines[default], rgb, mode, args.frames, args.warmup)
+                times["numpy-solver"][mode] += ms
+                stages["numpy-solver"][mode] += info["stages"]
+        finally:
+            solver_kernels.set_enabled(previous)
+        if photos:
+            proposals["ms"] += proposals_times(pipelines[default], photos, 1)["ms"]
         print(f"round {round_index + 1}/{args.rounds} done", file=sys.stderr)
+    for palm, landmark in networks.values():
+        palm.close()
+        landmark.close()
+    for pipeline in pipelines.values():
+        pipeline.close()
+    node = None
+    if args.node_seconds > 0:
+        print("node phase (real DDS) ...", file=sys.stderr)
+        node = node_overhead(rgb, default, args.node_rate, args.node_seconds)
 
     medians = {k: {m: float(np.median(v[m])) for m in MODES} for k, v in times.items()}
     p95 = {k: {m: float(np.percentile(v[m], 95)) for m in MODES} for k, v in times.items()}
+    stage_medians = {k: {m: _stage_medians(v[m]) for m in MODES if v[m]} for k, v in stages.items()}
+    bare_medians = {n: {k: float(np.median(v)) for k, v in b.items()} for n, b in bare.items()}
+    mp_ms = medians["mediapipe"]
     h, w = rgb.shape[:2]
-    print(f"\n{args.image.name} ({w}x{h}), {args.rounds} rounds x {args.frames} frames, median ms/frame (p95)")
-    print(f"our backends: {ours['ours_full'].backend_description}")
-    print(f"{'mode':<10}{'MediaPipe ' + details['mediapipe']['version']:>22}{'ours (full)':>22}{'ours (2D+PnP)':>22}")
-    for mode in MODES:
-        mp_ms = medians["mediapipe"][mode]
-        row = f"{mode:<10}{mp_ms:>12.2f} ({p95['mediapipe'][mode]:6.2f})"
-        for name in ours:
-            row += f"{medians[name][mode]:>10.2f} ({p95[name][mode]:6.2f}) x{medians[name][mode] / mp_ms:4.2f}"
-        print(row)
+    print(f"\n{args.image.name} ({w}x{h}), {args.rounds} rounds x {args.frames} frames, hands in the crops: "
+          f"{len(rois)}; cpu: {cpu_description()}")
+    print("median ms (p95); ratios are against numbers measured in this same run\n")
+    print("1. bare networks (one call each, the pipeline's own inputs)")
+    for name, b in bare_medians.items():
+        print(f"   {name:<18} palm {b['palm']:6.2f}  landmarks x{len(rois)} {b['landmarks']:6.2f}  "
+              f"sum {b['palm'] + b['landmarks']:6.2f}")
+    print("\n2./3./4. whole frame: ours vs MediaPipe " + details["mediapipe"]["version"] + " and vs our bare networks")
+    print(f"   {'system':<22}{'image mode':>22}{'video mode':>22}{'vs MP img':>11}{'vs MP vid':>11}"
+          f"{'vs bare img':>13}{'vs bare vid':>13}")
+    print(f"   {'mediapipe':<22}{mp_ms['static']:>12.2f} ({p95['mediapipe']['static']:6.2f}) "
+          f"{mp_ms['tracking']:>12.2f} ({p95['mediapipe']['tracking']:6.2f})")
+    ratios: dict[str, dict[str, float]] = {}
+    for name in [*pipelines, "numpy-solver"]:
+        backend = default if name == "numpy-solver" else name
+        b = bare_medians[backend]
+        r = {"vs_mp_image": medians[name]["static"] / mp_ms["static"],
+             "vs_mp_video": medians[name]["tracking"] / mp_ms["tracking"],
+             "vs_bare_image": medians[name]["static"] / (b["palm"] + b["landmarks"]),
+             "vs_bare_video": medians[name]["tracking"] / b["landmarks"]}
+        ratios[name] = r
+        label = f"ours {name}" if name != "numpy-solver" else f"ours {default}, numpy solver"
+        print(f"   {label:<22}{medians[name]['static']:>12.2f} ({p95[name]['static']:6.2f}) "
+              f"{medians[name]['tracking']:>12.2f} ({p95[name]['tracking']:6.2f})"
+              f"{r['vs_mp_image']:>10.2f}x{r['vs_mp_video']:>10.2f}x{r['vs_bare_image']:>12.2f}x"
+              f"{r['vs_bare_video']:>12.2f}x")
+    print("\n   stages (median ms) and each network stage minus its bare network")
+    for name in [*pipelines, "numpy-solver"]:
+        backend = default if name == "numpy-solver" else name
+        for mode in MODES:
+            s = stage_medians[name][mode]
+            extra = ""
+            if mode == "static" and "palm" in s:
+                extra += f"; palm - bare {s['palm'] - bare_medians[backend]['palm']:+.2f}"
+            if "landmarks" in s:
+                extra += f"; landmarks - bare {s['landmarks'] - bare_medians[backend]['landmarks']:+.2f}"
+            print(f"   {name:<16}{mode:<9}" + ", ".join(f"{k} {v:.2f}" for k, v in s.items()) + extra)
+    lift_c = [stage_medians[default][m].get("lift", float("nan")) for m in MODES]
+    lift_n = [stage_medians["numpy-solver"][m].get("lift", float("nan")) for m in MODES]
+    print(f"\n   3D lift, two hands: compiled {lift_c[0]:.2f} (image) / {lift_c[1]:.2f} (video) ms, numpy "
+          f"{lift_n[0]:.2f} / {lift_n[1]:.2f} ms, ratio {lift_c[0] / lift_n[0]:.2f} / {lift_c[1] / lift_n[1]:.2f}")
+    if proposals["ms"]:
+        print(f"\n5. ROI proposals ({default}): median {np.median(proposals['ms']):.1f} ms, p95 "
+              f"{np.percentile(proposals['ms'], 95):.1f} ms over {len(proposals['ms'])} frames of "
+              f"{args.proposal_photos.name} that ran them; vs bare landmarks x{len(rois)}: "
+              f"{np.median(proposals['ms']) / bare_medians[default]['landmarks']:.1f}x")
+    if node is not None:
+        print(f"\n6. node ({default}, {args.node_rate:.0f} Hz, real DDS, {w}x{h} rgb8): image -> HandArray p50 "
+              f"{node['latency_p50_ms']:.1f} ms (p95 {node['latency_p95_ms']:.1f}), node pipeline p50 "
+              f"{node['node_pipeline_p50_ms']:.1f} ms, overhead {node['overhead_ms']:.1f} ms; "
+              f"processed {node['processed']}/{node['sent']}, hands/frame {node['hands_per_frame']:.2f}")
     for mode in MODES:
         print(f"hands found [{mode}]: MediaPipe {details['mediapipe'][mode]['labels']} (mirrored-image labels), "
-              f"ours {details['ours_full'][mode]['hands']}")
-        print(f"  our stages [{mode}, full]: " +
-              ", ".join(f"{k} {v:.2f}" for k, v in details["ours_full"][mode]["stages"].items()))
+              + ", ".join(f"{name} {details[name][mode]['hands']}" for name in pipelines))
+    print(f"benchmark wall time: {time.monotonic() - started:.0f} s")
     if args.json:
-        args.json.write_text(json.dumps({"medians_ms": medians, "p95_ms": p95, "details": details}, indent=2))
-    for pipeline in ours.values():
-        pipeline.close()
+        args.json.write_text(json.dumps({
+            "cpu": cpu_description(), "medians_ms": medians, "p95_ms": p95, "stages_ms": stage_medians,
+            "bare_ms": bare_medians, "ratios": ratios, "proposals_ms": proposals["ms"], "node": node,
+            "details": details}, indent=2))
     return 0
 
 

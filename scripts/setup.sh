@@ -90,4 +90,8 @@ fi
 # shellcheck disable=SC1091
 source "$ROOT/env.sh"
 hand-recon models fetch --quiet
+# 7. compiled 3D-solver kernels (numba, cached on disk beside pipeline/solver_kernels.py): compile them now so the
+#    first frame of a node does not (a no-op when the cache is current)
+python -c "from hand_recon_ros.pipeline.solver_kernels import warm; warm()" \
+    || log "warning: could not compile the solver kernels; the numpy solver will be used"
 log "done"

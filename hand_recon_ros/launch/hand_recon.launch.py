@@ -16,8 +16,9 @@ from typing import Any
 # Launch arguments that override node parameters of the same name (name, description); '' = keep params_file.
 PARAMETER_ARGUMENTS: tuple[tuple[str, str], ...] = (
     ("image_transport", "raw (sensor_msgs/Image on `image`) or compressed (`image/compressed`)"),
-    ("backend", "inference backend: onnxruntime-cpu, tensorrt, onnxruntime-cuda, onnxruntime-tensorrt, torch, auto"),
-    ("precision", "network precision: auto (fp16 on TensorRT, fp32 on CPU), fp32, fp16 or int8"),
+    ("backend", "inference backend: litert, onnxruntime-cpu, tensorrt, onnxruntime-cuda, onnxruntime-tensorrt, "
+                "torch, auto"),
+    ("precision", "network precision: auto (fp16 on TensorRT, fp32 elsewhere), fp32, fp16 or int8"),
     ("calib_dir", "folder of INT8 calibration images (precision int8)"),
     ("model_variant", "palm/landmark model size: full or lite"),
     ("engine_cache_dir", "folder for models and built engines"),

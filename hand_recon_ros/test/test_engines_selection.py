@@ -62,8 +62,9 @@ def _probes(**reasons: str | None) -> dict:
 # -- names ---------------------------------------------------------------------------------------------------
 def test_backend_names_and_aliases():
     assert set(BACKEND_NAMES) == {"auto", "tensorrt", "onnxruntime-tensorrt", "onnxruntime-cuda",
-                                  "onnxruntime-cpu", "torch"}
-    assert DEFAULT_BACKEND == "onnxruntime-cpu"
+                                  "onnxruntime-cpu", "torch", "litert"}
+    assert DEFAULT_BACKEND == "litert"  # faster than onnxruntime-cpu for the whole pipeline (docs/pipeline.md)
+    assert canonical_backend_name("tflite") == "litert"
     assert canonical_backend_name("cpu") == canonical_backend_name("onnxruntime") == "onnxruntime-cpu"
     with pytest.raises(BackendError, match="unknown backend 'tensort'; choose one of auto, tensorrt"):
         create_backend("tensort", "x.onnx")
@@ -166,13 +167,14 @@ def test_auto_logs_one_line_with_every_reason_in_order(tiny_onnx, caplog):
         "tensorrt": "module not installed (No module named 'tensorrt')",
         "onnxruntime-tensorrt": "TensorrtExecutionProvider not in this onnxruntime",
         "onnxruntime-cuda": "CUDAExecutionProvider not in this onnxruntime",
+        "litert": "module ai_edge_litert not installed",
     })
     with caplog.at_level(logging.INFO, logger="hand_recon_ros.engines.auto_select"):
         backend = create_backend("auto", tiny_onnx, probes=probes, intra_op_threads=1).load()
     assert caplog.messages == [
         "backend auto: using onnxruntime-cpu; not taken: tensorrt: module not installed (No module named "
         "'tensorrt'); onnxruntime-tensorrt: TensorrtExecutionProvider not in this onnxruntime; onnxruntime-cuda: "
-        "CUDAExecutionProvider not in this onnxruntime"
+        "CUDAExecutionProvider not in this onnxruntime; litert: module ai_edge_litert not installed"
     ]
     assert backend.describe().startswith("auto → onnxruntime-cpu (fp32, CPUExecutionProvider")
     x = np.ones((2, 4), np.float32)
@@ -206,9 +208,10 @@ def test_auto_logs_the_same_choice_once(tiny_onnx, caplog):
 
 
 def test_auto_with_nothing_available_lists_every_reason(tiny_onnx):
-    probes = _probes(tensorrt="a", **{"onnxruntime-tensorrt": "b", "onnxruntime-cuda": "c", "onnxruntime-cpu": "d"})
+    probes = _probes(tensorrt="a", **{"onnxruntime-tensorrt": "b", "onnxruntime-cuda": "c", "litert": "e",
+                                      "onnxruntime-cpu": "d"})
     with pytest.raises(BackendUnavailableError, match=r"backend auto: no backend can run tiny.onnx: tensorrt: a; "
-                                                      r"onnxruntime-tensorrt: b; onnxruntime-cuda: c; "
+                                                      r"onnxruntime-tensorrt: b; onnxruntime-cuda: c; litert: e; "
                                                       r"onnxruntime-cpu: d"):
         create_backend("auto", tiny_onnx, probes=probes).load()
 

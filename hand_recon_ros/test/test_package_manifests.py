@@ -40,8 +40,9 @@ PIP_NAMES = {
     "pycuda": "pycuda",
     "mcap": "mcap",
     "setuptools": "setuptools",
-    # reference interpreter for parity checks, imported lazily inside models.tflite_import only (dev.txt)
+    # the litert backend (runtime.txt; imported lazily, so a missing wheel only makes that backend unavailable)
     "ai_edge_litert": "ai-edge-litert",
+    "numba": "numba",
 }
 # Test/dev-only modules must never be imported by the package itself.
 FORBIDDEN_IN_PACKAGE = {"pytest", "mediapipe"}

@@ -22,6 +22,7 @@ import numpy as np
 
 from hand_recon_ros.commands.precision_args import add_precision_arguments, precision_problem
 from hand_recon_ros.engines.base import BackendError
+from hand_recon_ros.engines.registry import DEFAULT_BACKEND
 from hand_recon_ros.io.interhand import InterHandFormatError, InterHandSample, load_interhand
 from hand_recon_ros.models.model_files import ModelFileError
 from hand_recon_ros.pipeline import eval_metrics as em
@@ -47,7 +48,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--lifter", choices=(*LIFTERS, "both"), default="both", help="3D stage(s) to score")
     parser.add_argument("--rois", choices=("detector", "ground-truth"), default="detector",
                         help="where the landmark crops come from (default: the palm detector)")
-    parser.add_argument("--backend", default="onnxruntime-cpu", help="inference backend")
+    parser.add_argument("--backend", default=DEFAULT_BACKEND, help="inference backend (default %(default)s)")
     parser.add_argument("--variant", choices=("full", "lite"), default="full", help="model variant")
     parser.add_argument("--models-dir", default=None, help="model cache directory")
     parser.add_argument("--threads", type=int, default=0, help="inference threads (0 = runtime default)")

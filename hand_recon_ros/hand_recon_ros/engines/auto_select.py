@@ -1,5 +1,5 @@
 """``backend: auto``: the first backend that loads, in the order tensorrt → onnxruntime-tensorrt →
-onnxruntime-cuda → onnxruntime-cpu, with ONE log line naming the choice and why each earlier one was not taken.
+onnxruntime-cuda → litert → onnxruntime-cpu, with ONE log line naming the choice and why each earlier one was not taken.
 
 Availability probes are cheap checks (module importable, provider compiled in, GPU visible); a candidate that
 passes its probe must still be created, load and run one warm-up batch. ANY exception there (not only
@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 
 from hand_recon_ros.engines.base import KNOWN_OPTIONS, Backend, BackendUnavailableError, TensorSpec
+from hand_recon_ros.engines.litert_backend import litert_unavailable_reason
 
 _LOG = logging.getLogger(__name__)
 
-AUTO_ORDER: tuple[str, ...] = ("tensorrt", "onnxruntime-tensorrt", "onnxruntime-cuda", "onnxruntime-cpu")
-
+AUTO_ORDER: tuple[str, ...] = ("tensorrt", "onnxruntime-tensorrt", "onnxruntime-cuda", "litert", "onnxruntime-cpu")
 #: A probe returns None when its backend may be tried, else a short reason it cannot.
 Probe = Callable[[], "str | None"]
 
@@ -69,6 +69,7 @@ def default_probes() -> dict[str, Probe]:
         "tensorrt": probe_tensorrt,
         "onnxruntime-tensorrt": probe_ort_provider("TensorrtExecutionProvider"),
         "onnxruntime-cuda": probe_ort_provider("CUDAExecutionProvider"),
+        "litert": litert_unavailable_reason,
         "onnxruntime-cpu": probe_ort_provider("CPUExecutionProvider"),
     }
 

@@ -20,7 +20,7 @@ _LOG = logging.getLogger(__name__)
 #: (``Backend.option_names``) and ignores the others, so one options dict can serve ``auto``; a name in
 #: no backend's list is a typo and an error.
 KNOWN_OPTIONS: dict[str, str] = {
-    "intra_op_threads": "ONNX Runtime intra-op thread count (0 = ORT default)",
+    "intra_op_threads": "CPU threads per inference: ONNX Runtime intra-op, LiteRT XNNPACK (0 = runtime default)",
     "allow_spinning": "ONNX Runtime: let idle intra-op threads spin (default False: sessions share few cores)",
     "device_id": "CUDA device index (default 0)",
     "max_batch": "largest batch (hands per call) the engine/profile must accept (default 2)",

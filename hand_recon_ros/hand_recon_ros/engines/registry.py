@@ -1,4 +1,4 @@
-"""Create a backend by name: TensorRT, ONNX Runtime (CPU/CUDA/TensorRT providers), torch, or ``auto``.
+"""Create a backend by name: TensorRT, ONNX Runtime (CPU/CUDA/TensorRT providers), LiteRT, torch, or ``auto``.
 
 Backend modules are imported only when their backend is asked for, so optional runtimes stay optional.
 """
@@ -19,11 +19,15 @@ _BACKENDS: dict[str, str] = {
     "onnxruntime-cuda": "hand_recon_ros.engines.onnxruntime_backend:OnnxRuntimeCudaBackend",
     "onnxruntime-cpu": "hand_recon_ros.engines.onnxruntime_backend:OnnxRuntimeBackend",
     "torch": "hand_recon_ros.engines.torch_backend:TorchBackend",
+    "litert": "hand_recon_ros.engines.litert_backend:LiteRTBackend",
 }
-_ALIASES: dict[str, str] = {"onnxruntime": "onnxruntime-cpu", "cpu": "onnxruntime-cpu", "trt": "tensorrt"}
+_ALIASES: dict[str, str] = {
+    "onnxruntime": "onnxruntime-cpu", "cpu": "onnxruntime-cpu", "trt": "tensorrt", "tflite": "litert",
+}
 
 BACKEND_NAMES: tuple[str, ...] = tuple(_BACKENDS)
-DEFAULT_BACKEND = "onnxruntime-cpu"
+# The CPU default: the faster of LiteRT and ONNX Runtime for the whole pipeline (docs/pipeline.md, "CPU backends").
+DEFAULT_BACKEND = "litert"
 
 
 def canonical_backend_name(name: str) -> str:

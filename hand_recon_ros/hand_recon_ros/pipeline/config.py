@@ -23,7 +23,7 @@ class ConfigError(ValueError):
 class PipelineConfig:
     """Everything that selects models, thresholds and behaviour of HandPipeline."""
 
-    backend: str = "onnxruntime-cpu"
+    backend: str = "litert"
     model_variant: str = "full"
     cache_dir: str | None = None
     max_hands: int = 2

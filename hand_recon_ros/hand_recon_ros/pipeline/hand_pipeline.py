@@ -91,6 +91,7 @@ def backend_options(config: PipelineConfig, network: str = "palm") -> dict[str, 
     return options
 
 
+
 def _ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
 
@@ -136,6 +137,10 @@ class HandPipeline:
         self.landmarks.estimate(blank, [roi] * 2)
         if self.config.roi_proposals:  # the first proposal call (a full chunk) should not pay set-up either
             self.landmarks.estimate(blank, [roi] * MAX_PROPOSAL_BATCH)
+        if self.lifter_name == "refinement":  # load the compiled solver now (compiles only if make setup did not)
+            from hand_recon_ros.pipeline.solver_kernels import warm
+
+            warm()
 
     @property
     def backend_description(self) -> str:

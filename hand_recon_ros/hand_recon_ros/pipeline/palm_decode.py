@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
+from scipy.special import expit, logit
 
 from hand_recon_ros.pipeline.anchors import PALM_INPUT_SIZE_PX
 
@@ -18,6 +18,8 @@ NUM_PALM_KEYPOINTS = 7
 NUM_PALM_COORDS = 4 + 2 * NUM_PALM_KEYPOINTS  # 18
 SCORE_CLIP_LOGIT = 100.0
 NMS_IOU_THRESHOLD = 0.3
+# Logits within this of the score threshold's logit are decoded and tested exactly (float32 rounding).
+LOGIT_MARGIN = 1e-3
 
 
 @dataclass
@@ -66,16 +68,23 @@ def decode_palms(
             f"palm outputs do not match the anchors: {boxes.shape[0]} boxes, {logits.shape[0]} scores, "
             f"{anchors.shape[0]} anchors"
         )
-    scores = expit(np.clip(logits, -SCORE_CLIP_LOGIT, SCORE_CLIP_LOGIT))
-    keep = np.flatnonzero(scores >= min_score)
+    # Threshold the logits (sigmoid is monotonic) so only the kept candidates are decoded: a frame has ~2016
+    # anchors and a handful above the threshold. The score test is repeated on the kept ones for exact equality.
+    if 0.0 < min_score < 1.0:
+        candidates = np.flatnonzero(logits >= np.float32(float(logit(min_score)) - LOGIT_MARGIN))
+    else:  # nothing to pre-select (<= 0), or scores that round to 1.0 (>= 1)
+        candidates = np.arange(logits.shape[0])
+    scores = expit(np.clip(logits[candidates], -SCORE_CLIP_LOGIT, SCORE_CLIP_LOGIT))
+    kept = scores >= min_score
+    keep, scores = candidates[kept], scores[kept]
     if keep.size == 0:
         return np.zeros((0, NUM_PALM_COORDS), np.float32), np.zeros((0,), np.float32)
-    out = boxes[keep] / float(size_px)
+    out = boxes[keep] / np.float32(size_px)
     centres = anchors[keep]
     out[:, 0:2] += centres
     out[:, 4::2] += centres[:, 0:1]
     out[:, 5::2] += centres[:, 1:2]
-    return out, scores[keep].astype(np.float32)
+    return out, scores.astype(np.float32)
 
 
 def box_iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
@@ -88,6 +97,17 @@ def box_iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
+def box_iou_matrix(boxes: np.ndarray) -> np.ndarray:
+    """IoU (K, K) of every pair of centre-size boxes (K, 4) (any consistent units)."""
+    half = boxes[:, 2:4] / 2.0
+    lo = np.maximum((boxes[:, None, 0:2] - half[:, None]), (boxes[None, :, 0:2] - half[None]))
+    hi = np.minimum((boxes[:, None, 0:2] + half[:, None]), (boxes[None, :, 0:2] + half[None]))
+    inter = np.prod(np.clip(hi - lo, 0.0, None), axis=-1)
+    area = boxes[:, 2] * boxes[:, 3]
+    union = area[:, None] + area[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
 def weighted_nms(
     boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = NMS_IOU_THRESHOLD, max_count: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -96,17 +116,24 @@ def weighted_nms(
     boxes (K, 18) as from decode_palms, scores (K,). Returns (M, 18) and the best score of each cluster.
     """
     order = np.argsort(-scores, kind="stable")
-    remaining_boxes, remaining_scores = boxes[order], scores[order]
+    sorted_boxes, sorted_scores = boxes[order], scores[order]
+    count = sorted_boxes.shape[0]
+    # Every pairwise IoU at once (K is small: the candidates above the score threshold), then greedy clusters.
+    ious = box_iou_matrix(sorted_boxes[:, :4])
+    free = np.ones(count, bool)
     kept_boxes: list[np.ndarray] = []
     kept_scores: list[float] = []
-    while remaining_boxes.shape[0] and (max_count is None or len(kept_boxes) < max_count):
-        ious = box_iou(remaining_boxes[0, :4], remaining_boxes[:, :4])
-        cluster = ious > iou_threshold
-        cluster[0] = True
-        weights = remaining_scores[cluster]
-        kept_boxes.append((remaining_boxes[cluster] * weights[:, None]).sum(axis=0) / weights.sum())
-        kept_scores.append(float(remaining_scores[0]))
-        remaining_boxes, remaining_scores = remaining_boxes[~cluster], remaining_scores[~cluster]
+    for best in range(count):
+        if max_count is not None and len(kept_boxes) >= max_count:
+            break
+        if not free[best]:
+            continue
+        cluster = free & (ious[best] > iou_threshold)
+        cluster[best] = True
+        weights = sorted_scores[cluster]
+        kept_boxes.append((sorted_boxes[cluster] * weights[:, None]).sum(axis=0) / weights.sum())
+        kept_scores.append(float(sorted_scores[best]))
+        free &= ~cluster
     if not kept_boxes:
         return np.zeros((0, boxes.shape[1]), np.float32), np.zeros((0,), np.float32)
     return np.stack(kept_boxes).astype(np.float32), np.asarray(kept_scores, np.float32)

@@ -25,6 +25,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from hand_recon_ros.models import hand_kinematics as hk
+from hand_recon_ros.pipeline import solver_kernels as _sk
 from hand_recon_ros.pipeline.camera import pixel_rays
 from hand_recon_ros.pipeline.types import CameraIntrinsics
 from hand_recon_ros.skeleton import BONES, NUM_JOINTS
@@ -75,6 +76,9 @@ _PRIOR_JACOBIAN[np.arange(ANGLES, NUM_PARAMS), np.arange(NUM_PARAMS - ANGLES)] =
 _PRIOR_JACOBIAN[SPREAD, NUM_PARAMS - ANGLES] = 1.0 / SPREAD_PRIOR_SIGMA_RAD
 _WORLD_SIGMAS_M = np.array([WORLD_PRIOR_SIGMA_M, WORLD_PRIOR_SIGMA_M, WORLD_PRIOR_DEPTH_SIGMA_M])  # x, y, depth
 _LIMITS_ACTIVE = hk.JOINT_LIMITS_RAD.reshape(-1, 2)[hk.ACTIVE_ANGLES]
+_LIMITS_FLAT = np.ascontiguousarray(hk.JOINT_LIMITS_RAD.reshape(-1, 2))
+# Noise scales in the order solver_kernels.residual_2d reads them.
+_KERNEL_SIGMAS = np.array([REPROJECTION_SIGMA_M, *_WORLD_SIGMAS_M, ANGLE_PRIOR_SIGMA_RAD, SPREAD_PRIOR_SIGMA_RAD])
 
 
 class RefinementError(ValueError):
@@ -165,6 +169,7 @@ class _Batch:
 
     def __init__(self, observations: list[HandObservation], intrinsics: CameraIntrinsics) -> None:
         self.intr = intrinsics
+        self.intr_array = np.array([intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy], dtype=np.float64)
         self.uv = np.stack([np.asarray(o.keypoints_px, dtype=np.float64) for o in observations])
         self.conf = np.stack([np.clip(np.asarray(o.confidence, dtype=np.float64), 0.0, 1.0) for o in observations])
         self.lengths = np.stack([np.asarray(o.bone_lengths, dtype=np.float64) for o in observations])
@@ -176,28 +181,40 @@ class _Batch:
         self.kz_weight = np.array([0.0 if o.keypoints_z is None else 1.0 / RELATIVE_DEPTH_SIGMA_M
                                    for o in observations])[:, None]
         world = np.stack([np.asarray(o.world, dtype=np.float64) for o in observations])
-        world = world - world[:, :1]
-        # World landmarks are predicted in a crop looking along the ray through the hand: turn them onto it
-        # (shortest-arc rotation from the optical axis to each hand's mean keypoint ray).
-        rays = pixel_rays(self.uv.mean(axis=1), intrinsics)
-        axes = _cross(np.array([0.0, 0.0, 1.0]), rays)
-        sin = np.linalg.norm(axes, axis=-1, keepdims=True)
-        rotvecs = axes / np.maximum(sin, 1e-12) * np.arctan2(sin, rays[:, 2:3])
-        world = np.einsum("bij,bnj->bni", _rotations(rotvecs), world)
-        scale = self.lengths.sum(-1) / np.maximum(hk.bone_lengths_of(world).sum(-1), 1e-9)
-        self.world = world * scale[:, None, None]
-        # Hand orientation from the palm joints (Kabsch against each hand's rest palm), all hands at once.
-        rest = hk.forward_kinematics(np.zeros((len(observations), hk.NUM_CHAINS, 3, 2)), self.lengths)[0]
-        rest = rest @ self.mirror
-        palm = list(hk.PALM_JOINTS)
-        self.rotations = hk.kabsch(rest[:, palm], self.world[:, palm], np.ones((len(observations), len(palm))))
-        self.local_world = self.world @ self.rotations @ self.mirror  # right-hand frame, wrist at the origin
+        frames = _sk.observation_frames if _sk.enabled() else _observation_frames
+        self.world, self.rotations, self.local_world = frames(world, self.uv, self.intr_array, self.lengths,
+                                                              self.mirror)
         # Personalised palm: the world landmarks' wrist→base-joint directions, in each hand's own frame.
         self.palm = hk.personal_palm(self.local_world, PALM_ADAPT_WEIGHT)
         self.previous = [None if o.previous is None else np.asarray(o.previous, dtype=np.float64)
                          for o in observations]
         self.warm = [o.warm_start for o in observations]
         self.angle_prior = np.zeros((len(observations), NUM_PARAMS - ANGLES))  # set by initialise
+
+
+def _observation_frames(world: np.ndarray, uv: np.ndarray, intr: np.ndarray, lengths: np.ndarray,
+                        mirror: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """World landmarks (B, 21, 3) turned onto each hand's viewing ray and scaled to its bone lengths, the hand
+    rotations (B, 3, 3) from the palm joints, and the world landmarks in each hand's own frame (B, 21, 3).
+
+    intr = (fx, fy, cx, cy). The numpy reference of solver_kernels.observation_frames.
+    """
+    world = world - world[:, :1]
+    # World landmarks are predicted in a crop looking along the ray through the hand: turn them onto it
+    # (shortest-arc rotation from the optical axis to each hand's mean keypoint ray).
+    rays = pixel_rays(uv.mean(axis=1), CameraIntrinsics(*intr, width=1, height=1))
+    axes = _cross(np.array([0.0, 0.0, 1.0]), rays)
+    sin = np.linalg.norm(axes, axis=-1, keepdims=True)
+    rotvecs = axes / np.maximum(sin, 1e-12) * np.arctan2(sin, rays[:, 2:3])
+    world = np.einsum("bij,bnj->bni", _rotations(rotvecs), world)
+    scale = lengths.sum(-1) / np.maximum(hk.bone_lengths_of(world).sum(-1), 1e-9)
+    world = world * scale[:, None, None]
+    # Hand orientation from the palm joints (Kabsch against each hand's rest palm), all hands at once.
+    rest = hk.forward_kinematics(np.zeros((len(world), hk.NUM_CHAINS, 3, 2)), lengths)[0]
+    rest = rest @ mirror
+    palm = list(hk.PALM_JOINTS)
+    rotations = hk.kabsch(rest[:, palm], world[:, palm], np.ones((len(world), len(palm))))
+    return world, rotations, world @ rotations @ mirror  # right-hand frame, wrist at the origin
 
 
 def _rotations(rotvecs: np.ndarray) -> np.ndarray:
@@ -241,6 +258,8 @@ def _clip(x: np.ndarray) -> np.ndarray:
 def _lm_update(x: np.ndarray, r_ref: np.ndarray, r0: np.ndarray, jac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One damped Gauss–Newton update of every hand from residuals r0 (B, M) and their Jacobian jac (B, P, M) = Jᵀ:
     new (x, r_ref) with the rotation increment folded into the reference rotation, joint limits clamped."""
+    if _sk.enabled():
+        return _sk.lm_update(x, r_ref, r0, jac, LM_DAMPING, _LIMITS_ACTIVE, MIN_DEPTH_M, MAX_DEPTH_M)
     normal = jac @ jac.transpose(0, 2, 1)
     gradient = np.einsum("bpm,bm->bp", jac, r0)
     damped = normal + (LM_DAMPING * np.einsum("bii->bi", normal) + 1e-9)[..., None] * _EYE_P
@@ -262,6 +281,10 @@ def _pose(batch: _Batch, r_ref: np.ndarray, x: np.ndarray, jacobian: bool = True
     frame's z) crossed with the lever from the joint to every point downstream in the chain. Palm spread: each
     chain turns about the hand's z through the wrist by PALM_SPREAD_FACTORS[c] per radian.
     """
+    if _sk.enabled():
+        joints, jac = _sk.pose(x[:, ANGLES:], batch.lengths, batch.palm, x[:, SPREAD], r_ref, batch.mirror,
+                               x[:, 3:6], jacobian)
+        return joints, (jac if jacobian else None)
     b = len(x)
     spread = x[:, SPREAD]
     local, frames = hk.forward_kinematics(_full_angles(x[:, ANGLES:]), batch.lengths, batch.palm, spread)
@@ -290,6 +313,9 @@ def _pose(batch: _Batch, r_ref: np.ndarray, x: np.ndarray, jacobian: bool = True
 
 def _initial_translation(batch: _Batch, local_cam: np.ndarray) -> np.ndarray:
     """Wrist translations (B, 3) placing root-relative joints (B, 21, 3) on their keypoints (weighted IRLS LS)."""
+    if _sk.enabled():
+        return _sk.initial_translation(batch.uv, batch.intr_array, batch.conf, local_cam, HUBER_PX, MIN_DEPTH_M,
+                                       MAX_DEPTH_M)
     xn = (batch.uv[..., 0] - batch.intr.cx) / batch.intr.fx
     yn = (batch.uv[..., 1] - batch.intr.cy) / batch.intr.fy
     ones, zeros = np.ones_like(xn), np.zeros_like(xn)
@@ -316,7 +342,9 @@ def initialise(observations: list[HandObservation], intrinsics: CameraIntrinsics
     for i, obs in enumerate(observations):
         _check_observation(i, obs)
     batch = _Batch(observations, intrinsics)
-    angles = hk.clip_to_limits(hk.inverse_kinematics(batch.local_world))
+    ik = _sk.inverse_kinematics(batch.local_world, _LIMITS_FLAT) if _sk.enabled() else hk.inverse_kinematics(
+        batch.local_world)
+    angles = hk.clip_to_limits(ik)
     r_ref = batch.rotations.copy()
     x = np.zeros((len(observations), NUM_PARAMS))
     x[:, ANGLES:] = angles.reshape(len(observations), -1)[:, hk.ACTIVE_ANGLES]
@@ -350,6 +378,9 @@ def _residual_2d(batch: _Batch, joints: np.ndarray, jac: np.ndarray, x: np.ndarr
                  depth: np.ndarray, angle_prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """2D-step residuals (B, M) (reprojection, world-landmark shape prior, angle prior, spread prior) and their
     Jacobian (B, P, M), from the joints (B, 21, 3) and joint Jacobian (B, P, 21, 3) at x."""
+    if _sk.enabled():
+        return _sk.residual_2d(batch.uv, batch.intr_array, batch.world, batch.kz, batch.kz_weight[:, 0], joints, jac,
+                               x, irls, depth, angle_prior, _KERNEL_SIGMAS)
     b = len(x)
     inv_z = 1.0 / np.maximum(joints[..., 2], 1e-6)
     u, v = joints[..., 0] * inv_z, joints[..., 1] * inv_z
@@ -377,6 +408,12 @@ def _segment_closest(p1: np.ndarray, q1: np.ndarray, p2: np.ndarray, q2: np.ndar
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distances (...), the first segment's closest-point parameter s (...) and the unit direction (..., 3) from
     the second segment's closest point to the first's (zero where they meet), for segments p→q (..., 3)."""
+    if _sk.enabled():
+        shape = np.broadcast_shapes(p1.shape, q1.shape, p2.shape, q2.shape)
+        flat = [np.ascontiguousarray(np.broadcast_to(v, shape), dtype=np.float64).reshape(-1, 3)
+                for v in (p1, q1, p2, q2)]
+        dist, s, direction = _sk.segment_closest(*flat)
+        return dist.reshape(shape[:-1]), s.reshape(shape[:-1]), direction.reshape(shape)
     d1, d2, r = q1 - p1, q2 - p2, p1 - p2
     a = np.einsum("...i,...i->...", d1, d1)
     e = np.einsum("...i,...i->...", d2, d2)

@@ -34,7 +34,7 @@ class ParamSpec:
 PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("image_transport", "raw", "Subscribe to 'image' (raw) or 'image/compressed' (compressed).",
               choices=("raw", "compressed")),
-    ParamSpec("backend", "onnxruntime-cpu", "Inference backend: onnxruntime-cpu, tensorrt, onnxruntime-cuda, "
+    ParamSpec("backend", "litert", "Inference backend: litert, onnxruntime-cpu, tensorrt, onnxruntime-cuda, "
               "onnxruntime-tensorrt, torch or auto.", pipeline_field="backend"),
     ParamSpec("precision", "auto", "Network precision: auto (fp16 on TensorRT, fp32 on CPU/CUDA), fp32, fp16 or "
               "int8 (needs calib_dir).", choices=("auto", "fp32", "fp16", "int8"), pipeline_field="precision"),

@@ -1,0 +1,153 @@
+"""LiteRT backend: the networks' original ``.tflite`` files run by ``ai-edge-litert`` (XNNPACK) on the CPU.
+
+Nothing is converted: the model is MediaPipe's own file (weights stored as fp16 and dequantised to fp32 at load),
+so this backend runs fp32 only. Given an ONNX path from the model cache it runs the ``.tflite`` beside it
+(``palm_detection_full.<key>.onnx`` → ``palm_detection_full.tflite``) and takes the interface (input/output names,
+dynamic batch) from the ONNX file, so it is a drop-in for the other backends. A batch other than the file's own
+gets its own interpreter, resized once and kept (a frame's hand count changes rarely; resizing each call costs).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hand_recon_ros.engines import engine_cache as ec
+from hand_recon_ros.engines.base import Backend, BackendError, BackendUnavailableError, TensorSpec
+from hand_recon_ros.engines.torch_backend import TFLITE_SUFFIX, tflite_beside
+
+_LOG = logging.getLogger(__name__)
+
+#: Precisions this backend can run (the .tflite graph computes in fp32).
+LITERT_PRECISIONS: tuple[str, ...] = ("fp32", "auto")  # auto = fp32 here
+#: Most XNNPACK threads used when intra_op_threads is 0 (more threads than cores only add wake-up cost).
+MAX_DEFAULT_THREADS = 4
+INSTALL_HINT = "pip install ai-edge-litert (wheels: CPython 3.9-3.13, manylinux x86_64/aarch64, macOS arm64)"
+
+
+def litert_unavailable_reason() -> str | None:
+    """None when ``ai_edge_litert`` imports, else the reason (missing wheel, unsupported platform)."""
+    try:
+        from ai_edge_litert import interpreter  # noqa: F401
+    except ImportError as exc:
+        return f"module ai_edge_litert not installed ({exc}); {INSTALL_HINT}"
+    return None
+
+
+def default_thread_count() -> int:
+    """XNNPACK threads for intra_op_threads = 0: the cores this process may use, at most MAX_DEFAULT_THREADS."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_DEFAULT_THREADS))
+
+
+class LiteRTBackend(Backend):
+    """The original TFLite model through LiteRT/XNNPACK; options: ``intra_op_threads`` (0 = all cores, ≤ 4),
+    ``precision`` (fp32 only), ``warmup_runs``."""
+
+    name = "litert"
+    option_names = frozenset({"intra_op_threads", "precision", "warmup_runs"})
+
+    def __init__(self, model_path: str | Path, **options: Any) -> None:
+        super().__init__(model_path, **options)
+        precision = options.get("precision")
+        if precision is not None and str(precision).lower() not in LITERT_PRECISIONS:
+            raise BackendError(
+                f"{self.name}: precision '{precision}' is not supported: LiteRT runs the original .tflite in "
+                f"fp32 only (choose precision fp32, or a TensorRT backend for fp16/int8)"
+            )
+        threads = options.get("intra_op_threads", 0)
+        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 0:
+            raise BackendError(f"{self.name}: intra_op_threads must be an integer >= 0 (0 = default), got {threads!r}")
+        self.threads = int(threads) or default_thread_count()
+        self.tflite_path = self.model_path if self.model_path.suffix == TFLITE_SUFFIX else tflite_beside(model_path)
+        self._interpreter_class: Any = None
+        self._interpreters: dict[int, tuple[Any, list[int], list[int]]] = {}
+        self._native_batch = 1
+
+    def _make_interpreter(self, batch: int | None) -> tuple[Any, list[int], list[int]]:
+        """A ready interpreter (resized to ``batch`` when given) with its input and output tensor indices."""
+        try:
+            interpreter = self._interpreter_class(model_path=str(self.tflite_path), num_threads=self.threads)
+        except (ValueError, TypeError, OverflowError) as exc:  # how LiteRT refuses a thread count or a bad file
+            raise BackendError(f"{self.name}: LiteRT refused intra_op_threads={self.threads} or the model "
+                               f"{self.tflite_path}: {exc}") from exc
+        except Exception as exc:
+            raise BackendError(f"{self.name}: cannot load {self.tflite_path}: {exc}") from exc
+        inputs = interpreter.get_input_details()
+        if batch is not None:
+            for detail in inputs:
+                interpreter.resize_tensor_input(detail["index"], [batch, *detail["shape"][1:]])
+        try:
+            interpreter.allocate_tensors()
+        except Exception as exc:
+            raise BackendError(f"{self.name}: {self.tflite_path.name}: cannot allocate batch {batch}: {exc}") from exc
+        outputs = interpreter.get_output_details()
+        by_name = {d["name"]: d["index"] for d in outputs}
+        missing = [spec.name for spec in self.outputs if spec.name not in by_name] if self.outputs else []
+        if missing:
+            raise BackendError(f"{self.name}: {self.tflite_path.name} lacks output(s) {missing} "
+                               f"(has {sorted(by_name)})")
+        out_index = [by_name[spec.name] for spec in self.outputs] if self.outputs else [d["index"] for d in outputs]
+        return interpreter, [d["index"] for d in inputs], out_index
+
+    def _load_impl(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
+        reason = litert_unavailable_reason()
+        if reason is not None:
+            raise BackendUnavailableError(f"{self.name}: {reason}")
+        from ai_edge_litert.interpreter import Interpreter
+
+        self._interpreter_class = Interpreter
+        if not self.tflite_path.is_file():
+            raise BackendError(f"{self.name}: no TFLite file for {self.model_path.name}: expected {self.tflite_path}")
+        interpreter, _, _ = self._make_interpreter(None)
+        in_details, out_details = interpreter.get_input_details(), interpreter.get_output_details()
+        self._native_batch = int(in_details[0]["shape"][0])
+        if self.model_path.suffix == TFLITE_SUFFIX:  # the file's own names and fixed shapes
+            inputs = [TensorSpec(d["name"], tuple(int(v) for v in d["shape"]), np.dtype(d["dtype"]))
+                      for d in in_details]
+            outputs = [TensorSpec(d["name"], tuple(int(v) for v in d["shape"]), np.dtype(d["dtype"]))
+                       for d in out_details]
+        else:  # the ONNX file's interface (its input is renamed, its batch may be dynamic)
+            onnx_in, onnx_out = ec.read_onnx_io(self.model_path)
+            if len(onnx_in) != len(in_details):
+                raise BackendError(f"{self.name}: {self.model_path.name} has {len(onnx_in)} inputs, "
+                                   f"{self.tflite_path.name} has {len(in_details)}")
+            inputs = [TensorSpec(t.name, t.shape, t.dtype) for t in onnx_in]
+            outputs = [TensorSpec(t.name, t.shape, t.dtype) for t in onnx_out]
+        self.inputs, self.outputs = inputs, outputs
+        self._interpreters = {self._native_batch: self._make_interpreter(None)}
+        for _ in range(int(self.options.get("warmup_runs", 1))):
+            self._invoke({spec.name: np.zeros([self._native_batch, *spec.shape[1:]], spec.dtype) for spec in inputs})
+        return inputs, outputs
+
+    def _invoke(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        batch = int(next(iter(feeds.values())).shape[0])
+        entry = self._interpreters.get(batch)
+        if entry is None:
+            entry = self._interpreters[batch] = self._make_interpreter(batch)
+            _LOG.debug("%s: %s: interpreter for batch %d", self.name, self.tflite_path.name, batch)
+        interpreter, in_index, out_index = entry
+        try:
+            for spec, index in zip(self.inputs, in_index):
+                interpreter.set_tensor(index, np.ascontiguousarray(feeds[spec.name]))
+            interpreter.invoke()
+        except (ValueError, RuntimeError) as exc:
+            raise BackendError(f"{self.name}: {self.tflite_path.name}: inference failed: {exc}") from exc
+        return {spec.name: interpreter.get_tensor(index) for spec, index in zip(self.outputs, out_index)}
+
+    def _run_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self._invoke(feeds)
+
+    def _close_impl(self) -> None:
+        self._interpreters = {}
+
+    def describe(self) -> str:
+        """Backend, thread count and the file it runs."""
+        return f"{self.name} (XNNPACK, {self.threads} threads, {self.tflite_path.name})"

@@ -1,0 +1,144 @@
+"""The litert backend: the original .tflite files through LiteRT/XNNPACK, against ONNX Runtime and torch.
+
+Real weights from the model cache, real LiteRT; a missing wheel is simulated by hiding the module (what is
+under test is the unavailable path and `auto` skipping it, not LiteRT).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from hand_recon_ros.engines import auto_select
+from hand_recon_ros.engines.base import BackendError, BackendUnavailableError
+from hand_recon_ros.engines.litert_backend import LiteRTBackend, litert_unavailable_reason
+from hand_recon_ros.engines.registry import create_backend
+from hand_recon_ros.pipeline.config import PipelineConfig
+from hand_recon_ros.pipeline.hand_pipeline import HandPipeline, backend_options
+
+# LiteRT vs ONNX Runtime / torch on the same input: fp32 reordering only (outputs are pixels in [0, 224] or
+# logits; the largest difference seen was 2.4e-4).
+PARITY_ATOL = 2e-3
+# The same photo through the whole 2D pipeline on litert and on onnxruntime-cpu: keypoints in image pixels.
+PIPELINE_KEYPOINT_TOL_PX = 0.05
+
+
+def _real_input(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """A smooth image-like input in [0, 1] (random noise is not what the networks see)."""
+    rng = np.random.default_rng(seed)
+    small = rng.uniform(0.0, 1.0, (shape[0], 8, 8, 3)).astype(np.float32)
+    return np.stack([cv2.resize(s, (shape[2], shape[1]), interpolation=cv2.INTER_CUBIC) for s in small]).clip(0, 1)
+
+
+@pytest.fixture
+def hidden_litert(monkeypatch):
+    """Make `import ai_edge_litert` fail the way it does where no wheel exists for the platform."""
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+
+
+@pytest.mark.parametrize("network", ["palm", "landmark"])
+def test_litert_matches_onnxruntime_and_torch_on_the_real_networks(model_paths, network):
+    onnx_path = model_paths.palm_onnx if network == "palm" else model_paths.landmark_onnx
+    batches = [1] if network == "palm" else [1, 2, 8]
+    with create_backend("litert", onnx_path, intra_op_threads=2) as lite, \
+            create_backend("onnxruntime-cpu", onnx_path) as ort, create_backend("torch", onnx_path) as torch_b:
+        assert lite.inputs == ort.inputs and lite.outputs == ort.outputs  # the ONNX file's interface
+        for batch in batches:
+            x = _real_input((batch, *lite.inputs[0].shape[1:]), seed=batch)
+            got = lite.run({"image": x})
+            for reference in (ort.run({"image": x}), torch_b.run({"image": x})):
+                assert set(got) == set(reference)
+                for name, value in got.items():
+                    assert value.shape == reference[name].shape and value.dtype == np.float32
+                    np.testing.assert_allclose(value, reference[name], atol=PARITY_ATOL, err_msg=name)
+
+
+def test_tflite_path_runs_with_the_files_own_names(model_paths):
+    with create_backend("litert", model_paths.palm_tflite) as backend:
+        assert backend.input_names == ["input_1"] and backend.inputs[0].shape == (1, 192, 192, 3)
+        out = backend.run({"input_1": np.zeros((1, 192, 192, 3), np.float32)})
+    assert out["Identity"].shape == (1, 2016, 18) and out["Identity_1"].shape == (1, 2016, 1)
+
+
+def test_input_checks_and_describe(model_paths):
+    backend = LiteRTBackend(model_paths.palm_onnx, intra_op_threads=1).load()
+    assert backend.describe() == "litert (XNNPACK, 1 threads, palm_detection_full.tflite)"
+    with pytest.raises(BackendError, match=r"input 'image' has shape \(1, 96, 96, 3\), expected \(1, 192, 192, 3\)"):
+        backend.run({"image": np.zeros((1, 96, 96, 3), np.float32)})
+    with pytest.raises(BackendError, match="input 'image' has dtype float64, expected float32"):
+        backend.run({"image": np.zeros((1, 192, 192, 3))})
+    backend.close()
+    backend.close()  # idempotent
+
+
+@pytest.mark.parametrize("threads", [-1, 2.5, True])
+def test_bad_thread_count_is_one_error_naming_the_value(model_paths, threads):
+    with pytest.raises(BackendError, match=rf"litert: intra_op_threads must be an integer >= 0 .*got {threads!r}"):
+        create_backend("litert", model_paths.palm_onnx, intra_op_threads=threads)
+
+
+def test_thread_count_the_runtime_refuses_is_one_error_naming_the_value(model_paths):
+    with pytest.raises(BackendError, match=r"litert: LiteRT refused intra_op_threads=2147483648"):
+        create_backend("litert", model_paths.palm_onnx, intra_op_threads=2**31).load()
+
+
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+def test_precision_it_cannot_run_is_an_error(model_paths, precision):
+    with pytest.raises(BackendError, match=rf"litert: precision '{precision}' is not supported: .*fp32 only"):
+        create_backend("litert", model_paths.palm_onnx, precision=precision)
+    assert create_backend("litert", model_paths.palm_onnx, precision="fp32").load().inputs
+
+
+def test_missing_tflite_beside_the_onnx_names_the_expected_file(model_paths, tmp_path):
+    onnx_copy = tmp_path / "palm_detection_full.abc.onnx"
+    onnx_copy.write_bytes(model_paths.palm_onnx.read_bytes())
+    with pytest.raises(BackendError, match=r"litert: no TFLite file for .*expected .*palm_detection_full\.tflite"):
+        create_backend("litert", onnx_copy).load()
+
+
+def test_missing_wheel_makes_litert_unavailable_and_auto_skips_it(model_paths, hidden_litert):
+    reason = litert_unavailable_reason()
+    assert reason is not None and "ai_edge_litert not installed" in reason and "pip install ai-edge-litert" in reason
+    with pytest.raises(BackendUnavailableError, match="litert: module ai_edge_litert not installed"):
+        create_backend("litert", model_paths.palm_onnx).load()
+    auto_select._logged_messages.clear()
+    backend, message = auto_select.select_backend(model_paths.palm_onnx)
+    assert backend.name != "litert"
+    assert "litert: module ai_edge_litert not installed" in message
+
+
+def test_auto_picks_litert_before_onnxruntime_cpu_with_the_pipelines_options(model_paths):
+    order = auto_select.AUTO_ORDER
+    assert order.index("litert") < order.index("onnxruntime-cpu")
+    # The pipeline's default precision (fp16, TensorRT's) must not keep auto off the CPU default.
+    options = backend_options(PipelineConfig(backend="auto"), "palm")
+    assert options["precision"] == "fp16"
+    backend, _ = auto_select.select_backend(model_paths.palm_onnx, options, order=("litert", "onnxruntime-cpu"))
+    assert backend.name == "litert"
+
+
+def test_pipeline_backend_options_for_litert(model_paths):
+    assert "precision" not in backend_options(PipelineConfig(backend="litert"))  # TensorRT's default, dropped
+    assert backend_options(PipelineConfig(backend="litert", precision="int8"))["precision"] == "int8"
+    with pytest.raises(BackendError, match="litert: precision 'int8' is not supported"):
+        HandPipeline(PipelineConfig(backend="litert", precision="int8", refine_3d=False))
+
+
+def test_pipeline_on_litert_finds_the_same_hands_as_onnxruntime(woman_hands_path):
+    image = cv2.cvtColor(cv2.imread(str(woman_hands_path)), cv2.COLOR_BGR2RGB)
+    results = {}
+    for name in ("litert", "onnxruntime-cpu"):
+        pipe = HandPipeline(PipelineConfig(backend=name, mode="image", refine_3d=False))
+        try:
+            results[name] = pipe.process(image)
+        finally:
+            pipe.close()
+    lite, ort = results["litert"], results["onnxruntime-cpu"]
+    assert len(lite.hands) == len(ort.hands) == 2
+    for a, b in zip(sorted(lite.hands, key=lambda h: h.side), sorted(ort.hands, key=lambda h: h.side)):
+        assert a.side == b.side
+        np.testing.assert_allclose(a.detection.keypoints_2d, b.detection.keypoints_2d, atol=PIPELINE_KEYPOINT_TOL_PX)
