@@ -42,6 +42,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               pipeline_field="model_variant"),
     ParamSpec("engine_cache_dir", "", "Folder for models and built engines ('' = the default cache).",
               pipeline_field="cache_dir"),
+    ParamSpec("fetch_models", False, "Allow downloading and converting missing model files at start-up (needs "
+              "PyPI); false: missing files are an error naming 'hand-recon models fetch'."),
     ParamSpec("mano_dir", "", "Folder holding the MANO model files ('' = no MANO layer).",
               pipeline_field="mano_dir"),
     ParamSpec("intra_op_threads", 0, "CPU threads per inference (0 = runtime default).", minimum=0, maximum=64,
