@@ -28,7 +28,7 @@ from hand_recon_ros.ros.image_conversion import (
     rgb_to_image_msg,
 )
 from hand_recon_ros.ros.markers import HandMarkerBuilder
-from hand_recon_ros.ros.message_conversion import camera_info_to_intrinsics, frame_result_to_hand_array
+from hand_recon_ros.ros.message_conversion import frame_result_to_hand_array, read_camera_info
 from hand_recon_ros.ros.parameters import (
     PARAMETERS_BY_NAME,
     ParameterValueError,
@@ -101,6 +101,7 @@ class HandReconCore:
         self._closed = False
         self._last_log_s: dict[str, float] = {}
         self._last_stamp_s: float | None = None
+        self._camera_warnings_logged: set[str] = set()
         self._image_sub: Any = None
         self._camera_info_sub: Any = None
         self._worker: FrameWorker[_Frame] | None = None
@@ -212,13 +213,17 @@ class HandReconCore:
     def on_camera_info(self, msg: Any) -> None:
         """Keep the newest usable intrinsics; a bad CameraInfo is reported and the assumed ones are used."""
         try:
-            intrinsics = camera_info_to_intrinsics(msg)
+            intrinsics, warning = read_camera_info(msg, self._params["input_rectified"])
         except (IntrinsicsError, ValueError) as exc:
             intrinsics = None
             self._report("camera_info", f"CameraInfo refused: {exc}")
         else:
             if intrinsics is not None:
                 self._stats.record_camera_info()
+            if warning is not None and warning not in self._camera_warnings_logged:
+                self._camera_warnings_logged.add(warning)  # reported once, kept as a WARN in /diagnostics
+                self.get_logger().warning(warning)
+            self._stats.set_warning("camera_info", warning)
         with self._camera_lock:
             self._camera_intrinsics = intrinsics
 

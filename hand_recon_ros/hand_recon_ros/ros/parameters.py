@@ -68,6 +68,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               pipeline_field="roi_proposals"),
     ParamSpec("proposal_interval_frames", 30, "Video mode: run the ROI proposals at most every N frames while a "
               "hand is missing.", minimum=1, maximum=300, live=True, pipeline_field="proposal_interval_frames"),
+    ParamSpec("input_rectified", False, "Images are rectified (an image_rect topic): use CameraInfo's P and no "
+              "undistortion; false: K and D by distortion_model (plumb_bob, rational_polynomial, equidistant)."),
     ParamSpec("assumed_hfov_deg", ASSUMED_HFOV_DEG, "Horizontal field of view assumed while no CameraInfo "
               "arrives (degrees).", minimum=10.0, maximum=170.0, live=True),
     ParamSpec("marker_lifetime_s", 0.5, "Lifetime of RViz markers (s, 0 = forever).", minimum=0.0,
