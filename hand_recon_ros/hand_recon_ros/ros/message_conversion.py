@@ -18,6 +18,8 @@ from hand_recon_ros.skeleton import NUM_JOINTS
 
 # Quaternion (x, y, z, w) used when the pipeline gave no wrist orientation.
 IDENTITY_QUATERNION_XYZW: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0)
+# Below this norm a quaternion carries no orientation and the identity is sent instead.
+MIN_QUATERNION_NORM = 1e-9
 # Distinct face arrays whose MeshTriangle lists are kept (one per hand model in practice).
 TRIANGLE_CACHE_SIZE = 4
 _TRIANGLE_CACHE: dict[bytes, list[Any]] = {}
@@ -112,6 +114,17 @@ def intrinsics_to_camera_info(intrinsics: CameraIntrinsics, header: Any = None) 
     return msg
 
 
+def unit_quaternion(quaternion: Any) -> tuple[float, float, float, float]:
+    """``quaternion`` (x, y, z, w) scaled to unit length; identity when None, non-finite or (near) zero."""
+    if quaternion is None:
+        return IDENTITY_QUATERNION_XYZW
+    qx, qy, qz, qw = (float(v) for v in quaternion)
+    norm = math.sqrt(qx * qx + qy * qy + qz * qz + qw * qw)
+    if not math.isfinite(norm) or norm < MIN_QUATERNION_NORM:
+        return IDENTITY_QUATERNION_XYZW
+    return qx / norm, qy / norm, qz / norm, qw / norm
+
+
 def _finite_or_zero(values: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(values), values, 0.0)
 
@@ -146,13 +159,7 @@ def hand_result_to_msg(hand: HandResult) -> Any:
     msg.keypoints_2d = np.asarray(detection.keypoints_2d, dtype=np.float32).reshape(NUM_JOINTS * 2)
     wrist = joints[0] if hand.wrist_position is None else np.asarray(hand.wrist_position, dtype=np.float64)
     msg.wrist_pose.position.x, msg.wrist_pose.position.y, msg.wrist_pose.position.z = (float(v) for v in wrist)
-    quaternion = IDENTITY_QUATERNION_XYZW if hand.wrist_quaternion is None else hand.wrist_quaternion
-    qx, qy, qz, qw = (float(v) for v in quaternion)
-    norm = math.sqrt(qx * qx + qy * qy + qz * qz + qw * qw)
-    if not math.isfinite(norm) or norm < 1e-9:
-        qx, qy, qz, qw = IDENTITY_QUATERNION_XYZW
-    else:
-        qx, qy, qz, qw = qx / norm, qy / norm, qz / norm, qw / norm
+    qx, qy, qz, qw = unit_quaternion(hand.wrist_quaternion)
     orientation = msg.wrist_pose.orientation
     orientation.x, orientation.y, orientation.z, orientation.w = qx, qy, qz, qw
     if hand.mesh is not None:
