@@ -352,7 +352,8 @@ class HandReconCore:
             return
         msg = frame.msg
         try:
-            rgb = compressed_msg_to_rgb(msg) if frame.compressed else image_msg_to_rgb(msg)
+            rgb = (compressed_msg_to_rgb(msg) if frame.compressed
+                   else image_msg_to_rgb(msg, self._params["mono16_bits"]))
         except ImageConversionError as exc:
             self._report("input", f"image refused: {exc}")
             return

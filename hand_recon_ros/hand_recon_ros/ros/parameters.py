@@ -34,6 +34,9 @@ class ParamSpec:
 PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("image_transport", "raw", "Subscribe to 'image' (raw) or 'image/compressed' (compressed).",
               choices=("raw", "compressed")),
+    ParamSpec("mono16_bits", 0, "Significant bits of mono16/16UC1 images (e.g. 12 for a 12-bit sensor): the top 8 "
+              "of them are used; 0 = read from each image (highest set bit, at least 8).", minimum=0, maximum=16,
+              live=True),
     ParamSpec("backend", "onnxruntime-cpu", "Inference backend: onnxruntime-cpu, tensorrt, onnxruntime-cuda, "
               "onnxruntime-tensorrt, torch or auto.", pipeline_field="backend"),
     ParamSpec("precision", "fp16", "TensorRT precision (fp16, fp32, int8); CPU backends ignore it.",
