@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r.transport} diagnostics: {r.errors}")
         print(f"{r.transport} kinds: {dict(sorted(r.kinds.items()))}")
     if args.json:
-        args.json.write_text(json.dumps({"cpu": cpu_description(), "fake": args.fake,
-                                         "phases": [dataclasses.asdict(r) for r in reports]}, indent=1))
+        phases = [{**dataclasses.asdict(r), "kinds": dict(r.kinds)} for r in reports]
+        args.json.write_text(json.dumps({"cpu": cpu_description(), "fake": args.fake, "phases": phases}, indent=1))
     healthy = all(not r.crashed and r.tracebacks == 0 and r.after_answered == r.after_sent for r in reports)
     return 0 if healthy else 1
 

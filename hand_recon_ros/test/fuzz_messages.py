@@ -218,7 +218,8 @@ def run_phase(domain_id: int, transport: str, messages: int, good_rgb: np.ndarra
         time.sleep(1.2)  # one more diagnostics period
         status = peer.latest_status()
         if status is not None:
-            report.errors = {k: v for k, v in status_values(status).items() if k.startswith(("errors", "warning"))}
+            report.errors = {k: v for k, v in status_values(status).items()
+                             if k.startswith(("errors", "warning", "last error"))}
     finally:
         peer.close()
         if process.poll() is not None and not report.crashed and report.after_sent < AFTER_FRAMES:
