@@ -135,3 +135,19 @@ def test_fisheye_intrinsics_round_trip_through_camera_info() -> None:
     intr, _ = read_camera_info(_camera_info("equidistant", DISTORTIONS["equidistant"]))
     back, warning = read_camera_info(intrinsics_to_camera_info(intr))
     assert warning is None and back.distortion_model == "equidistant" and back.distortion == intr.distortion
+
+
+def test_calibration_yaml_reads_the_distortion_model(tmp_path) -> None:
+    """`hand-recon run --intrinsics calib.yaml` (camera_calibration format) keeps a fisheye model a fisheye."""
+    from hand_recon_ros.io.intrinsics_input import load_camera_info_yaml
+
+    text = ("image_width: 1280\nimage_height: 800\ndistortion_model: {model}\n"
+            "camera_matrix: {{rows: 3, cols: 3, data: [612, 0, 641.5, 0, 615, 402, 0, 0, 1]}}\n"
+            "distortion_coefficients: {{rows: 1, cols: 4, data: [-0.012, 0.004, -0.0021, 0.0003]}}\n")
+    path = tmp_path / "calib.yaml"
+    path.write_text(text.format(model="equidistant"), encoding="utf-8")
+    intr = load_camera_info_yaml(path)
+    assert intr.distortion_model == "equidistant" and len(intr.distortion) == 4
+    path.write_text(text.format(model="pinhole_radtan_custom"), encoding="utf-8")
+    with pytest.raises(IntrinsicsError, match="distortion_model 'pinhole_radtan_custom'"):
+        load_camera_info_yaml(path)
