@@ -218,6 +218,11 @@ def test_configure_loads_the_real_models_and_activate_answers(woman_hands_path: 
                 break
         assert got is not None, "no HandArray for the real photo"
         assert len(got.hands) == 2, [h.side for h in got.hands]
+        peer.send(np.zeros((1, 1, 3), np.uint8), 600.0, with_info=False)  # decodes, but too small to process
+        assert peer.wait_for(lambda: (s := peer.latest_status()) is not None and
+                             "errors (input)" in {kv.key for kv in s.values}, RECEIVE_TIMEOUT_S)
+        values = {kv.key: kv.value for kv in peer.latest_status().values}
+        assert "errors (inference)" not in values and "must have shape" in values["last error"], values
         assert change_state(peer, Transition.TRANSITION_DEACTIVATE)
         assert change_state(peer, Transition.TRANSITION_CLEANUP)
         assert change_state(peer, Transition.TRANSITION_UNCONFIGURED_SHUTDOWN)

@@ -18,6 +18,7 @@ from typing import Any
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from hand_recon_ros.io.overlay import draw_overlay
+from hand_recon_ros.pipeline.hand_pipeline import ImageFormatError
 from hand_recon_ros.pipeline.types import CameraIntrinsics, IntrinsicsError
 from hand_recon_ros.ros.diagnostics import NodeStats, to_diagnostic_array
 from hand_recon_ros.ros.frame_slot import FrameWorker, LatestFrameSlot
@@ -368,6 +369,9 @@ class HandReconCore:
         self._last_stamp_s = stamp_s
         try:
             result = self._pipeline.process(rgb, intrinsics, stamp_s)
+        except ImageFormatError as exc:  # e.g. a 1x1 image: the input's fault, not the inference's
+            self._report("input", f"image refused: {exc}")
+            return
         except Exception as exc:
             self._report("inference", f"inference failed: {type(exc).__name__}: {exc}")
             return
