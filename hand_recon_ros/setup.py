@@ -46,6 +46,7 @@ setup(
         "console_scripts": [
             "hand-recon = hand_recon_ros.cli:main",
             "hand_recon_node = hand_recon_ros.ros.node:main",
+            "hand_recon_lifecycle_node = hand_recon_ros.ros.lifecycle_node:main",
         ],
     },
 )

@@ -116,3 +116,23 @@ def test_message_objects_are_accepted(rgb: np.ndarray) -> None:
     assert isinstance(msg, sensor_msgs.Image)
     np.testing.assert_array_equal(image_msg_to_rgb(msg), rgb)
     assert "mono16" in SUPPORTED_ENCODINGS and "yuv422_yuy2" in SUPPORTED_ENCODINGS
+
+
+@pytest.mark.parametrize("bits", [10, 12, 14])
+def test_mono16_uses_the_real_bit_depth(rgb: np.ndarray, bits: int) -> None:
+    """A 10/12/14-bit sensor in mono16 fills its own range: the top 8 of its bits, given or read from the data."""
+    grey = rgb[..., 0].copy()
+    grey[0, 0] = 255  # the brightest pixel uses the top bit, as a real exposure would somewhere
+    wide = (grey.astype(np.uint16) << (bits - 8)) | ((1 << (bits - 8)) - 1)  # low bits carry noise-like ones
+    data = wide.astype("<u2").tobytes()
+    for given in (bits, 0):
+        out = image_fields_to_rgb(H, W, "16UC1", W * 2, False, data, mono16_bits=given)
+        np.testing.assert_array_equal(out[..., 0], grey, err_msg=f"mono16_bits={given}")
+
+
+def test_mono16_saturates_above_the_given_depth_and_refuses_a_bad_one() -> None:
+    data = np.array([[0, 1023, 4095, 65535]], "<u2").tobytes()
+    out = image_fields_to_rgb(1, 4, "mono16", 8, False, data, mono16_bits=10)
+    assert out[0, :, 0].tolist() == [0, 255, 255, 255]
+    with pytest.raises(ImageConversionError, match="bit depth"):
+        image_fields_to_rgb(1, 4, "mono16", 8, False, data, mono16_bits=17)

@@ -47,7 +47,7 @@ def test_parameter_arguments_are_node_parameters_in_the_config(launch_module) ->
     names = [name for name, _ in launch_module.PARAMETER_ARGUMENTS]
     assert len(names) == len(set(names))
     assert REQUIRED_PARAMETER_ARGUMENTS <= set(names)
-    params = yaml.safe_load(CONFIG_FILE.read_text(encoding="utf-8"))["hand_recon_node"]["ros__parameters"]
+    params = yaml.safe_load(CONFIG_FILE.read_text(encoding="utf-8"))["/**"]["ros__parameters"]
     for name in names:
         assert name in PARAMETERS_BY_NAME, f"launch argument {name} is not a node parameter"
         assert name in params, f"launch argument {name} has no default in config/hand_recon.yaml"

@@ -171,3 +171,32 @@ def test_shape_fit_recovers_hand_size(mano_dir):
     err_fit = np.abs(hk.bone_lengths_of(fitted) - hk.bone_lengths_of(target)).max()
     err_plain = np.abs(hk.bone_lengths_of(plain) - hk.bone_lengths_of(target)).max()
     assert err_fit < 0.3 * err_plain and err_fit < 0.002
+
+
+class _RunsACommand:
+    """A pickle payload that runs a shell command when loaded (what a hostile MANO_RIGHT.pkl could hold)."""
+
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_pickle_that_runs_code_is_refused_naming_the_global(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "MANO_RIGHT.pkl"
+    with open(path, "wb") as stream:
+        pickle.dump({"v_template": _RunsACommand(marker)}, stream, protocol=2)
+    with pytest.raises(MANOLoadError, match=r"refusing to load (posix|os|nt)\.system"):
+        load_mano_file(path, "right")
+    assert not marker.exists(), "the pickle's command ran"
+
+
+def test_a_pickle_calling_builtins_eval_is_refused(tmp_path):
+    path = tmp_path / "MANO_LEFT.pkl"
+    path.write_bytes(b"\x80\x02cbuiltins\neval\nX\x04\x00\x00\x001+1\x85R.")
+    with pytest.raises(MANOLoadError, match=r"builtins\.eval"):
+        load_mano_file(path, "left")

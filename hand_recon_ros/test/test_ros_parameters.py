@@ -78,7 +78,7 @@ def test_descriptors_carry_ranges_and_read_only() -> None:
 
 def test_config_file_documents_every_parameter_with_its_default() -> None:
     data = yaml.safe_load(CONFIG_FILE.read_text(encoding="utf-8"))
-    params = data["hand_recon_node"]["ros__parameters"]
+    params = data["/**"]["ros__parameters"]
     assert set(params) == set(PARAMETERS_BY_NAME)
     for name, value in params.items():
         assert validate_value(name, value) == PARAMETERS_BY_NAME[name].default, name

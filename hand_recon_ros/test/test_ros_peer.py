@@ -101,6 +101,10 @@ class FakePipeline:
         """Count resets (they show in the track ids)."""
         self.resets += 1
 
+    def close(self) -> None:
+        """Say so on stdout, so a test reading the node's output sees that the node released its pipeline."""
+        print(FAKE_CLOSED_BANNER, flush=True)
+
 
 def run_fake_node(argv: list[str]) -> int:
     """Process entry: HandReconNode with FakePipeline, spun like ``hand_recon_ros.ros.node.main``."""
@@ -120,23 +124,38 @@ def run_fake_node(argv: list[str]) -> int:
     return build_and_spin(build)
 
 
+def run_fake_lifecycle_node(argv: list[str]) -> int:
+    """Process entry: HandReconLifecycleNode building a FakePipeline at configure, spun like its ``main``."""
+    import rclpy
+
+    from hand_recon_ros.ros.lifecycle_node import HandReconLifecycleNode, spin_until_finalized
+
+    rclpy.init(args=argv)
+    return spin_until_finalized(HandReconLifecycleNode(pipeline_factory=FakePipeline))
+
+
+# Printed by FakePipeline.close().
+FAKE_CLOSED_BANNER = "fake pipeline: closed"
 # The fake node waits this long (seconds) before constructing HandReconNode, printing STARTING_BANNER first.
 START_DELAY_ENV = "HAND_RECON_FAKE_NODE_START_DELAY_S"
 STARTING_BANNER = "fake node: starting up"
 
 
 def start_node(domain_id: int, params: dict[str, Any] | None = None, fake: bool = True,
-               extra_args: list[str] | None = None, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start the node in its own process (fake pipeline, or the real one via ``python -m``)."""
+               extra_args: list[str] | None = None, env: dict[str, str] | None = None,
+               lifecycle: bool = False) -> subprocess.Popen:
+    """Start the node (``lifecycle``: the managed one) in its own process, fake pipeline or the real one."""
     args = ["--ros-args"]
     for name, value in (params or {}).items():
         text = str(value).lower() if isinstance(value, bool) else str(value)
         args += ["-p", f"{name}:={text}"]
     args += extra_args or []
     if fake:
-        command = [sys.executable, str(Path(__file__).resolve()), "fake-node", *args]
+        mode = "fake-lifecycle-node" if lifecycle else "fake-node"
+        command = [sys.executable, str(Path(__file__).resolve()), mode, *args]
     else:
-        command = [sys.executable, "-m", "hand_recon_ros.ros.node", *args]
+        module = "hand_recon_ros.ros.lifecycle_node" if lifecycle else "hand_recon_ros.ros.node"
+        command = [sys.executable, "-m", module, *args]
     env = dict(os.environ, **(env or {}), ROS_DOMAIN_ID=str(domain_id), PYTHONUNBUFFERED="1")
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -339,3 +358,5 @@ def status_values(status: Any) -> dict[str, str]:
 
 if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "fake-node":
     sys.exit(run_fake_node(sys.argv))
+if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "fake-lifecycle-node":
+    sys.exit(run_fake_lifecycle_node(sys.argv))

@@ -57,3 +57,19 @@ def test_without_tf2_ros_tf_is_off_with_the_reason() -> None:
     publisher, reason = create_tf_publisher(object(), "hand_")
     assert publisher is None
     assert "TF off" in reason and "tf2_ros" in reason
+
+
+@pytest.mark.parametrize(("given", "sent"), [
+    ((0.0, 0.0, 1.2, 1.6), (0.0, 0.0, 0.6, 0.8)),  # not unit length: normalised like HandArray's wrist_pose
+    ((0.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0)),  # zero: identity
+    ((float("nan"), 0.0, 0.0, 1.0), (0.0, 0.0, 0.0, 1.0)),  # non-finite: identity
+])
+def test_wrist_rotation_is_a_unit_quaternion_like_the_message(given, sent) -> None:
+    from hand_recon_ros.ros.message_conversion import hand_result_to_msg
+
+    hand = dataclasses.replace(synthetic_hand("right", False), wrist_quaternion=np.array(given, np.float32))
+    (transform,) = wrist_transforms(FrameResult(640, 480, True, [hand]), Header(frame_id="cam"), "h_")
+    r = transform.transform.rotation
+    np.testing.assert_allclose((r.x, r.y, r.z, r.w), sent, atol=1e-6)
+    o = hand_result_to_msg(hand).wrist_pose.orientation
+    np.testing.assert_allclose((r.x, r.y, r.z, r.w), (o.x, o.y, o.z, o.w), atol=1e-7)

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from hand_recon_ros.pipeline.camera import DISTORTION_MODELS
 from hand_recon_ros.pipeline.types import CameraIntrinsics, IntrinsicsError
 
 
@@ -59,12 +60,15 @@ def load_camera_info_yaml(path: str | Path) -> CameraIntrinsics:
         dist_block = data.get("distortion_coefficients", data.get("d", data.get("D", [])))
         dist = dist_block["data"] if isinstance(dist_block, dict) else (dist_block or [])
         distortion = tuple(float(v) for v in dist)
+        model = str(data.get("distortion_model") or "plumb_bob")
     except (TypeError, KeyError, ValueError) as exc:
         raise IntrinsicsError(f"{path}: needs image_width, image_height and camera_matrix.data (9 numbers): {exc}"
                               ) from exc
     if len(k) != 9:
         raise IntrinsicsError(f"{path}: camera_matrix must have 9 numbers, got {len(k)}")
-    return CameraIntrinsics(k[0], k[4], k[2], k[5], width, height, distortion, known=True)
+    if model not in DISTORTION_MODELS:
+        raise IntrinsicsError(f"{path}: distortion_model {model!r} is not one of {', '.join(DISTORTION_MODELS)}")
+    return CameraIntrinsics(k[0], k[4], k[2], k[5], width, height, distortion, known=True, distortion_model=model)
 
 
 def intrinsics_for(numbers: tuple[float, float, float, float], width: int, height: int) -> CameraIntrinsics:

@@ -1,6 +1,7 @@
 """Load the user's MANO_RIGHT.pkl / MANO_LEFT.pkl without chumpy (the files pickle chumpy objects).
 
-A custom ``pickle.Unpickler.find_class`` maps every ``chumpy.*`` class to a stub that keeps the pickled state;
+A custom ``pickle.Unpickler.find_class`` maps every ``chumpy.*`` class to a stub that keeps the pickled state,
+and refuses every other global except the numpy/SciPy ones a MANO file needs (a pickle can run any code);
 the arrays are read out of it (chumpy's ``Ch`` keeps its value in the state's ``x``). Old SciPy sparse module
 paths (``scipy.sparse.csc``) are mapped to the current ones. MANO files cannot be shipped with the project; the
 user points ``mano_dir`` at a folder holding them.
@@ -65,19 +66,38 @@ def to_array(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
+# The only globals a MANO pickle needs (Python 2 and 3 spellings), besides chumpy.* (stubbed) and the SciPy
+# sparse matrix classes below: anything else (os.system, builtins.eval, ...) is refused before it is imported.
+ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset({
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("_codecs", "encode"),
+    ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"),
+    ("__builtin__", "object"), ("builtins", "object"),
+    ("__builtin__", "set"), ("builtins", "set"), ("__builtin__", "frozenset"), ("builtins", "frozenset"),
+})
+ALLOWED_SPARSE_CLASSES: frozenset[str] = frozenset({"csc_matrix", "csr_matrix", "coo_matrix"})
+
+
 class _MANOUnpickler(pickle.Unpickler):
-    """Unpickler that never imports chumpy and tolerates moved SciPy modules."""
+    """Unpickler that never imports chumpy, loads only the classes a MANO file needs, and maps moved SciPy modules."""
 
     def find_class(self, module: str, name: str) -> Any:
-        """Chumpy classes → ChumpyStub; old scipy.sparse module paths → their current home."""
+        """Chumpy classes → ChumpyStub; numpy/SciPy sparse classes; anything else → UnpicklingError naming it."""
         if module == "chumpy" or module.startswith("chumpy."):
             return ChumpyStub
-        try:
-            return super().find_class(module, name)
-        except (ImportError, AttributeError):
-            if module.startswith("scipy.sparse"):
+        if module.startswith("scipy.sparse") and name in ALLOWED_SPARSE_CLASSES:
+            try:
+                return super().find_class(module, name)
+            except (ImportError, AttributeError):  # an old module path (scipy.sparse.csc)
                 return getattr(importlib.import_module("scipy.sparse"), name)
-            raise
+        if (module, name) not in ALLOWED_GLOBALS:
+            raise pickle.UnpicklingError(
+                f"refusing to load {module}.{name}: a MANO file holds only numpy arrays, SciPy sparse matrices "
+                "and chumpy objects"
+            )
+        return super().find_class(module, name)
 
 
 @dataclass

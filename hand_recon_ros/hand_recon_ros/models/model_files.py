@@ -399,3 +399,36 @@ def ensure_models(
         _ensure_onnx("palm", palm_tflite, result.palm_onnx, cache, quiet)
         _ensure_onnx("landmark", landmark_tflite, result.landmark_onnx, cache, quiet)
     return result
+
+
+def cached_models(variant: str = "full", cache_dir: str | Path | None = None) -> ModelPaths:
+    """The model files of ``variant`` when all four are already cached and verified; never fetches or converts.
+
+    Raises ModelFileError naming every missing or unverified file and ``hand-recon models fetch`` (what a node
+    that must not touch the network at start-up reports).
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown model variant '{variant}'; choose one of {', '.join(VARIANTS)}")
+    cache = model_cache_dir(cache_dir)
+    palm_spec = TFLITE_FILES[f"palm_detection_{variant}"]
+    landmark_spec = TFLITE_FILES[f"hand_landmark_{variant}"]
+    palm_tflite, landmark_tflite = cache / palm_spec.filename, cache / landmark_spec.filename
+    paths = ModelPaths(
+        variant=variant,
+        palm_tflite=palm_tflite,
+        landmark_tflite=landmark_tflite,
+        palm_onnx=onnx_path_for(palm_tflite, palm_spec.sha256, PALM_BATCH_MODE),
+        landmark_onnx=onnx_path_for(landmark_tflite, landmark_spec.sha256, LANDMARK_BATCH_MODE),
+    )
+    stamp = _read_stamp(cache)
+    missing = [str(p) for p, spec in ((palm_tflite, palm_spec), (landmark_tflite, landmark_spec))
+               if not _verified(p, spec.sha256, stamp)]
+    missing += [str(p) for p in (paths.palm_onnx, paths.landmark_onnx) if not _onnx_verified(p, stamp)]
+    if missing:
+        raise ModelFileError(
+            f"model files missing or not verified in {cache}: {', '.join(missing)}. Fix: run "
+            f"'hand-recon models fetch --variant {variant}"
+            + (f" --cache-dir {cache}'" if cache_dir not in (None, "") else "'")
+            + " once (needs access to PyPI)"
+        )
+    return paths

@@ -10,6 +10,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from hand_recon_ros.pipeline.camera import undistort_keypoints
 from hand_recon_ros.pipeline.types import CameraIntrinsics, HandDetection, HandResult
 from hand_recon_ros.pipeline.wrist_pose import wrist_pose
 
@@ -51,9 +52,8 @@ class PnPLifter:
         object_pts = np.ascontiguousarray(det.world_landmarks, dtype=np.float64).reshape(-1, 1, 3)
         image_pts = np.ascontiguousarray(det.keypoints_2d, dtype=np.float64).reshape(-1, 1, 2)
         K = intrinsics.matrix
-        if intrinsics.has_distortion:
-            dist = np.asarray(intrinsics.distortion, dtype=np.float64)
-            image_pts = cv2.undistortPoints(image_pts, K, dist, P=K)
+        if intrinsics.has_distortion:  # every CameraInfo model (fisheye included), then a pinhole with K
+            image_pts = undistort_keypoints(image_pts.reshape(-1, 2), intrinsics).reshape(-1, 1, 2)
         zero_dist = np.zeros(5)
         fallback = HandResult(det, None, np.full(21, det.score, np.float32))
         ok, rvec, tvec = cv2.solvePnP(object_pts, image_pts, K, zero_dist, flags=cv2.SOLVEPNP_SQPNP)

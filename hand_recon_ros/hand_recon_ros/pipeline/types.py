@@ -34,6 +34,9 @@ class CameraIntrinsics:
     height: int
     distortion: tuple[float, ...] = ()
     known: bool = True
+    # How ``distortion`` is read (CameraInfo names): plumb_bob / rational_polynomial (OpenCV's model) or
+    # equidistant (OpenCV's fisheye model, 4 coefficients).
+    distortion_model: str = "plumb_bob"
 
     def __post_init__(self) -> None:
         values = (self.fx, self.fy, self.cx, self.cy)

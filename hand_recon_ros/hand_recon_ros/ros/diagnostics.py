@@ -58,6 +58,7 @@ class NodeStats:
         self.intrinsics_assumed = False
         self.backend = "not loaded"
         self.fatal: str | None = None
+        self._standing_warnings: dict[str, str] = {}  # kind -> WARN text, shown while the condition holds
 
     def _trim(self, now: float) -> None:
         horizon = now - RATE_WINDOW_S
@@ -107,6 +108,14 @@ class NodeStats:
             self.intrinsics_assumed = not intrinsics_known
             self._trim(now)
 
+    def set_warning(self, kind: str, message: str | None) -> None:
+        """Show ``message`` as a WARN (and a value) until cleared with None (e.g. an unsupported CameraInfo model)."""
+        with self._lock:
+            if message is None:
+                self._standing_warnings.pop(kind, None)
+            else:
+                self._standing_warnings[kind] = message
+
     def record_error(self, kind: str, message: str) -> None:
         """A bad input message or a failed inference (``kind`` e.g. 'input', 'camera_info', 'inference')."""
         with self._lock:
@@ -153,6 +162,8 @@ class NodeStats:
                 values[f"errors ({kind})"] = str(count)
             if self._last_error is not None:
                 values["last error"] = f"{self._last_error[1]}: {self._last_error[2]}"
+            for kind, message in sorted(self._standing_warnings.items()):
+                values[f"warning ({kind})"] = message
 
             errors: list[str] = []
             warnings: list[str] = []
@@ -167,6 +178,7 @@ class NodeStats:
                 self._last_camera_info_s is None or self.intrinsics_assumed
             ):
                 warnings.append("no CameraInfo: assumed intrinsics")
+            warnings += [message for _, message in sorted(self._standing_warnings.items())]
         if errors:
             return DiagnosticsSnapshot(ERROR, "; ".join(errors + warnings), values)
         if warnings:

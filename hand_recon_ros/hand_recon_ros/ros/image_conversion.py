@@ -28,16 +28,39 @@ ENCODING_LAYOUT: dict[str, tuple[int, int]] = {
 SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(ENCODING_LAYOUT)
 # Largest image side we accept (pixels): anything beyond is a corrupt header, not a camera.
 MAX_IMAGE_SIDE_PX = 16384
+# mono16/16UC1: significant bits per pixel when the caller does not say (0 = read from the data: the highest
+# set bit of the brightest pixel, at least 8), and the range a caller may give.
+MONO16_BITS_FROM_DATA = 0
+MONO16_MIN_BITS, MONO16_MAX_BITS = 1, 16
 
 
 class ImageConversionError(ValueError):
     """An image message that cannot be turned into an RGB array; the message names the field and value."""
 
 
+def mono16_to_mono8(values: np.ndarray, bits: int = MONO16_BITS_FROM_DATA) -> np.ndarray:
+    """The top 8 of ``bits`` significant bits of 16-bit pixels (a 12-bit sensor: >> 4), saturating above them.
+
+    ``bits`` 0 reads the depth from the data (highest set bit of the brightest pixel, at least 8).
+    """
+    if bits == MONO16_BITS_FROM_DATA:
+        bits = max(8, int(values.max(initial=0)).bit_length())
+    if not MONO16_MIN_BITS <= bits <= MONO16_MAX_BITS:
+        raise ImageConversionError(f"mono16 bit depth must be {MONO16_MIN_BITS}..{MONO16_MAX_BITS} (or 0 = from "
+                                   f"the data), got {bits}")
+    wide = values.astype(np.uint32)
+    scaled = wide >> (bits - 8) if bits >= 8 else wide << (8 - bits)
+    return np.minimum(scaled, 255).astype(np.uint8)
+
+
 def image_fields_to_rgb(
-    height: int, width: int, encoding: str, step: int, is_bigendian: bool | int, data: Any
+    height: int, width: int, encoding: str, step: int, is_bigendian: bool | int, data: Any,
+    mono16_bits: int = MONO16_BITS_FROM_DATA,
 ) -> np.ndarray:
-    """Decode raw sensor_msgs/Image fields into an RGB uint8 (H, W, 3) array (always a fresh, contiguous copy)."""
+    """Decode raw sensor_msgs/Image fields into an RGB uint8 (H, W, 3) array (always a fresh, contiguous copy).
+
+    ``mono16_bits``: significant bits of mono16/16UC1 pixels (see mono16_to_mono8; 0 = from the data).
+    """
     if encoding not in ENCODING_LAYOUT:
         raise ImageConversionError(
             f"unsupported image encoding '{encoding}'; supported: {', '.join(SUPPORTED_ENCODINGS)}"
@@ -63,7 +86,7 @@ def image_fields_to_rgb(
     if depth == 2:
         dtype = np.dtype(">u2" if is_bigendian else "<u2")
         mono16 = np.ascontiguousarray(rows).view(dtype).reshape(height, width)
-        mono8 = (mono16 >> 8).astype(np.uint8)
+        mono8 = mono16_to_mono8(mono16, mono16_bits)
         return cv2.cvtColor(mono8, cv2.COLOR_GRAY2RGB)
     pixels = rows.reshape(height, width, channels)
     if encoding == "rgb8":
@@ -83,10 +106,11 @@ def image_fields_to_rgb(
     return cv2.cvtColor(source, conversion)
 
 
-def image_msg_to_rgb(msg: Any) -> np.ndarray:
+def image_msg_to_rgb(msg: Any, mono16_bits: int = MONO16_BITS_FROM_DATA) -> np.ndarray:
     """Decode a sensor_msgs/Image into an RGB uint8 (H, W, 3) array; ImageConversionError names what is wrong."""
     return image_fields_to_rgb(
-        int(msg.height), int(msg.width), str(msg.encoding), int(msg.step), bool(msg.is_bigendian), msg.data
+        int(msg.height), int(msg.width), str(msg.encoding), int(msg.step), bool(msg.is_bigendian), msg.data,
+        mono16_bits,
     )
 
 

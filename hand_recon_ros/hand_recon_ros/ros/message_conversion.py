@@ -7,11 +7,19 @@ from typing import Any
 
 import numpy as np
 
+from hand_recon_ros.pipeline.camera import (
+    DISTORTION_MODELS,
+    FISHEYE_COEFFICIENT_COUNT,
+    FISHEYE_MODEL,
+    OPENCV_COEFFICIENT_COUNTS,
+)
 from hand_recon_ros.pipeline.types import CameraIntrinsics, FrameResult, HandResult, IntrinsicsError
 from hand_recon_ros.skeleton import NUM_JOINTS
 
 # Quaternion (x, y, z, w) used when the pipeline gave no wrist orientation.
 IDENTITY_QUATERNION_XYZW: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0)
+# Below this norm a quaternion carries no orientation and the identity is sent instead.
+MIN_QUATERNION_NORM = 1e-9
 # Distinct face arrays whose MeshTriangle lists are kept (one per hand model in practice).
 TRIANGLE_CACHE_SIZE = 4
 _TRIANGLE_CACHE: dict[bytes, list[Any]] = {}
@@ -27,36 +35,76 @@ def camera_info_to_intrinsics(msg: Any) -> CameraIntrinsics | None:
 
     Raises IntrinsicsError (naming the values) for NaN/Inf or non-positive focal lengths.
     """
+    return read_camera_info(msg)[0]
+
+
+def read_camera_info(msg: Any, rectified: bool = False) -> tuple[CameraIntrinsics | None, str | None]:
+    """CameraIntrinsics from a CameraInfo (None when uncalibrated) and a warning when its model is unknown.
+
+    ``rectified`` (images from an image_rect topic): P's fx, fy, cx, cy and no distortion. Otherwise K with D
+    read by ``distortion_model`` (plumb_bob, rational_polynomial, equidistant); an unknown model gives
+    intrinsics without distortion and the warning text. IntrinsicsError names the field and value of a
+    CameraInfo that cannot be used (non-finite K/P/D, wrong D length for its model, P all zero when rectified).
+    """
     k = np.asarray(msg.k, dtype=np.float64).reshape(-1)
     if k.size != 9:
         raise IntrinsicsError(f"CameraInfo.k must have 9 values, got {k.size}")
     if not np.all(np.isfinite(k)):
         raise IntrinsicsError(f"CameraInfo.k holds non-finite values: {k.tolist()}")
+    if rectified:
+        p = np.asarray(msg.p, dtype=np.float64).reshape(-1)
+        if p.size != 12 or not np.all(np.isfinite(p)):
+            raise IntrinsicsError(f"CameraInfo.p must have 12 finite values (input_rectified), got {p.tolist()}")
+        if not np.any(p):
+            if np.any(k):
+                raise IntrinsicsError("CameraInfo.p is all zero but input_rectified is true (needs P)")
+            return None, None
+        fx, fy, cx, cy = float(p[0]), float(p[5]), float(p[2]), float(p[6])
+        return CameraIntrinsics(fx, fy, cx, cy, int(msg.width), int(msg.height), (), known=True), None
     if not np.any(k):
-        return None
-    distortion = tuple(float(v) for v in np.asarray(msg.d, dtype=np.float64).reshape(-1))
-    return CameraIntrinsics(
+        return None, None
+    d = np.asarray(msg.d, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(d)):
+        raise IntrinsicsError(f"CameraInfo.d holds non-finite values: {d.tolist()}")
+    model = str(msg.distortion_model) or "plumb_bob"
+    warning = None
+    if model not in DISTORTION_MODELS:
+        warning = (f"CameraInfo.distortion_model {model!r} is not supported ({', '.join(DISTORTION_MODELS)}); "
+                   "keypoints are used as they are with K (no undistortion)")
+        d = np.zeros(0)
+        model = "plumb_bob"
+    elif np.any(d):
+        counts = (FISHEYE_COEFFICIENT_COUNT,) if model == FISHEYE_MODEL else OPENCV_COEFFICIENT_COUNTS
+        if d.size not in counts:
+            raise IntrinsicsError(f"CameraInfo.d has {d.size} values, {model} needs "
+                                  f"{' or '.join(str(c) for c in counts)}")
+    else:
+        d = np.zeros(0)
+    intrinsics = CameraIntrinsics(
         fx=float(k[0]),
         fy=float(k[4]),
         cx=float(k[2]),
         cy=float(k[5]),
         width=int(msg.width),
         height=int(msg.height),
-        distortion=distortion,
+        distortion=tuple(float(v) for v in d),
         known=True,
+        distortion_model=model,
     )
+    return intrinsics, warning
 
 
 def intrinsics_to_camera_info(intrinsics: CameraIntrinsics, header: Any = None) -> Any:
-    """A sensor_msgs/CameraInfo (plumb_bob, no rectification) describing ``intrinsics``."""
+    """A sensor_msgs/CameraInfo (its distortion model, no rectification) describing ``intrinsics``."""
     from sensor_msgs.msg import CameraInfo
 
     msg = CameraInfo()
     if header is not None:
         msg.header = header
     msg.width, msg.height = int(intrinsics.width), int(intrinsics.height)
-    msg.distortion_model = "plumb_bob"
-    d = list(intrinsics.distortion) + [0.0] * max(0, 5 - len(intrinsics.distortion))
+    msg.distortion_model = intrinsics.distortion_model
+    padded = 4 if intrinsics.distortion_model == FISHEYE_MODEL else 5
+    d = list(intrinsics.distortion) + [0.0] * max(0, padded - len(intrinsics.distortion))
     msg.d = [float(v) for v in d]
     msg.k = [float(v) for v in intrinsics.matrix.reshape(-1)]
     msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
@@ -64,6 +112,17 @@ def intrinsics_to_camera_info(intrinsics: CameraIntrinsics, header: Any = None) 
     p[:, :3] = intrinsics.matrix
     msg.p = [float(v) for v in p.reshape(-1)]
     return msg
+
+
+def unit_quaternion(quaternion: Any) -> tuple[float, float, float, float]:
+    """``quaternion`` (x, y, z, w) scaled to unit length; identity when None, non-finite or (near) zero."""
+    if quaternion is None:
+        return IDENTITY_QUATERNION_XYZW
+    qx, qy, qz, qw = (float(v) for v in quaternion)
+    norm = math.sqrt(qx * qx + qy * qy + qz * qz + qw * qw)
+    if not math.isfinite(norm) or norm < MIN_QUATERNION_NORM:
+        return IDENTITY_QUATERNION_XYZW
+    return qx / norm, qy / norm, qz / norm, qw / norm
 
 
 def _finite_or_zero(values: np.ndarray) -> np.ndarray:
@@ -100,13 +159,7 @@ def hand_result_to_msg(hand: HandResult) -> Any:
     msg.keypoints_2d = np.asarray(detection.keypoints_2d, dtype=np.float32).reshape(NUM_JOINTS * 2)
     wrist = joints[0] if hand.wrist_position is None else np.asarray(hand.wrist_position, dtype=np.float64)
     msg.wrist_pose.position.x, msg.wrist_pose.position.y, msg.wrist_pose.position.z = (float(v) for v in wrist)
-    quaternion = IDENTITY_QUATERNION_XYZW if hand.wrist_quaternion is None else hand.wrist_quaternion
-    qx, qy, qz, qw = (float(v) for v in quaternion)
-    norm = math.sqrt(qx * qx + qy * qy + qz * qz + qw * qw)
-    if not math.isfinite(norm) or norm < 1e-9:
-        qx, qy, qz, qw = IDENTITY_QUATERNION_XYZW
-    else:
-        qx, qy, qz, qw = qx / norm, qy / norm, qz / norm, qw / norm
+    qx, qy, qz, qw = unit_quaternion(hand.wrist_quaternion)
     orientation = msg.wrist_pose.orientation
     orientation.x, orientation.y, orientation.z, orientation.w = qx, qy, qz, qw
     if hand.mesh is not None:

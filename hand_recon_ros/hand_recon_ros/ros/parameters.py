@@ -34,6 +34,9 @@ class ParamSpec:
 PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("image_transport", "raw", "Subscribe to 'image' (raw) or 'image/compressed' (compressed).",
               choices=("raw", "compressed")),
+    ParamSpec("mono16_bits", 0, "Significant bits of mono16/16UC1 images (e.g. 12 for a 12-bit sensor): the top 8 "
+              "of them are used; 0 = read from each image (highest set bit, at least 8).", minimum=0, maximum=16,
+              live=True),
     ParamSpec("backend", "litert", "Inference backend: litert, onnxruntime-cpu, tensorrt, onnxruntime-cuda, "
               "onnxruntime-tensorrt, torch or auto.", pipeline_field="backend"),
     ParamSpec("precision", "auto", "Network precision: auto (fp16 on TensorRT, fp32 on CPU/CUDA), fp32, fp16 or "
@@ -44,6 +47,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               pipeline_field="model_variant"),
     ParamSpec("engine_cache_dir", "", "Folder for models and built engines ('' = the default cache).",
               pipeline_field="cache_dir"),
+    ParamSpec("fetch_models", False, "Allow downloading and converting missing model files at start-up (needs "
+              "PyPI); false: missing files are an error naming 'hand-recon models fetch'."),
     ParamSpec("mano_dir", "", "Folder holding the MANO model files ('' = no MANO layer).",
               pipeline_field="mano_dir"),
     ParamSpec("intra_op_threads", 0, "CPU threads per inference (0 = runtime default).", minimum=0, maximum=64,
@@ -68,6 +73,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               pipeline_field="roi_proposals"),
     ParamSpec("proposal_interval_frames", 30, "Video mode: run the ROI proposals at most every N frames while a "
               "hand is missing.", minimum=1, maximum=300, live=True, pipeline_field="proposal_interval_frames"),
+    ParamSpec("input_rectified", False, "Images are rectified (an image_rect topic): use CameraInfo's P and no "
+              "undistortion; false: K and D by distortion_model (plumb_bob, rational_polynomial, equidistant)."),
     ParamSpec("assumed_hfov_deg", ASSUMED_HFOV_DEG, "Horizontal field of view assumed while no CameraInfo "
               "arrives (degrees).", minimum=10.0, maximum=170.0, live=True),
     ParamSpec("marker_lifetime_s", 0.5, "Lifetime of RViz markers (s, 0 = forever).", minimum=0.0,

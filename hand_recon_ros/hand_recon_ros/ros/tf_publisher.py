@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from hand_recon_ros.pipeline.types import FrameResult
-from hand_recon_ros.ros.message_conversion import IDENTITY_QUATERNION_XYZW, placeable
+from hand_recon_ros.ros.message_conversion import placeable, unit_quaternion
 
 
 def wrist_transforms(result: FrameResult, header: Any, prefix: str) -> list[Any]:
@@ -22,7 +22,7 @@ def wrist_transforms(result: FrameResult, header: Any, prefix: str) -> list[Any]
             continue
         seen.add(hand.side)
         position = hand.wrist_position if hand.wrist_position is not None else hand.joints_3d[0]
-        quaternion = hand.wrist_quaternion if hand.wrist_quaternion is not None else IDENTITY_QUATERNION_XYZW
+        quaternion = unit_quaternion(hand.wrist_quaternion)  # as in HandArray: tf2 rejects non-unit rotations
         transform = TransformStamped()
         transform.header = header
         transform.child_frame_id = f"{prefix}{hand.side}_wrist"

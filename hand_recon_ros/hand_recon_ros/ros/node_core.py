@@ -1,0 +1,405 @@
+"""The processing both hand_recon nodes share (plain and lifecycle): callbacks, worker, outputs, diagnostics.
+
+``HandReconCore`` is mixed into an rclpy ``Node`` (HandReconNode) or ``LifecycleNode``
+(HandReconLifecycleNode). The image callback only stores the newest message in a one-frame slot (latest frame
+wins, replaced frames are counted as dropped); one worker thread converts, runs the pipeline and publishes
+HandArray, so the executor never waits on inference. Markers, TF and the overlay are built on a second thread
+from a second latest-wins slot, so they never delay the next frame.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from hand_recon_ros.io.overlay import draw_overlay
+from hand_recon_ros.pipeline.hand_pipeline import ImageFormatError
+from hand_recon_ros.pipeline.types import CameraIntrinsics, IntrinsicsError
+from hand_recon_ros.ros.diagnostics import NodeStats, to_diagnostic_array
+from hand_recon_ros.ros.frame_slot import FrameWorker, LatestFrameSlot
+from hand_recon_ros.ros.image_conversion import (
+    ImageConversionError,
+    compressed_msg_to_rgb,
+    image_msg_to_rgb,
+    rgb_to_image_msg,
+)
+from hand_recon_ros.ros.markers import HandMarkerBuilder
+from hand_recon_ros.ros.message_conversion import frame_result_to_hand_array, read_camera_info
+from hand_recon_ros.ros.parameters import (
+    PARAMETERS_BY_NAME,
+    ParameterValueError,
+    declare_parameters,
+    pipeline_settings,
+    validate_value,
+)
+from hand_recon_ros.ros.tf_publisher import create_tf_publisher
+
+DIAGNOSTICS_PERIOD_S = 1.0
+# Minimum time between two log lines about the same kind of problem (seconds).
+LOG_THROTTLE_S = 5.0
+# How long shutdown waits for the worker to finish the frame it is on (seconds).
+WORKER_STOP_TIMEOUT_S = 10.0
+# Depth of the reliable output topics (HandArray, markers).
+OUTPUT_QOS_DEPTH = 10
+
+# Camera input: sensor-data QoS with depth 1 (best effort, volatile, keep last).
+SENSOR_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.BEST_EFFORT,
+    durability=DurabilityPolicy.VOLATILE,
+)
+# Overlay output: reliable keep-last 1, so RViz (reliable by default) and best-effort viewers both connect.
+OVERLAY_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+
+
+@dataclasses.dataclass
+class _Frame:
+    """One received image message waiting for the worker."""
+
+    msg: Any
+    compressed: bool
+    arrival_s: float  # time.monotonic() when the callback ran
+
+
+@dataclasses.dataclass
+class _Visual:
+    """One processed frame waiting for its markers, TF and overlay."""
+
+    result: Any
+    header: Any
+    rgb: Any
+
+
+class HandReconCore:
+    """Parameters, callbacks, worker threads and outputs of a hand_recon node (mixed into an rclpy Node).
+
+    The node class calls, in order: ``_init_core`` (parameters and state), ``_create_outputs`` (publishers,
+    TF), ``_create_diagnostics``, ``_create_inputs`` (subscriptions) and ``_start_workers``; and
+    ``_stop_workers`` / ``_destroy_inputs`` / ``_destroy_outputs`` to undo them.
+    """
+
+    def _init_core(self, pipeline: Any | None) -> None:
+        """Declare and validate the parameters (ParameterValueError on a bad one) and set up the shared state."""
+        self._params = declare_parameters(self)
+        self._stats = NodeStats(self._params["no_image_timeout_s"])
+        self._pipeline = pipeline
+        self._pending_changes: dict[str, Any] = {}
+        self._changes_lock = threading.Lock()
+        self._camera_lock = threading.Lock()
+        self._camera_intrinsics: CameraIntrinsics | None = None
+        self._markers = HandMarkerBuilder(self._params["marker_lifetime_s"])
+        self._closed = False
+        self._last_log_s: dict[str, float] = {}
+        self._last_stamp_s: float | None = None
+        self._camera_warnings_logged: set[str] = set()
+        self._image_sub: Any = None
+        self._camera_info_sub: Any = None
+        self._worker: FrameWorker[_Frame] | None = None
+        self._visual_worker: FrameWorker[_Visual] | None = None
+        self._tf = None
+        self.add_on_set_parameters_callback(self.on_set_parameters)
+
+    def _create_outputs(self, create_publisher: Callable[..., Any]) -> None:
+        """HandArray, markers and overlay publishers (made by ``create_publisher``) and the wrist TF broadcaster."""
+        from hand_recon_msgs.msg import HandArray
+        from sensor_msgs.msg import Image
+        from visualization_msgs.msg import MarkerArray
+
+        self._hands_pub = create_publisher(HandArray, "hands", OUTPUT_QOS_DEPTH)
+        self._markers_pub = create_publisher(MarkerArray, "hands/markers", OUTPUT_QOS_DEPTH)
+        self._overlay_pub = create_publisher(Image, "hands/overlay", OVERLAY_QOS)
+        self._tf = None
+        if self._params["publish_tf"]:
+            self._tf, reason = create_tf_publisher(self, self._params["tf_prefix"])
+            self.get_logger().info(reason)
+        else:
+            self.get_logger().info("TF off: publish_tf is false")
+
+    def _destroy_outputs(self, destroy_publisher: Callable[[Any], Any]) -> None:
+        """Undo ``_create_outputs`` (the TF broadcaster's publisher goes with the node)."""
+        for name in ("_hands_pub", "_markers_pub", "_overlay_pub"):
+            publisher = getattr(self, name, None)
+            if publisher is not None:
+                destroy_publisher(publisher)
+                setattr(self, name, None)
+        self._tf = None
+
+    def _create_diagnostics(self) -> None:
+        """The /diagnostics publisher and its 1 Hz timer (always on, whatever the lifecycle state)."""
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", OUTPUT_QOS_DEPTH)
+        self._diagnostics_timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics)
+
+    def _create_inputs(self) -> None:
+        """Subscribe to the image (raw or compressed) and CameraInfo topics."""
+        from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+
+        if self._params["image_transport"] == "compressed":
+            self._image_sub = self.create_subscription(
+                CompressedImage, self._compressed_topic(), self.on_compressed_image, SENSOR_QOS
+            )
+        else:
+            self._image_sub = self.create_subscription(Image, "image", self.on_image, SENSOR_QOS)
+        self._camera_info_sub = self.create_subscription(CameraInfo, "camera_info", self.on_camera_info, SENSOR_QOS)
+
+    def _destroy_inputs(self) -> None:
+        """Unsubscribe from the image and CameraInfo topics."""
+        for name in ("_image_sub", "_camera_info_sub"):
+            subscription = getattr(self, name, None)
+            if subscription is not None:
+                self.destroy_subscription(subscription)
+                setattr(self, name, None)
+
+    def _start_workers(self, on_start: Callable[[], None] | None = None) -> None:
+        """Fresh frame slots and the inference and visuals threads (``on_start`` runs first on the worker)."""
+        self._slot: LatestFrameSlot[_Frame] = LatestFrameSlot()
+        self._worker = FrameWorker(self._slot, self._process_frame, self._on_worker_error, on_start=on_start)
+        # Markers, TF and overlay on their own thread, latest result wins: a big mesh marker never delays
+        # the next frame's inference or HandArray.
+        self._visual_slot: LatestFrameSlot[_Visual] = LatestFrameSlot()
+        self._visual_worker = FrameWorker(
+            self._visual_slot, self._publish_visuals, self._on_worker_error, name="hand_recon_visuals"
+        )
+        self._worker.start()
+        self._visual_worker.start()
+
+    def _stop_workers(self) -> None:
+        """Stop both threads, each finishing the item it is on; warn when one does not stop in time."""
+        for label, worker in (("worker", self._worker), ("visuals worker", self._visual_worker)):
+            if worker is not None and not worker.stop(WORKER_STOP_TIMEOUT_S):
+                self.get_logger().warning(f"{label} did not stop in time")
+        self._worker = self._visual_worker = None
+
+    def _listening_message(self) -> str:
+        """One line naming the input and output topics."""
+        return (
+            f"listening on {self._image_sub.topic_name} ({self._params['image_transport']}) and "
+            f"{self._camera_info_sub.topic_name}; publishing {self._hands_pub.topic_name}"
+        )
+
+    def _compressed_topic(self) -> str:
+        """``<image>/compressed`` following a remap of ``image`` (as image_transport does), unless remapped itself."""
+        explicit = self.resolve_topic_name("image/compressed")
+        if explicit != self.resolve_topic_name("image/compressed", only_expand=True):
+            return explicit
+        return f"{self.resolve_topic_name('image')}/compressed"
+
+    # -- callbacks (executor thread: never block) ---------------------------------------------------
+    def on_image(self, msg: Any) -> None:
+        """Raw image: hand it to the worker (a frame still waiting is dropped and counted)."""
+        self._enqueue(_Frame(msg, False, time.monotonic()))
+
+    def on_compressed_image(self, msg: Any) -> None:
+        """Compressed image: hand it to the worker (decoded there)."""
+        self._enqueue(_Frame(msg, True, time.monotonic()))
+
+    def _enqueue(self, frame: _Frame) -> None:
+        self._stats.record_input()
+        if self._slot.put(frame):
+            self._stats.record_drop()
+            self.get_logger().debug("frame dropped: worker busy", throttle_duration_sec=LOG_THROTTLE_S)
+
+    def on_camera_info(self, msg: Any) -> None:
+        """Keep the newest usable intrinsics; a bad CameraInfo is reported and the assumed ones are used."""
+        try:
+            intrinsics, warning = read_camera_info(msg, self._params["input_rectified"])
+        except (IntrinsicsError, ValueError) as exc:
+            intrinsics = None
+            self._report("camera_info", f"CameraInfo refused: {exc}")
+        else:
+            if intrinsics is not None:
+                self._stats.record_camera_info()
+            if warning is not None and warning not in self._camera_warnings_logged:
+                self._camera_warnings_logged.add(warning)  # reported once, kept as a WARN in /diagnostics
+                self.get_logger().warning(warning)
+            self._stats.set_warning("camera_info", warning)
+        with self._camera_lock:
+            self._camera_intrinsics = intrinsics
+
+    def on_set_parameters(self, parameters: list[Any]) -> Any:
+        """Validate live changes (refusing with the value named) and queue them for the worker."""
+        from rcl_interfaces.msg import SetParametersResult
+
+        changes: dict[str, Any] = {}
+        try:
+            for parameter in parameters:
+                spec = PARAMETERS_BY_NAME.get(parameter.name)
+                if spec is None:
+                    continue
+                if not spec.live:
+                    raise ParameterValueError(f"{parameter.name} is read at start-up; restart the node to change it")
+                changes[parameter.name] = validate_value(parameter.name, parameter.value)
+            settings = pipeline_settings(changes, self._pipeline_fields())
+            if settings:
+                self._check_pipeline_settings(settings)
+        except ValueError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        self._params.update(changes)
+        if "marker_lifetime_s" in changes:
+            self._markers.lifetime_s = changes["marker_lifetime_s"]
+        if "no_image_timeout_s" in changes:
+            self._stats.no_image_timeout_s = changes["no_image_timeout_s"]
+        if settings:
+            with self._changes_lock:
+                self._pending_changes.update(settings)
+        return SetParametersResult(successful=True)
+
+    def publish_diagnostics(self) -> None:
+        """1 Hz DiagnosticArray: rates, latency, drops, backend, hands per frame and any WARN/ERROR."""
+        snapshot = self._stats.snapshot()
+        self._diagnostics_pub.publish(
+            to_diagnostic_array(
+                snapshot, f"{self.get_name()}: hand reconstruction", self._stats.backend,
+                self.get_clock().now().to_msg(),
+            )
+        )
+
+    # -- worker thread --------------------------------------------------------------------------------
+    @staticmethod
+    def _pipeline_fields() -> tuple[str, ...]:
+        from hand_recon_ros.pipeline.config import PipelineConfig
+
+        return PipelineConfig.field_names()
+
+    def _check_pipeline_settings(self, settings: dict[str, Any]) -> None:
+        """Raise ValueError when ``settings`` on top of the current parameters make an invalid PipelineConfig."""
+        from hand_recon_ros.pipeline.config import PipelineConfig
+
+        base = pipeline_settings(self._params, self._pipeline_fields())
+        PipelineConfig(**{**base, **settings}).validate()
+
+    def _ensure_pipeline(self) -> None:
+        """Build the HandPipeline from the parameters (worker thread, so discovery is not held up)."""
+        if self._pipeline is None:
+            from hand_recon_ros.pipeline.config import PipelineConfig
+            from hand_recon_ros.pipeline.hand_pipeline import HandPipeline
+
+            config = PipelineConfig(**pipeline_settings(self._params, PipelineConfig.field_names()))
+            try:
+                config.validate()
+                if not self._params["fetch_models"]:
+                    self._require_cached_models(config)
+                started = time.monotonic()
+                self._pipeline = HandPipeline(config)
+            except Exception as exc:
+                self._stats.fatal = f"pipeline not loaded: {exc}"
+                self.get_logger().error(
+                    f"could not load the hand pipeline ({exc}); the node stays up and reports it on /diagnostics"
+                )
+                raise
+            self.get_logger().info(f"pipeline ready in {time.monotonic() - started:.1f} s")
+        self._stats.backend = str(getattr(self._pipeline, "backend_description", type(self._pipeline).__name__))
+        self.get_logger().info(f"backend: {self._stats.backend}")
+
+    @staticmethod
+    def _require_cached_models(config: Any) -> None:
+        """ModelFileError (naming the fix and fetch_models) unless every model file is already cached."""
+        from hand_recon_ros.models.model_files import ModelFileError, cached_models
+
+        try:
+            cached_models(config.model_variant, config.cache_dir)
+        except ModelFileError as exc:
+            raise ModelFileError(f"{exc}, or set the parameter fetch_models:=true to let the node fetch them") from exc
+
+    def _report(self, kind: str, message: str) -> None:
+        """Record an error for /diagnostics and log it, at most once per LOG_THROTTLE_S per kind."""
+        self._stats.record_error(kind, message)
+        now = time.monotonic()
+        if now - self._last_log_s.get(kind, -LOG_THROTTLE_S) >= LOG_THROTTLE_S:
+            self._last_log_s[kind] = now
+            self.get_logger().error(message)
+
+    def _on_worker_error(self, exc: BaseException) -> None:
+        if self._closed:
+            return
+        self._report("inference", f"{type(exc).__name__}: {exc}")
+
+    def _intrinsics_for(self, width: int, height: int) -> CameraIntrinsics:
+        with self._camera_lock:
+            intrinsics = self._camera_intrinsics
+        if intrinsics is not None and (intrinsics.width, intrinsics.height) == (width, height):
+            return intrinsics
+        if intrinsics is not None:
+            self.get_logger().warning(
+                f"CameraInfo is {intrinsics.width}x{intrinsics.height} but the image is {width}x{height}; "
+                "using assumed intrinsics",
+                throttle_duration_sec=LOG_THROTTLE_S,
+            )
+        return CameraIntrinsics.assumed(width, height, self._params["assumed_hfov_deg"])
+
+    def _apply_pending_changes(self) -> None:
+        with self._changes_lock:
+            changes, self._pending_changes = self._pending_changes, {}
+        if changes:
+            self._pipeline.update(**changes)
+            self.get_logger().info(f"updated live settings: {changes}")
+
+    def _process_frame(self, frame: _Frame) -> None:
+        """Convert, reconstruct and publish one frame (worker thread)."""
+        if self._pipeline is None:
+            self._stats.record_error("inference", self._stats.fatal or "pipeline not loaded")
+            return
+        msg = frame.msg
+        try:
+            rgb = (compressed_msg_to_rgb(msg) if frame.compressed
+                   else image_msg_to_rgb(msg, self._params["mono16_bits"]))
+        except ImageConversionError as exc:
+            self._report("input", f"image refused: {exc}")
+            return
+        height, width = rgb.shape[:2]
+        intrinsics = self._intrinsics_for(width, height)
+        self._apply_pending_changes()
+        stamp_s = float(msg.header.stamp.sec) + float(msg.header.stamp.nanosec) * 1e-9
+        if self._last_stamp_s is not None and stamp_s < self._last_stamp_s:
+            # time went backwards (bag loop, camera restart): tracks and smoothing state no longer apply
+            self.get_logger().info(f"image stamp went back {self._last_stamp_s - stamp_s:.3f} s; resetting tracking")
+            self._pipeline.reset()
+        self._last_stamp_s = stamp_s
+        try:
+            result = self._pipeline.process(rgb, intrinsics, stamp_s)
+        except ImageFormatError as exc:  # e.g. a 1x1 image: the input's fault, not the inference's
+            self._report("input", f"image refused: {exc}")
+            return
+        except Exception as exc:
+            self._report("inference", f"inference failed: {type(exc).__name__}: {exc}")
+            return
+        for warning in getattr(getattr(self._pipeline, "lifter", None), "warnings", ()):  # e.g. a non-finite fit
+            self._report("fit", warning)
+        header = msg.header
+        hand_array = frame_result_to_hand_array(result, header)
+        self._hands_pub.publish(hand_array)
+        self._stats.record_output(
+            time.monotonic() - frame.arrival_s,
+            len(hand_array.hands),
+            result.intrinsics_known,
+            result.timing_ms.get("total", float("nan")) / 1e3,
+        )
+        if self._visual_slot.put(_Visual(result, header, rgb)):
+            self._stats.record_visual_skip()
+
+    def _publish_visuals(self, visual: _Visual) -> None:
+        """Markers and overlay (each only while subscribed) and wrist TF for one processed frame (visuals thread)."""
+        if self._markers_pub.get_subscription_count() > 0:  # nobody listening: no marker work on a shared CPU
+            self._markers_pub.publish(self._markers.build(visual.result, visual.header))
+        if self._tf is not None:
+            self._tf.publish(visual.result, visual.header)
+        if self._overlay_pub.get_subscription_count() > 0:
+            self._overlay_pub.publish(rgb_to_image_msg(draw_overlay(visual.rgb, visual.result), visual.header))
+
+    @property
+    def stats(self) -> NodeStats:
+        """The counters behind /diagnostics."""
+        return self._stats
+
