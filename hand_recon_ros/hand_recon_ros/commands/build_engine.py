@@ -45,6 +45,9 @@ def register(subparsers: Any) -> None:
                         help="model cache folder (engines go to its engines/ subfolder)")
     parser.add_argument("--variant", choices=("full", "lite"), default="full", help="model variant (default: full)")
     parser.add_argument("--rebuild", action="store_true", help="build even when a matching engine is cached")
+    parser.add_argument("--model", type=Path, default=None, metavar="MODEL.onnx",
+                        help="build for this learned model (from `hand-recon export`) instead of the palm and "
+                             "landmark networks; the engine lands in engines/ beside it")
     parser.set_defaults(func=run)
 
 
@@ -61,6 +64,13 @@ def _check_args(args: argparse.Namespace) -> str | None:
         return f"--max-batch must be >= 1, got {args.max_batch}"
     if args.workspace_mb < 1:
         return f"--workspace-mb must be >= 1, got {args.workspace_mb}"
+    if args.model is not None:
+        from hand_recon_ros.network.export import ExportError, read_network_config
+
+        try:
+            read_network_config(args.model)
+        except ExportError as exc:
+            return str(exc)
     if args.precision == "int8":
         if args.backend != "tensorrt":
             return "--precision int8 needs --backend tensorrt"
@@ -87,11 +97,15 @@ def run(args: argparse.Namespace) -> int:
     from hand_recon_ros.engines.registry import create_backend
     from hand_recon_ros.models.model_files import ModelFileError, ensure_models
 
-    try:
-        paths = ensure_models(args.variant, args.cache_dir, quiet=False)
-    except (ModelFileError, ValueError) as exc:
-        print(f"build-engine: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    if args.model is not None:
+        targets = [("learned", args.model)]
+    else:
+        try:
+            paths = ensure_models(args.variant, args.cache_dir, quiet=False)
+        except (ModelFileError, ValueError) as exc:
+            print(f"build-engine: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        targets = [("palm", paths.palm_onnx), ("landmark", paths.landmark_onnx)]
     # No cache_dir option: the backends' own default (engines/ beside each ONNX file) is where a node or
     # `hand-recon run` pointed at the same model folder will look.
     options: dict[str, Any] = {"precision": args.precision, "max_batch": args.max_batch,
@@ -101,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         if args.calib_dir is not None:
             options["calib_dir"] = str(args.calib_dir)
     status = EXIT_OK
-    for label, onnx_path in (("palm", paths.palm_onnx), ("landmark", paths.landmark_onnx)):
+    for label, onnx_path in targets:
         start = time.monotonic()
         try:
             with create_backend(args.backend, onnx_path, **options) as backend:
