@@ -49,7 +49,7 @@ class TinyContractModel(nn.Module):
         joints = joints - joints[:, :, :1]
         presence = out[..., 105]
         pose = out[..., 106:202].view(b, 2, 16, 6) + torch.tensor([1.0, 0, 0, 0, 1.0, 0])
-        shape = 1 + out[..., 202:222]
+        shape = out[..., 202:222]
         camera = out[..., 222:225]
         return {"center_heatmaps": heat, "centers": centers, "presence": presence, "joints_3d": joints,
                 "joints_3d_iters": joints[None], "keypoints_2d": kp, "keypoints_2d_iters": kp[None],

@@ -19,7 +19,7 @@ def load_records(data: DataConfig) -> list[TrainRecord]:
     if data.kind == "interhand":
         from hand_recon_ros.training.interhand_records import interhand_records
 
-        return interhand_records(data.path)
+        return interhand_records(data.path, data.images_dir)
     if data.kind == "coco_wholebody":
         from hand_recon_ros.training.coco_wholebody import coco_wholebody_records
 

@@ -97,8 +97,8 @@ def pose_prior_loss(pose: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
 
 
 def shape_prior_loss(shape: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-    """Squared deviation of the bone scales (B, 2, NB) from 1, present hands only."""
-    return _masked_mean(((shape - 1.0) ** 2).mean(-1), present)
+    """Squared log bone scales (B, 2, NB) (0 = the adult prior), present hands only."""
+    return _masked_mean((shape ** 2).mean(-1), present)
 
 
 def bone_lengths(joints: torch.Tensor) -> torch.Tensor:
