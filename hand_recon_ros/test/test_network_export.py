@@ -76,13 +76,13 @@ def test_export_refuses_to_write_when_parity_fails(tmp_path, monkeypatch):
 
 
 def test_read_network_config_names_the_bad_file(tmp_path, model_paths):
-    with pytest.raises(ex.ExportError, match="missing.onnx does not exist"):
+    with pytest.raises(ex.LearnedModelError, match="missing.onnx does not exist"):
         ex.read_network_config(tmp_path / "missing.onnx")
     corrupt = tmp_path / "corrupt.onnx"
     corrupt.write_bytes(b"\x08\x07garbage" * 10)
-    with pytest.raises(ex.ExportError, match="corrupt.onnx is not a readable ONNX file"):
+    with pytest.raises(ex.LearnedModelError, match="corrupt.onnx is not a readable ONNX file"):
         ex.read_network_config(corrupt)
-    with pytest.raises(ex.ExportError, match="not made by `hand-recon export`"):
+    with pytest.raises(ex.LearnedModelError, match="not made by `hand-recon export`"):
         ex.read_network_config(model_paths.landmark_onnx)
 
 

@@ -65,11 +65,11 @@ def _check_args(args: argparse.Namespace) -> str | None:
     if args.workspace_mb < 1:
         return f"--workspace-mb must be >= 1, got {args.workspace_mb}"
     if args.model is not None:
-        from hand_recon_ros.network.export import ExportError, read_network_config
+        from hand_recon_ros.network.exported_model import LearnedModelError, read_network_config
 
         try:
             read_network_config(args.model)
-        except ExportError as exc:
+        except LearnedModelError as exc:
             return str(exc)
     if args.precision == "int8":
         if args.backend != "tensorrt":

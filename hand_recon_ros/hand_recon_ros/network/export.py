@@ -19,7 +19,10 @@ import onnx
 import torch
 
 from hand_recon_ros.network.config import NetworkConfig
+from hand_recon_ros.network.exported_model import METADATA_KEY, LearnedModelError, read_network_config
 from hand_recon_ros.network.model import TwoHandNet
+
+__all__ = ["EXPORT_OUTPUTS", "ExportError", "LearnedModelError", "export_onnx", "read_network_config"]
 
 ONNX_OPSET = 17
 IMAGES_INPUT = "images"
@@ -27,7 +30,6 @@ PRIOR_INPUT = "prior_joints"
 BATCH_AXIS_NAME = "batch"
 EXPORT_OUTPUTS: tuple[str, ...] = ("joints_3d", "keypoints_2d", "presence", "centers", "root_offset", "camera",
                                    "center_heatmaps")
-METADATA_KEY = "hand_recon_network_config"
 # Largest allowed |ONNX Runtime − torch| over every output on the parity inputs (float32 reorderings only).
 PARITY_TOLERANCE = 1e-4
 PARITY_BATCH = 2
@@ -113,23 +115,3 @@ def export_onnx(model: TwoHandNet, onnx_path: str | Path, opset: int = ONNX_OPSE
         Path(tmp).unlink(missing_ok=True)
         raise
     return diffs
-
-
-def read_network_config(onnx_path: str | Path) -> NetworkConfig:
-    """The NetworkConfig stored in an exported model's metadata; a clear error for a missing/foreign/corrupt file."""
-    onnx_path = Path(onnx_path)
-    if not onnx_path.is_file():
-        raise ExportError(f"learned model {onnx_path} does not exist")
-    try:
-        proto = onnx.load(str(onnx_path), load_external_data=False)
-    except Exception as exc:  # protobuf DecodeError and friends
-        raise ExportError(f"learned model {onnx_path} is not a readable ONNX file ({type(exc).__name__}: {exc})"
-                          ) from exc
-    meta = {p.key: p.value for p in proto.metadata_props}
-    if METADATA_KEY not in meta:
-        raise ExportError(f"learned model {onnx_path} has no '{METADATA_KEY}' metadata: not made by "
-                          "`hand-recon export`")
-    try:
-        return NetworkConfig.from_dict(json.loads(meta[METADATA_KEY]), source=f"{onnx_path}: {METADATA_KEY}")
-    except (ValueError, TypeError) as exc:
-        raise ExportError(str(exc)) from exc
