@@ -78,7 +78,7 @@ def pseudo_label_records(path: str | Path) -> list[TrainRecord]:
                                   None if joints is None else np.asarray(joints, np.float64))
             except (TypeError, ValueError) as exc:
                 raise DataError(f"{hwhere}: not numeric ({exc})") from exc
-            hands.append(check_hand(label, hwhere))
+            hands.append(check_hand(label, hwhere, {"confidence": "joint_confidence"}))
         if len({h.side for h in hands}) != len(hands):
             raise DataError(f"{where}.hands: two hands with the same side")
         if hands:

@@ -50,8 +50,12 @@ class TrainRecord:
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def check_hand(hand: HandLabel, where: str) -> HandLabel:
-    """``hand`` with arrays of the right shapes and finite values; DataError naming ``where`` and the field."""
+def check_hand(hand: HandLabel, where: str, field_names: dict[str, str] | None = None) -> HandLabel:
+    """``hand`` with arrays of the right shapes and finite values; DataError naming ``where`` and the field.
+
+    ``field_names`` maps our field names to the file's (e.g. confidence → joint_confidence) for the message.
+    """
+    names = field_names or {}
     if hand.side not in SIDES:
         raise DataError(f"{where}: side {hand.side!r} is not one of {list(SIDES)}")
     arrays = {"keypoints_2d": (hand.keypoints_2d, (NUM_JOINTS, 2)), "confidence": (hand.confidence, (NUM_JOINTS,))}
@@ -60,13 +64,13 @@ def check_hand(hand: HandLabel, where: str) -> HandLabel:
     for name, (value, shape) in arrays.items():
         array = np.asarray(value, dtype=np.float64)
         if array.shape != shape:
-            raise DataError(f"{where}: field {name} has shape {array.shape}, expected {shape}")
+            raise DataError(f"{where}: field {names.get(name, name)} has shape {array.shape}, expected {shape}")
         if not np.isfinite(array).all():
             bad = int(np.argwhere(~np.isfinite(array))[0][0])
-            raise DataError(f"{where}: field {name} has a non-finite value (NaN/inf) at joint {bad}")
+            raise DataError(f"{where}: field {names.get(name, name)} has a non-finite value (NaN/inf) at joint {bad}")
     confidence = np.asarray(hand.confidence, dtype=np.float64)
     if (confidence < 0).any() or (confidence > 1).any():
-        raise DataError(f"{where}: field confidence has values outside [0, 1]")
+        raise DataError(f"{where}: field {names.get('confidence', 'confidence')} has values outside [0, 1]")
     valid = np.ones(NUM_JOINTS, bool) if hand.joints_valid is None else np.asarray(hand.joints_valid, bool)
     return HandLabel(hand.side, np.asarray(hand.keypoints_2d, np.float64), confidence,
                      None if hand.joints_3d is None else np.asarray(hand.joints_3d, np.float64),
