@@ -28,7 +28,7 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")),
     ],
-    package_data={PACKAGE: ["config/*.yaml", "config/*.xml"]},
+    package_data={PACKAGE: ["config/*.yaml", "config/*.xml"], f"{PACKAGE}.training": ["configs/*.yaml"]},
     install_requires=["setuptools"],
     extras_require={
         # pip-only Python dependencies (rosdep has no key for them); `pip install .[runtime]` on a robot

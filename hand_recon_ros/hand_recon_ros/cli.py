@@ -10,7 +10,8 @@ import sys
 from hand_recon_ros import __version__
 
 # Sub-command modules under hand_recon_ros.commands, in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("models", "run", "bench", "eval", "build_engine", "publish")
+COMMAND_MODULES: tuple[str, ...] = ("models", "run", "bench", "eval", "build_engine", "publish", "train",
+                                    "pseudo_label", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

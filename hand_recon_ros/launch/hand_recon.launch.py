@@ -23,6 +23,8 @@ PARAMETER_ARGUMENTS: tuple[tuple[str, str], ...] = (
     ("model_variant", "palm/landmark model size: full or lite"),
     ("engine_cache_dir", "folder for models and built engines"),
     ("mano_dir", "folder with the MANO model files"),
+    ("reconstructor", "2D + 3D per hand: landmarks or learned"),
+    ("learned_model", "ONNX file from `hand-recon export` (reconstructor learned)"),
     ("mirrored", "input is a mirrored (selfie) view: true or false"),
     ("mesh", "compute and publish hand meshes: true or false"),
     ("max_hands", "maximum number of hands"),

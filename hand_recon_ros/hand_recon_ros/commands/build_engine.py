@@ -51,6 +51,9 @@ def register(subparsers: Any) -> None:
                         help="model cache folder (engines go to its engines/ subfolder)")
     parser.add_argument("--variant", choices=("full", "lite"), default="full", help="model variant (default: full)")
     parser.add_argument("--rebuild", action="store_true", help="build even when a matching engine is cached")
+    parser.add_argument("--model", type=Path, default=None, metavar="MODEL.onnx",
+                        help="build for this learned model (from `hand-recon export`) instead of the palm and "
+                             "landmark networks; the engine lands in engines/ beside it")
     parser.set_defaults(func=run)
 
 
@@ -69,6 +72,13 @@ def _check_args(args: argparse.Namespace) -> str | None:
         return f"--max-batch must be >= 1, got {args.max_batch}"
     if args.workspace_mb is not None and args.workspace_mb < 1:
         return f"--workspace-mb must be >= 1, got {args.workspace_mb}"
+    if args.model is not None:
+        from hand_recon_ros.network.exported_model import LearnedModelError, read_network_config
+
+        try:
+            read_network_config(args.model)
+        except LearnedModelError as exc:
+            return str(exc)
     if args.print_key and args.backend != "tensorrt":
         return "--print-key needs --backend tensorrt (ONNX Runtime keys its own engine cache)"
     return precision_problem(args)
@@ -132,12 +142,15 @@ def run(args: argparse.Namespace) -> int:
     from hand_recon_ros.engines.registry import create_backend
     from hand_recon_ros.models.model_files import ModelFileError, ensure_models
 
-    try:
-        paths = ensure_models(args.variant, args.cache_dir, quiet=False)
-    except (ModelFileError, ValueError) as exc:
-        print(f"build-engine: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    networks = [("palm", "palm", paths.palm_onnx), ("landmark", "landmarks", paths.landmark_onnx)]
+    if args.model is not None:
+        networks = [("learned", "learned", args.model)]
+    else:
+        try:
+            paths = ensure_models(args.variant, args.cache_dir, quiet=False)
+        except (ModelFileError, ValueError) as exc:
+            print(f"build-engine: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        networks = [("palm", "palm", paths.palm_onnx), ("landmark", "landmarks", paths.landmark_onnx)]
     if args.print_key:
         return print_keys(args, networks)
     status = EXIT_OK

@@ -55,6 +55,9 @@ def register(subparsers: Any) -> None:
     add_precision_arguments(parser)
     parser.add_argument("--no-roi-proposals", dest="roi_proposals", action="store_false",
                         help="palm detector only (no ROI proposals for hands it misses)")
+    from hand_recon_ros.commands.run import add_reconstructor_arguments
+
+    add_reconstructor_arguments(parser)
     parser.set_defaults(func=eval_command)
 
 
@@ -125,7 +128,9 @@ def _pipeline_detector(args: argparse.Namespace) -> Detector:
     config = PipelineConfig(backend=args.backend, model_variant=args.variant, cache_dir=args.models_dir,
                             mode="image", refine_3d=False, intra_op_threads=args.threads,
                             roi_proposals=getattr(args, "roi_proposals", True),
-                            precision=args.precision, calib_dir=args.calib_dir)
+                            precision=args.precision, calib_dir=args.calib_dir,
+                            reconstructor=getattr(args, "reconstructor", "landmarks"),
+                            learned_model=getattr(args, "learned_model", None))
     pipeline = HandPipeline(config)
     if args.rois == "detector":
         return lambda image, intrinsics, sample: [h.detection for h in pipeline.process(image, intrinsics).hands]
@@ -136,9 +141,12 @@ def _pipeline_detector(args: argparse.Namespace) -> Detector:
         hands = [h for h in sample.hands if h.valid.all()]
         rois = [landmarks_to_roi(h.keypoints_2d) for h in hands]
         outputs = pipeline.landmarks.estimate(image, rois) if rois else []
-        return [HandDetection(side=h.side, score=float(o.presence), side_score=1.0, keypoints_2d=o.keypoints_2d,
-                              keypoints_z=o.keypoints_z, world_landmarks=o.world_landmarks, roi=roi, track_id=i)
-                for i, (h, o, roi) in enumerate(zip(hands, outputs, rois))]
+        found = [HandDetection(side=h.side, score=float(o.presence), side_score=1.0, keypoints_2d=o.keypoints_2d,
+                               keypoints_z=o.keypoints_z, world_landmarks=o.world_landmarks, roi=roi, track_id=i)
+                 for i, (h, o, roi) in enumerate(zip(hands, outputs, rois))]
+        if pipeline.learned is not None and found:  # the learned network on the crop around these hands
+            found = pipeline.learned.reconstruct(image, found, config.min_presence_score)
+        return found
 
     return detect
 
@@ -171,6 +179,12 @@ def eval_command(args: argparse.Namespace) -> int:
         log.error("no images listed in %s", args.dataset)
         return 1
     names = list(LIFTERS) if args.lifter == "both" else [args.lifter]
+    from hand_recon_ros.commands.run import reconstructor_problem
+
+    problem = reconstructor_problem(args)
+    if problem:
+        log.error("%s", problem)
+        return 2
     try:
         detector = _pipeline_detector(args)
     except (BackendError, ModelFileError, ValueError) as exc:  # missing runtime, bad model file, bad option

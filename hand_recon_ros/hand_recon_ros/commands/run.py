@@ -19,7 +19,7 @@ from hand_recon_ros.io.intrinsics_input import (
     parse_intrinsics_arg,
 )
 from hand_recon_ros.io.jsonl_writer import JsonlWriter, error_to_dict, frame_to_dict
-from hand_recon_ros.pipeline.config import MODEL_VARIANTS, MODES, PipelineConfig
+from hand_recon_ros.pipeline.config import MODEL_VARIANTS, MODES, RECONSTRUCTORS, PipelineConfig
 from hand_recon_ros.pipeline.types import CameraIntrinsics, FrameResult, IntrinsicsError
 
 log = logging.getLogger("hand_recon_ros.run")
@@ -48,6 +48,27 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topic", default=None, help="image topic to read from rosbag2 inputs")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_precision_arguments(parser)
+    add_reconstructor_arguments(parser)
+
+
+def add_reconstructor_arguments(parser: argparse.ArgumentParser) -> None:
+    """--reconstructor / --learned-model (run, bench, eval)."""
+    parser.add_argument("--reconstructor", choices=RECONSTRUCTORS, default="landmarks",
+                        help="2D+3D per hand: the MediaPipe landmark network (default) or the learned two-hand "
+                             "network (needs --learned-model)")
+    parser.add_argument("--learned-model", default=None, metavar="MODEL.onnx",
+                        help="learned two-hand model from `hand-recon export` (for --reconstructor learned)")
+
+
+def reconstructor_problem(args: argparse.Namespace) -> str | None:
+    """A message when --reconstructor/--learned-model do not fit together or the model file is missing."""
+    if args.reconstructor == "learned" and not args.learned_model:
+        return "--reconstructor learned needs --learned-model MODEL.onnx (from `hand-recon export`)"
+    if args.learned_model and args.reconstructor != "learned":
+        return "--learned-model is only used with --reconstructor learned"
+    if args.learned_model and not Path(args.learned_model).is_file():
+        return f"--learned-model {args.learned_model} does not exist"
+    return None
 
 
 def register(subparsers: Any) -> None:
@@ -74,7 +95,8 @@ def build_pipeline(args: argparse.Namespace, mesh: bool = False) -> Any:
                             max_hands=args.max_hands, mirrored=args.mirrored, mesh=mesh,
                             intra_op_threads=args.threads, mode=args.mode or "image",
                             roi_proposals=getattr(args, "roi_proposals", True),
-                            precision=args.precision, calib_dir=args.calib_dir)
+                            precision=args.precision, calib_dir=args.calib_dir,
+                            reconstructor=args.reconstructor, learned_model=args.learned_model)
     config.validate()
     palm = landmark = None
     if args.palm_onnx or args.landmark_onnx:
@@ -177,8 +199,9 @@ def run_command(args: argparse.Namespace) -> int:
     except BackendError as exc:
         log.error("%s", exc)
         return EXIT_USAGE
-    if precision_problem(args):
-        log.error("%s", precision_problem(args))
+    problem = precision_problem(args) or reconstructor_problem(args)
+    if problem:
+        log.error("%s", problem)
         return EXIT_USAGE
     overlay_dir = Path(args.overlay_dir) if args.overlay_dir else None
     mesh_dir = Path(args.mesh_dir) if args.mesh_dir else None

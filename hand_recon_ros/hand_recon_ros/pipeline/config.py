@@ -8,6 +8,8 @@ from dataclasses import dataclass, fields
 MODES: tuple[str, ...] = ("image", "video")
 MODEL_VARIANTS: tuple[str, ...] = ("full", "lite")
 PRECISIONS: tuple[str, ...] = ("auto", "fp16", "fp32", "int8")
+# "landmarks": MediaPipe landmark network per hand (default); "learned": the two-hand network of `hand-recon export`.
+RECONSTRUCTORS: tuple[str, ...] = ("landmarks", "learned")
 # Fields that may change while the pipeline runs (HandPipeline.update); the rest need a new pipeline.
 LIVE_FIELDS: frozenset[str] = frozenset(
     {"min_detection_score", "min_presence_score", "max_hands", "mesh", "smoothing", "mirrored", "mode",
@@ -45,6 +47,8 @@ class PipelineConfig:
     precision: str = "auto"
     calib_dir: str | None = None  # INT8 calibration images (precision int8)
     engine_cache_dir: str | None = None  # built TensorRT engines (None: the backend's default beside the ONNX)
+    reconstructor: str = "landmarks"  # RECONSTRUCTORS
+    learned_model: str | None = None  # ONNX file from `hand-recon export` (reconstructor "learned")
 
     def validate(self) -> None:
         """Raise ConfigError naming the first field whose value cannot be used."""
@@ -84,6 +88,13 @@ class PipelineConfig:
         if self.engine_cache_dir is not None and (not isinstance(self.engine_cache_dir, str)
                                                   or not self.engine_cache_dir):
             raise ConfigError(f"engine_cache_dir must be a non-empty path or None, got {self.engine_cache_dir!r}")
+
+        if self.reconstructor not in RECONSTRUCTORS:
+            raise ConfigError(f"reconstructor must be one of {RECONSTRUCTORS}, got {self.reconstructor!r}")
+        if self.reconstructor == "learned" and not self.learned_model:
+            raise ConfigError("reconstructor 'learned' needs learned_model (an ONNX file from `hand-recon export`)")
+        if self.learned_model is not None and (not isinstance(self.learned_model, str) or not self.learned_model):
+            raise ConfigError(f"learned_model must be a non-empty path or None, got {self.learned_model!r}")
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:

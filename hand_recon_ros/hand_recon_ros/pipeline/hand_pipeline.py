@@ -34,7 +34,7 @@ REFINE_MODULE = "hand_recon_ros.pipeline.refine_lift"
 # gave no better p50 and a worse p95 (29-37 vs 20-24 ms) in alternating A/B runs (docs/ros.md, Latency);
 # flat-out offline runs (`hand-recon bench --mode video`) do gain from {"landmarks"}.
 SPINNING_NETWORKS: frozenset[str] = frozenset()
-NETWORKS: tuple[str, ...] = ("palm", "landmarks")
+NETWORKS: tuple[str, ...] = ("palm", "landmarks", "learned")
 
 
 class ImageFormatError(ValueError):
@@ -68,6 +68,22 @@ def make_lifter(config: PipelineConfig) -> tuple[Lifter, str]:
     return PnPLifter(), "pnp"
 
 
+def make_learned_reconstructor(config: PipelineConfig) -> Any:
+    """The learned two-hand stage on ``config.learned_model`` through create_backend (same backends as the rest)."""
+    from hand_recon_ros.engines.registry import create_backend
+    from hand_recon_ros.network.exported_model import LearnedModelError, read_network_config
+    from hand_recon_ros.pipeline.learned_reconstructor import LearnedReconstructor
+
+    try:
+        network_config = read_network_config(config.learned_model)
+    except LearnedModelError as exc:
+        raise ConfigError(f"learned_model: {exc}") from exc
+    backend = create_backend(config.backend, config.learned_model, **backend_options(config, "learned"))
+    log.info("reconstructor: learned (%s, %s, %dpx%s)", config.learned_model, network_config.backbone,
+             network_config.input_size, ", residual" if network_config.residual else "")
+    return LearnedReconstructor(backend, network_config)
+
+
 def backend_options(config: PipelineConfig, network: str = "palm") -> dict[str, Any]:
     """Options for create_backend (names from engines.base.KNOWN_OPTIONS; each backend reads the ones it uses).
 
@@ -84,6 +100,8 @@ def backend_options(config: PipelineConfig, network: str = "palm") -> dict[str, 
         "max_batch": max(config.max_hands, MAX_PROPOSAL_BATCH),
         "opt_batch": config.max_hands,
     }
+    if network == "learned":  # one crop (both hands) per frame
+        options["max_batch"] = options["opt_batch"] = 1
     if config.engine_cache_dir:
         options["cache_dir"] = config.engine_cache_dir
     if config.calib_dir:
@@ -125,6 +143,9 @@ class HandPipeline:
             self.lifter, self.lifter_name = make_lifter(self.config)
         else:
             self.lifter, self.lifter_name = lifter, type(lifter).__name__
+        self.learned = None  # LearnedReconstructor when reconstructor is "learned"
+        if self.config.reconstructor == "learned":
+            self.learned = make_learned_reconstructor(self.config)
         self.tracker = HandTracker()
         self._frames_since_proposals = self.config.proposal_interval_frames  # first frame may propose
         self.warmup()
@@ -141,11 +162,14 @@ class HandPipeline:
             from hand_recon_ros.pipeline.solver_kernels import warm
 
             warm()
+        if self.learned is not None:
+            self.learned.warmup()
 
     @property
     def backend_description(self) -> str:
         """Backends and lifter in one line (for logs, diagnostics and the benchmark table)."""
-        return (f"palm: {self.palm.backend.describe()}; landmarks: {self.landmarks.backend.describe()}; "
+        learned = f"; learned: {self.learned.backend.describe()}" if self.learned is not None else ""
+        return (f"palm: {self.palm.backend.describe()}; landmarks: {self.landmarks.backend.describe()}{learned}; "
                 f"lift: {self.lifter_name}")
 
     def reset(self) -> None:
@@ -171,11 +195,15 @@ class HandPipeline:
             self.lifter.update(**changes)
 
     def close(self) -> None:
-        """Release both backends (each is closed even when the other's close raises; idempotent)."""
+        """Release every backend (each is closed even when another's close raises; idempotent)."""
         try:
             self.palm.backend.close()
         finally:
-            self.landmarks.backend.close()
+            try:
+                self.landmarks.backend.close()
+            finally:
+                if self.learned is not None:
+                    self.learned.backend.close()
 
     def _proposals_due(self, candidates: list[Candidate]) -> bool:
         """Proposals on: image mode whenever a hand is missing; video mode also at most every N frames."""
@@ -246,6 +274,10 @@ class HandPipeline:
             for h in hands
         ]
         timing["tracking"] = _ms(t)
+        if self.learned is not None:
+            t = time.perf_counter()
+            detections = self.learned.reconstruct(image, detections, cfg.min_presence_score)
+            timing["learned"] = _ms(t)
         t = time.perf_counter()
         results = self.lifter.lift(detections, intrinsics, timestamp_s, cfg.mesh) if detections else []
         timing["lift"] = _ms(t)

@@ -51,6 +51,11 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "PyPI); false: missing files are an error naming 'hand-recon models fetch'."),
     ParamSpec("mano_dir", "", "Folder holding the MANO model files ('' = no MANO layer).",
               pipeline_field="mano_dir"),
+    ParamSpec("reconstructor", "landmarks", "2D + 3D per hand: 'landmarks' (MediaPipe landmark network) or "
+              "'learned' (the two-hand network in learned_model).", choices=("landmarks", "learned"),
+              pipeline_field="reconstructor"),
+    ParamSpec("learned_model", "", "ONNX file from `hand-recon export` for reconstructor 'learned' ('' = none).",
+              pipeline_field="learned_model"),
     ParamSpec("intra_op_threads", 0, "CPU threads per inference (0 = runtime default).", minimum=0, maximum=64,
               pipeline_field="intra_op_threads"),
     ParamSpec("refine_3d", True, "Refine metric 3D by fitting to the 2D keypoints.", pipeline_field="refine_3d"),
@@ -174,7 +179,7 @@ def pipeline_settings(values: dict[str, Any], available_fields: tuple[str, ...])
         if spec.pipeline_field is None or spec.pipeline_field not in available_fields or spec.name not in values:
             continue
         value = values[spec.name]
-        if spec.pipeline_field in ("cache_dir", "mano_dir", "calib_dir") and value == "":
+        if spec.pipeline_field in ("cache_dir", "mano_dir", "calib_dir", "learned_model") and value == "":
             value = None
         settings[spec.pipeline_field] = value
     return settings
