@@ -104,6 +104,8 @@ def bad_images(rng: np.random.Generator) -> list[tuple[str, Callable[[], Any]]]:
 def bad_compressed(rng: np.random.Generator, jpeg: bytes) -> list[tuple[str, Callable[[], Any]]]:
     """(kind, factory) for malformed sensor_msgs/CompressedImage messages."""
     png_1x1 = cv2.imencode(".png", np.zeros((1, 1, 3), np.uint8))[1].tobytes()
+    # A PNG that declares 30000x30000 (the IHDR of one: decoding a full one allocated 5 GB)
+    huge_png = png_1x1[:16] + (30000).to_bytes(4, "big") * 2 + png_1x1[24:]
     return [
         ("compressed/empty", lambda: _compressed(b"", "jpeg")),
         ("compressed/noise", lambda: _compressed(rng.integers(0, 256, 2000, dtype=np.uint8).tobytes(), "jpeg")),
@@ -112,6 +114,7 @@ def bad_compressed(rng: np.random.Generator, jpeg: bytes) -> list[tuple[str, Cal
         ("compressed/png-signature-only", lambda: _compressed(b"\x89PNG\r\n\x1a\n", "png")),
         ("compressed/one-pixel-png", lambda: _compressed(png_1x1, "png")),
         ("compressed/wrong-format-name", lambda: _compressed(png_1x1, "rgb8; compressedDepth")),
+        ("compressed/png-declares-30000x30000", lambda: _compressed(huge_png, "png")),
         ("compressed/flipped-bytes", lambda: _compressed(bytes(b ^ 0xFF for b in jpeg[:4000]), "jpeg")),
     ]
 

@@ -136,3 +136,34 @@ def test_mono16_saturates_above_the_given_depth_and_refuses_a_bad_one() -> None:
     assert out[0, :, 0].tolist() == [0, 255, 255, 255]
     with pytest.raises(ImageConversionError, match="bit depth"):
         image_fields_to_rgb(1, 4, "mono16", 8, False, data, mono16_bits=17)
+
+
+def _png_header(width: int, height: int) -> bytes:
+    import struct
+    import zlib
+
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr))
+
+
+def test_compressed_header_sizes_are_read_without_decoding(rgb: np.ndarray) -> None:
+    from hand_recon_ros.ros.image_conversion import compressed_image_size
+
+    jpeg = cv2.imencode(".jpg", rgb)[1].tobytes()
+    png = cv2.imencode(".png", rgb)[1].tobytes()
+    assert compressed_image_size(jpeg) == (W, H)
+    assert compressed_image_size(png) == (W, H)
+    assert compressed_image_size(b"GIF89a....") is None
+    progressive = cv2.imencode(".jpg", rgb, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
+    assert compressed_image_size(progressive) == (W, H)
+
+
+def test_compressed_image_declaring_a_huge_size_is_refused_before_decoding(rgb: np.ndarray) -> None:
+    """A 2.6 MB PNG declaring 30000x30000 made OpenCV allocate 5 GB; the header alone is enough to refuse it."""
+    with pytest.raises(ImageConversionError, match="declares 30000x30000 pixels"):
+        compressed_to_rgb(_png_header(30000, 30000), "png")
+    jpeg = bytearray(cv2.imencode(".jpg", rgb)[1].tobytes())
+    sof = jpeg.index(b"\xff\xc0")
+    jpeg[sof + 5:sof + 9] = (40000).to_bytes(2, "big") + (12000).to_bytes(2, "big")  # height, width
+    with pytest.raises(ImageConversionError, match="declares 12000x40000 pixels"):
+        compressed_to_rgb(bytes(jpeg), "jpeg")

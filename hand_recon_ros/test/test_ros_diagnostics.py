@@ -85,3 +85,19 @@ def test_diagnostic_array_message() -> None:
     status = array.status[0]
     assert status.level == bytes([ERROR]) and status.hardware_id == "onnxruntime-cpu"
     assert {kv.key for kv in status.values} >= {"latency p95 (ms)", "dropped frames", "backend"}
+
+
+def test_standing_warning_holds_until_cleared() -> None:
+    """An unsupported CameraInfo model stays a WARN (not an ERROR that fades) until a usable one arrives."""
+    clock = Clock()
+    stats = NodeStats(clock=clock)
+    _run(stats, clock, 5, 0.1, 0.01)
+    stats.set_warning("camera_info", "CameraInfo.distortion_model 'x' is not supported")
+    clock.t += ERROR_HOLD_S + 1.0
+    stats.record_input()
+    snap = stats.snapshot()
+    assert snap.level == WARN and "distortion_model 'x'" in snap.message
+    assert snap.values["warning (camera_info)"].startswith("CameraInfo.distortion_model")
+    stats.set_warning("camera_info", None)
+    snap = stats.snapshot()
+    assert snap.level == OK and "warning (camera_info)" not in snap.values

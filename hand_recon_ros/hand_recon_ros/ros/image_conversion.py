@@ -28,6 +28,12 @@ ENCODING_LAYOUT: dict[str, tuple[int, int]] = {
 SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(ENCODING_LAYOUT)
 # Largest image side we accept (pixels): anything beyond is a corrupt header, not a camera.
 MAX_IMAGE_SIDE_PX = 16384
+# Largest decoded size of a CompressedImage (pixels), checked in the PNG/JPEG header before decoding: a 2.6 MB
+# PNG can declare 30000x30000 and make OpenCV allocate 5 GB.
+MAX_COMPRESSED_PIXELS = 8192 * 8192
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers (they carry the size): C0..CF except DHT (C4), JPG (C8) and DAC (CC).
+JPEG_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 # mono16/16UC1: significant bits per pixel when the caller does not say (0 = read from the data: the highest
 # set bit of the brightest pixel, at least 8), and the range a caller may give.
 MONO16_BITS_FROM_DATA = 0
@@ -114,11 +120,54 @@ def image_msg_to_rgb(msg: Any, mono16_bits: int = MONO16_BITS_FROM_DATA) -> np.n
     )
 
 
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's start-of-frame segment, or None when none comes before the scan data."""
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # segments without a length
+            pos += 2
+            continue
+        if marker == 0xDA:  # start of scan: no frame header before it
+            return None
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        if marker in JPEG_SOF_MARKERS and pos + 9 <= len(data):
+            return int.from_bytes(data[pos + 7:pos + 9], "big"), int.from_bytes(data[pos + 5:pos + 7], "big")
+        pos += 2 + length
+    return None
+
+
+def compressed_image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) declared in a PNG or JPEG header without decoding; None for other or unreadable data."""
+    if data.startswith(PNG_SIGNATURE) and len(data) >= 24 and data[12:16] == b"IHDR":
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data.startswith(b"\xff\xd8"):
+        return _jpeg_size(data)
+    return None
+
+
 def compressed_to_rgb(data: Any, format_name: str = "") -> np.ndarray:
-    """Decode the bytes of a sensor_msgs/CompressedImage (JPEG, PNG, ...) into RGB uint8 (H, W, 3) with OpenCV."""
+    """Decode the bytes of a sensor_msgs/CompressedImage (JPEG, PNG, ...) into RGB uint8 (H, W, 3) with OpenCV.
+
+    A PNG/JPEG whose header declares more than MAX_COMPRESSED_PIXELS (or a side over MAX_IMAGE_SIDE_PX) is
+    refused before decoding, so a small message cannot make the node allocate gigabytes.
+    """
     buffer = np.frombuffer(memoryview(data).cast("B") if not isinstance(data, np.ndarray) else data, np.uint8)
     if buffer.size == 0:
         raise ImageConversionError(f"compressed image ('{format_name}') has no data")
+    size = compressed_image_size(buffer[:65536].tobytes())
+    if size is not None:
+        width, height = size
+        if width * height > MAX_COMPRESSED_PIXELS or max(width, height) > MAX_IMAGE_SIDE_PX:
+            raise ImageConversionError(
+                f"compressed image ('{format_name}') declares {width}x{height} pixels; the limit is "
+                f"{MAX_COMPRESSED_PIXELS} pixels and {MAX_IMAGE_SIDE_PX} px per side"
+            )
     image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
     if image is None:
         raise ImageConversionError(f"compressed image ('{format_name}', {buffer.size} bytes) could not be decoded")
