@@ -114,18 +114,24 @@ def test_missing_wheel_makes_litert_unavailable_and_auto_skips_it(model_paths, h
 def test_auto_picks_litert_before_onnxruntime_cpu_with_the_pipelines_options(model_paths):
     order = auto_select.AUTO_ORDER
     assert order.index("litert") < order.index("onnxruntime-cpu")
-    # The pipeline's default precision (fp16, TensorRT's) must not keep auto off the CPU default.
+    # The pipeline's default precision (auto: fp16 on TensorRT, fp32 elsewhere) must not keep auto off litert ...
     options = backend_options(PipelineConfig(backend="auto"), "palm")
-    assert options["precision"] == "fp16"
+    assert options["precision"] == "auto"
     backend, _ = auto_select.select_backend(model_paths.palm_onnx, options, order=("litert", "onnxruntime-cpu"))
     assert backend.name == "litert"
+    # ... while an explicit fp16 request is never run in fp32 on litert: auto moves on to a backend that can.
+    fp16 = backend_options(PipelineConfig(backend="auto", precision="fp16"), "palm")
+    backend, message = auto_select.select_backend(model_paths.palm_onnx, fp16, order=("litert", "onnxruntime-cpu"))
+    assert backend.name == "onnxruntime-cpu"
+    assert "litert: creating failed (BackendError: litert: precision 'fp16' is not supported" in message
 
 
-def test_pipeline_backend_options_for_litert(model_paths):
-    assert "precision" not in backend_options(PipelineConfig(backend="litert"))  # TensorRT's default, dropped
-    assert backend_options(PipelineConfig(backend="litert", precision="int8"))["precision"] == "int8"
+def test_pipeline_backend_options_for_litert(model_paths, tmp_path):
+    assert backend_options(PipelineConfig(backend="litert"))["precision"] == "auto"  # = fp32 on litert
+    int8 = PipelineConfig(backend="litert", precision="int8", calib_dir=str(tmp_path), refine_3d=False)
+    assert backend_options(int8)["precision"] == "int8"
     with pytest.raises(BackendError, match="litert: precision 'int8' is not supported"):
-        HandPipeline(PipelineConfig(backend="litert", precision="int8", refine_3d=False))
+        HandPipeline(int8)
 
 
 def test_pipeline_on_litert_finds_the_same_hands_as_onnxruntime(woman_hands_path):

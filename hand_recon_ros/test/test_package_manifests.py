@@ -43,6 +43,7 @@ PIP_NAMES = {
     # the litert backend (runtime.txt; imported lazily, so a missing wheel only makes that backend unavailable)
     "ai_edge_litert": "ai-edge-litert",
     "numba": "numba",
+    "onnxconverter_common": "onnxconverter-common",  # FP16 graphs (engines/precision_graphs.py)
 }
 # Test/dev-only modules must never be imported by the package itself.
 FORBIDDEN_IN_PACKAGE = {"pytest", "mediapipe"}

@@ -255,8 +255,10 @@ def test_node_precision_parameter_reaches_the_pipeline_config():
 
     values = {spec.name: spec.default for spec in PARAMETERS}
     values["precision"] = "int8"
+    values["calib_dir"] = "/calibration/images"
     settings = pipeline_settings(values, PipelineConfig.field_names())
     assert settings["precision"] == "int8"
+    assert settings["calib_dir"] == "/calibration/images"
     PipelineConfig(**settings).validate()
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from hand_recon_ros.engines.base import KNOWN_OPTIONS, Backend, BackendUnavailableError, TensorSpec
-from hand_recon_ros.engines.litert_backend import litert_unavailable_reason
+from hand_recon_ros.engines.litert_backend import litert_model_reason, litert_unavailable_reason
 
 _LOG = logging.getLogger(__name__)
 
@@ -81,12 +81,12 @@ def warm_up(backend: Backend) -> None:
     backend.run(feeds)
 
 
-def _log_once(message: str) -> None:
+def _log_once(message: str, level: int = logging.INFO) -> None:
     with _logged_lock:
         if message in _logged_messages:
             return
         _logged_messages.add(message)
-    _LOG.info("%s", message)
+    _LOG.log(level, "%s", message)
 
 
 def select_backend(
@@ -109,6 +109,8 @@ def select_backend(
     for name in order:
         probe = probes.get(name)
         reason = probe() if probe is not None else "no availability probe"
+        if reason is None and name == "litert":  # it runs .tflite files only: a model without one is not for it
+            reason = litert_model_reason(model_path)
         if reason is None:
             backend: Backend | None = None
             stage = "creating"
@@ -126,9 +128,9 @@ def select_backend(
             else:
                 message = f"backend auto: using {name}"
                 message += f"; not taken: {'; '.join(rejected)}" if rejected else " (first choice)"
-                if failures:
-                    _LOG.warning("backend auto: %s: %s; using %s instead", Path(model_path).name,
-                                 "; ".join(failures), name)
+                if failures:  # one WARNING per distinct fallback, like the choice itself
+                    _log_once(f"backend auto: {Path(model_path).name}: {'; '.join(failures)}; using {name} instead",
+                              logging.WARNING)
                 _log_once(message)
                 return backend, message
         rejected.append(f"{name}: {reason}")

@@ -151,3 +151,10 @@ class LiteRTBackend(Backend):
     def describe(self) -> str:
         """Backend, thread count and the file it runs."""
         return f"{self.name} (XNNPACK, {self.threads} threads, {self.tflite_path.name})"
+
+
+def litert_model_reason(model_path: str | Path) -> str | None:
+    """None when LiteRT can run ``model_path`` (a .tflite, or an ONNX export with its .tflite beside it), else why."""
+    path = Path(model_path)
+    tflite = path if path.suffix == TFLITE_SUFFIX else tflite_beside(path)
+    return None if tflite.is_file() else f"no TFLite file for {path.name} (expected {tflite})"

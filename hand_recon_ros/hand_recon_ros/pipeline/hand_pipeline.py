@@ -35,6 +35,8 @@ REFINE_MODULE = "hand_recon_ros.pipeline.refine_lift"
 # flat-out offline runs (`hand-recon bench --mode video`) do gain from {"landmarks"}.
 SPINNING_NETWORKS: frozenset[str] = frozenset()
 NETWORKS: tuple[str, ...] = ("palm", "landmarks", "learned")
+# LiteRT runs the original .tflite files only; the learned ONNX model runs here when the backend is litert.
+LEARNED_ON_LITERT = "onnxruntime-cpu"
 
 
 class ImageFormatError(ValueError):
@@ -68,6 +70,18 @@ def make_lifter(config: PipelineConfig) -> tuple[Lifter, str]:
     return PnPLifter(), "pnp"
 
 
+def learned_backend_name(backend: str) -> str:
+    """The backend for the learned model: litert runs only MediaPipe's .tflite files, so an ONNX learned model
+    runs on onnxruntime-cpu beside it (said in the reconstructor's log line); any other backend as given."""
+    from hand_recon_ros.engines.base import BackendError
+    from hand_recon_ros.engines.registry import canonical_backend_name
+
+    try:
+        return LEARNED_ON_LITERT if canonical_backend_name(backend) == "litert" else backend
+    except BackendError:
+        return backend  # create_backend names the unknown backend
+
+
 def make_learned_reconstructor(config: PipelineConfig) -> Any:
     """The learned two-hand stage on ``config.learned_model`` through create_backend (same backends as the rest)."""
     from hand_recon_ros.engines.registry import create_backend
@@ -78,9 +92,10 @@ def make_learned_reconstructor(config: PipelineConfig) -> Any:
         network_config = read_network_config(config.learned_model)
     except LearnedModelError as exc:
         raise ConfigError(f"learned_model: {exc}") from exc
-    backend = create_backend(config.backend, config.learned_model, **backend_options(config, "learned"))
-    log.info("reconstructor: learned (%s, %s, %dpx%s)", config.learned_model, network_config.backbone,
-             network_config.input_size, ", residual" if network_config.residual else "")
+    backend_name = learned_backend_name(config.backend)
+    backend = create_backend(backend_name, config.learned_model, **backend_options(config, "learned"))
+    log.info("reconstructor: learned (%s on %s, %s, %dpx%s)", config.learned_model, backend_name,
+             network_config.backbone, network_config.input_size, ", residual" if network_config.residual else "")
     return LearnedReconstructor(backend, network_config)
 
 
