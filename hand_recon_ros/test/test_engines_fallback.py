@@ -25,8 +25,12 @@ def _fresh_log_once():
     auto_select._logged_messages.clear()
 
 
+def _constant(reason):
+    return lambda: reason
+
+
 def _probes(**reasons):
-    return {name: (lambda r=reasons.get(name): r) for name in auto_select.AUTO_ORDER}
+    return {name: _constant(reasons.get(name)) for name in auto_select.AUTO_ORDER}
 
 
 @pytest.fixture
