@@ -140,3 +140,11 @@ def test_fp16_graphs_find_the_same_hands_within_half_a_pixel_on_a_real_photo(mod
     assert set(results["fp16"]) == set(results["fp32"]) == {"left", "right"}
     dist = np.concatenate([np.linalg.norm(results["fp16"][s] - results["fp32"][s], axis=1) for s in results["fp32"]])
     assert np.percentile(dist, 95) <= FP16_P95_LIMIT_PX, dist
+
+
+def test_a_precision_the_backend_cannot_do_is_refused_by_name(conv_onnx):
+    with pytest.raises(BackendError, match=r"torch: runs the FP32 reference only, precision 'int8' is not available"):
+        create_backend("torch", conv_onnx, precision="int8")
+    with pytest.raises(BackendError, match=r"onnxruntime-cpu: precision must be one of auto, fp32, fp16, int8, got "
+                                           r"'bf16'"):
+        create_backend("onnxruntime-cpu", conv_onnx, precision="bf16")
