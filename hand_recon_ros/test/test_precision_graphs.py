@@ -23,6 +23,30 @@ def conv_onnx(tmp_path):
     return _write_conv_model(tmp_path / "conv.onnx")
 
 
+def _write_deep_conv_model(path):
+    """image [batch,8,8,3] → 5 × (3×3 conv 16 ch + relu) → mean → dense 4: deeper than INT8's FP32 first convs."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Transpose", ["image"], ["x0"], perm=[0, 3, 1, 2])]
+    inits = []
+    for i in range(5):
+        w = (rng.standard_normal((16, 3 if i == 0 else 16, 3, 3)) * 0.2).astype(np.float32)
+        inits.append(numpy_helper.from_array(w, f"w{i}"))
+        nodes += [helper.make_node("Conv", [f"x{i}", f"w{i}"], [f"c{i}"], pads=[1, 1, 1, 1]),
+                  helper.make_node("Relu", [f"c{i}"], [f"x{i + 1}"])]
+    inits.append(numpy_helper.from_array((rng.standard_normal((16, 4)) * 0.2).astype(np.float32), "dw"))
+    nodes += [helper.make_node("GlobalAveragePool", ["x5"], ["g"]), helper.make_node("Flatten", ["g"], ["f"]),
+              helper.make_node("MatMul", ["f", "dw"], ["out"])]
+    graph = helper.make_graph(nodes, "deep", [helper.make_tensor_value_info("image", TensorProto.FLOAT,
+                                                                            ["batch", 8, 8, 3])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", 4])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    onnx.save(model, str(path))
+    return path
+
+
 def _images(folder, count, seed=0):
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(count):
@@ -53,11 +77,18 @@ def test_fp16_graph_keeps_fp32_io_is_cached_and_keyed_on_the_source(conv_onnx, t
     assert pg.precision_graph(conv_onnx, "fp32", cache) == conv_onnx
 
 
-def test_int8_graph_has_per_channel_qdq_and_is_keyed_on_the_calibration_set(conv_onnx, tmp_path):
+def test_int8_graph_has_per_channel_qdq_and_is_keyed_on_the_calibration_set(tmp_path):
+    conv_onnx = _write_deep_conv_model(tmp_path / "deep.onnx")
     cache = tmp_path / "cache"
     first = pg.precision_graph(conv_onnx, "int8", cache, _images(tmp_path / "a", 10), int8_flavour="cpu")
     ops = _ops(first)
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    weights = {i.name: i.data_type for i in onnx.load(str(first)).graph.initializer
+               if not i.name.endswith(("_scale", "_zero_point"))}
+    # The first convolutions and the output head stay FP32; the rest is INT8.
+    assert weights == {"w0": onnx.TensorProto.FLOAT, "w1": onnx.TensorProto.FLOAT, "w2": onnx.TensorProto.FLOAT,
+                       "dw": onnx.TensorProto.FLOAT, "w3_quantized": onnx.TensorProto.INT8,
+                       "w4_quantized": onnx.TensorProto.INT8}, weights
     weight_scales = [i for i in onnx.load(str(first)).graph.initializer if i.name.endswith("_scale") and i.dims]
     assert any(s.dims[0] == 16 for s in weight_scales), "conv weights are not quantised per channel"
     second = pg.precision_graph(conv_onnx, "int8", cache, _images(tmp_path / "b", 10, seed=50), int8_flavour="cpu")
