@@ -94,14 +94,15 @@ def run_variant(pipeline, frames: list[tuple[str, np.ndarray]]) -> tuple[list[di
     return hands, network_ms
 
 
-def compare(reference: list[dict], other: list[dict]) -> dict[str, float]:
+def compare(reference: list[dict], other: list[dict], names: list[str]) -> dict[str, float]:
     """Same hands (sides) per frame, and the landmark distance percentiles over paired hands."""
     same = sum(set(r) == set(o) for r, o in zip(reference, other))
+    differing = [f"{n}: {sorted(r)} vs {sorted(o)}" for n, r, o in zip(names, reference, other) if set(r) != set(o)]
     dists = [np.linalg.norm(r[s] - o[s], axis=1) for r, o in zip(reference, other) for s in r if s in o]
     flat = np.concatenate(dists) if dists else np.zeros(1)
     return {"frames_same_hands": same, "frames": len(reference), "hands_paired": len(dists),
             "hands_reference": sum(len(r) for r in reference), "p50_px": float(np.percentile(flat, 50)),
-            "p95_px": float(np.percentile(flat, 95)), "max_px": float(flat.max())}
+            "p95_px": float(np.percentile(flat, 95)), "max_px": float(flat.max()), "differing_frames": differing}
 
 
 def main() -> int:
@@ -137,12 +138,15 @@ def main() -> int:
           f"{'net ms':>9}{'vs fp32':>9}")
     report = {"cpu": cpu_model(), "frames": len(frames), "calibration_frames": n_calib, "variants": {}}
     for label in pipelines:
-        c = compare(hands["fp32"], hands[label])
+        c = compare(hands["fp32"], hands[label], [n for n, _ in frames])
         med = float(np.median(times[label]))
         c.update(network_ms_median=med, time_ratio_vs_fp32=med / fp32_ms)
         report["variants"][label] = c
         print(f"{label:<15}{c['frames_same_hands']:>7}/{c['frames']:<4}{c['hands_paired']:>9}{c['p50_px']:>9.2f}"
               f"{c['p95_px']:>9.2f}{c['max_px']:>9.2f}{med:>9.1f}{med / fp32_ms:>8.2f}x")
+    for label, c in report["variants"].items():
+        for line in c["differing_frames"]:
+            print(f"  {label}: other hands on {line}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     ok = (report["variants"]["fp16"]["p95_px"] <= FP16_P95_LIMIT_PX

@@ -157,6 +157,7 @@ def test_ort_tensorrt_provider_options(tiny_onnx, tmp_path):
     fp32 = OnnxRuntimeTensorRTBackend(_write_model(tmp_path / "fixed.onnx", batch=1), precision="fp32")
     options = fp32.trt_provider_options()
     assert options["trt_fp16_enable"] is False and "trt_profile_min_shapes" not in options
+    assert options["trt_int8_enable"] is False and options["trt_int8_use_native_calibration_table"] is False
     with pytest.raises(BackendError, match=r"onnxruntime-tensorrt: precision int8 needs calib_dir"):
         OnnxRuntimeTensorRTBackend(tiny_onnx, precision="int8")
 

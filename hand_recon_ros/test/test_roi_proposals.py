@@ -255,10 +255,13 @@ def test_node_precision_parameter_reaches_the_pipeline_config():
 
     values = {spec.name: spec.default for spec in PARAMETERS}
     values["precision"] = "int8"
-    values["calib_dir"] = "/calibration/images"
     settings = pipeline_settings(values, PipelineConfig.field_names())
-    assert settings["precision"] == "int8"
-    assert settings["calib_dir"] == "/calibration/images"
+    assert settings["precision"] == "int8" and settings["calib_dir"] is None  # '' = none
+    with pytest.raises(ConfigError, match="precision int8 needs calib_dir"):
+        PipelineConfig(**settings).validate()
+    values["calib_dir"] = "/data/calibration_frames"
+    settings = pipeline_settings(values, PipelineConfig.field_names())
+    assert settings["calib_dir"] == "/data/calibration_frames"
     PipelineConfig(**settings).validate()
 
 

@@ -181,6 +181,10 @@ class OnnxRuntimeTensorRTBackend(OnnxRuntimeBackend):
             # The precision is in the graph (FP16 tensors, Q/DQ nodes); the FP16 flag lets a weakly typed TensorRT 10
             # build keep the graph's FP16 layers in FP16.
             "trt_fp16_enable": self.precision == "fp16",
+            # A Q/DQ graph carries its own scales (explicit quantisation); a weakly typed TensorRT 10 build still
+            # needs INT8 allowed to run them in INT8. No calibration table: the scales are in the graph.
+            "trt_int8_enable": self.precision == "int8",
+            "trt_int8_use_native_calibration_table": False,
             "trt_max_workspace_size": int(self.options.get("workspace_mb", ec.DEFAULT_WORKSPACE_MB)) << 20,
             "trt_engine_cache_enable": True,
             "trt_engine_cache_path": str(self.cache_dir),

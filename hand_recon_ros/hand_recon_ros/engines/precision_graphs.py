@@ -39,11 +39,18 @@ PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
 PRECISION_AUTO = "auto"
 PRECISION_CHOICES: tuple[str, ...] = (PRECISION_AUTO, *PRECISIONS)
 #: Bump when a graph made by this module would change for the same inputs (old files are then not reused).
-GRAPH_FORMAT_VERSION = 1
+GRAPH_FORMAT_VERSION = 2  # 2: INT8 keeps the first convs and the output heads FP32
 #: Ops kept FP32 in FP16 graphs: onnxconverter-common's default list (ML ops, NMS/TopK, and Resize/Upsample,
 #: whose scales must stay float32) plus the ops named here. The hand networks need nothing more: measured FP16 vs
 #: FP32 difference is far below a pixel (docs/backends.md).
 FP16_EXTRA_BLOCK_OPS: tuple[str, ...] = ()
+#: INT8 keeps these FP32 (measured on the hand networks, docs/backends.md): the first INT8_FP32_FIRST_CONVS
+#: convolutions (they see raw pixels) and the output heads (every Conv/Gemm/MatMul that reaches a graph output
+#: through shape-only ops), which hold most of the landmark error when quantised.
+INT8_FP32_FIRST_CONVS = 3
+_HEAD_PASS_THROUGH_OPS = frozenset({"Reshape", "Transpose", "Concat", "Identity", "Flatten", "Squeeze", "Unsqueeze",
+                                    "Sigmoid", "Cast"})
+_HEAD_COMPUTE_OPS = frozenset({"Conv", "Gemm", "MatMul"})
 #: Q/DQ flavours: "tensorrt" is symmetric INT8 activations and weights (the only INT8 TensorRT runs explicitly);
 #: "cpu" is ONNX Runtime's x86 choice (uint8 activations, int8 weights), faster in ORT's CPU kernels.
 INT8_FLAVOURS: tuple[str, ...] = ("tensorrt", "cpu")
@@ -151,7 +158,27 @@ def _quant_settings(flavour: str) -> dict[str, Any]:
     symmetric = flavour == "tensorrt"
     return {"format": "QDQ", "per_channel": True, "weights": "QInt8",
             "activations": "QInt8" if symmetric else "QUInt8", "activation_symmetric": symmetric,
-            "calibrate_method": "MinMax", "flavour": flavour}
+            "calibrate_method": "MinMax", "flavour": flavour, "fp32_first_convs": INT8_FP32_FIRST_CONVS,
+            "fp32_output_heads": True}
+
+
+def fp32_nodes(model: Any) -> list[str]:
+    """Names of the nodes INT8 keeps FP32: the first INT8_FP32_FIRST_CONVS convolutions and the output heads."""
+    nodes = list(model.graph.node)
+    keep = [n.name for n in nodes if n.op_type == "Conv"][:INT8_FP32_FIRST_CONVS]  # nodes must have names
+    producer = {out: n for n in nodes for out in n.output}
+    pending = [o.name for o in model.graph.output]
+    seen: set[str] = set()
+    while pending:
+        node = producer.get(pending.pop())
+        if node is None or node.name in seen:
+            continue
+        seen.add(node.name)
+        if node.op_type in _HEAD_COMPUTE_OPS:
+            keep.append(node.name)
+        elif node.op_type in _HEAD_PASS_THROUGH_OPS:
+            pending.extend(node.input)
+    return list(dict.fromkeys(keep))
 
 
 def graph_path_for(cache_dir: str | Path, onnx_path: str | Path, precision: str, digest: str) -> Path:
@@ -279,9 +306,17 @@ def make_int8_graph(src: Path, dst: Path, samples: np.ndarray, flavour: str, wor
     prepared = work_dir / f"{src.stem}.pre.onnx"
     quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
     settings = _quant_settings(flavour)
+    import onnx
+
+    model = onnx.load(str(prepared))
+    for index, node in enumerate(model.graph.node):  # exclusions go by node name: every node needs one
+        if not node.name:
+            node.name = f"{node.op_type}_{index}"
+    onnx.save(model, str(prepared))
     quantize_static(
         str(prepared), str(dst), _SampleReader(inputs[0].name, samples),
         quant_format=QuantFormat.QDQ, per_channel=True,
+        nodes_to_exclude=fp32_nodes(model),
         activation_type=QuantType.QInt8 if settings["activations"] == "QInt8" else QuantType.QUInt8,
         weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
         extra_options={"ActivationSymmetric": settings["activation_symmetric"], "WeightSymmetric": True},

@@ -58,10 +58,14 @@ class TorchBackend(Backend):
     """Runs a torch module in eval mode under ``torch.inference_mode``; options: ``module``, ``device``."""
 
     name = "torch"
-    option_names = frozenset({"module", "device"})
+    option_names = frozenset({"module", "device", "precision"})
 
     def __init__(self, model_path: str | Path, **options: Any) -> None:
         super().__init__(model_path, **options)
+        precision = str(options.get("precision") or "auto").lower()
+        if precision not in ("auto", "fp32"):
+            raise BackendError(f"{self.name}: runs the FP32 reference only, precision '{precision}' is not available "
+                               "here; fix: precision auto/fp32, or backend onnxruntime-cpu for fp16/int8 graphs")
         self.device = str(options.get("device", "cpu"))
         self.source = ""
         self._module: Any = None
