@@ -69,7 +69,7 @@ def test_real_node_on_a_real_photo(woman_hands_path: Path, model_paths) -> None:
     assert {(m.ns, m.id) for m in markers.markers} >= {("joints", 0), ("joints", 1), ("bones", 0), ("bones", 1)}
     overlay = peer.overlays[-1]
     assert (overlay.width, overlay.height, overlay.header.frame_id) == (width, height, "woman_camera_optical_frame")
-    assert "backend: palm: onnxruntime-cpu" in output
+    assert "backend: palm: litert" in output  # the CPU default
 
 
 def test_unloadable_pipeline_keeps_the_node_up_with_an_error(model_paths) -> None:
