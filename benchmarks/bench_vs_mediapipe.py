@@ -190,7 +190,9 @@ def main() -> int:  # noqa: C901, PLR0915 - one linear report
     systems = ["mediapipe", *pipelines, "numpy-solver"]
     times: dict[str, dict[str, list[float]]] = {k: {m: [] for m in MODES} for k in systems}
     stages: dict[str, dict[str, list[dict[str, float]]]] = {k: {m: [] for m in MODES} for k in systems}
-    bare: dict[str, dict[str, list[float]]] = {n: {"palm": [], "landmarks": []} for n in pipelines}
+    # bare[backend][mode][network]: measured right after the frames of that mode (same load as those frames)
+    bare: dict[str, dict[str, dict[str, list[float]]]] = {
+        n: {m: {"palm": [], "landmarks": []} for m in MODES} for n in pipelines}
     proposals: dict[str, list[float]] = {"ms": []}
     details: dict[str, Any] = {}
     for round_index in range(args.rounds):
@@ -204,7 +206,7 @@ def main() -> int:  # noqa: C901, PLR0915 - one linear report
                 ms, info = run_ours(pipeline, rgb, mode, args.frames, args.warmup, (palm_input, crops))
                 times[name][mode] += ms
                 for network, values in info["bare"].items():
-                    bare[name][network] += values
+                    bare[name][mode][network] += values
                 stages[name][mode] += info["stages"]
                 details.setdefault(name, {})[mode] = {"hands": info["hands"]}
         previous = solver_kernels.set_enabled(False)  # the numpy reference solver, same pipeline and frames
@@ -228,7 +230,9 @@ def main() -> int:  # noqa: C901, PLR0915 - one linear report
     medians = {k: {m: float(np.median(v[m])) for m in MODES} for k, v in times.items()}
     p95 = {k: {m: float(np.percentile(v[m], 95)) for m in MODES} for k, v in times.items()}
     stage_medians = {k: {m: _stage_medians(v[m]) for m in MODES if v[m]} for k, v in stages.items()}
-    bare_medians = {n: {k: float(np.median(v)) for k, v in b.items()} for n, b in bare.items()}
+    bare_by_mode = {n: {m: {k: float(np.median(v)) for k, v in b[m].items()} for m in MODES} for n, b in bare.items()}
+    bare_medians = {n: {k: float(np.median(b["static"][k] + b["tracking"][k])) for k in ("palm", "landmarks")}
+                    for n, b in bare.items()}
     mp_ms = medians["mediapipe"]
     h, w = rgb.shape[:2]
     print(f"\n{args.image.name} ({w}x{h}), {args.rounds} rounds x {args.frames} frames, hands in the crops: "
@@ -246,11 +250,11 @@ def main() -> int:  # noqa: C901, PLR0915 - one linear report
     ratios: dict[str, dict[str, float]] = {}
     for name in [*pipelines, "numpy-solver"]:
         backend = default if name == "numpy-solver" else name
-        b = bare_medians[backend]
+        bi, bv = bare_by_mode[backend]["static"], bare_by_mode[backend]["tracking"]
         r = {"vs_mp_image": medians[name]["static"] / mp_ms["static"],
              "vs_mp_video": medians[name]["tracking"] / mp_ms["tracking"],
-             "vs_bare_image": medians[name]["static"] / (b["palm"] + b["landmarks"]),
-             "vs_bare_video": medians[name]["tracking"] / b["landmarks"]}
+             "vs_bare_image": medians[name]["static"] / (bi["palm"] + bi["landmarks"]),
+             "vs_bare_video": medians[name]["tracking"] / bv["landmarks"]}
         ratios[name] = r
         label = f"ours {name}" if name != "numpy-solver" else f"ours {default}, numpy solver"
         print(f"   {label:<22}{medians[name]['static']:>12.2f} ({p95[name]['static']:6.2f}) "
@@ -263,10 +267,11 @@ def main() -> int:  # noqa: C901, PLR0915 - one linear report
         for mode in MODES:
             s = stage_medians[name][mode]
             extra = ""
+            own = bare_by_mode[backend][mode]
             if mode == "static" and "palm" in s:
-                extra += f"; palm - bare {s['palm'] - bare_medians[backend]['palm']:+.2f}"
+                extra += f"; palm - bare {s['palm'] - own['palm']:+.2f}"
             if "landmarks" in s:
-                extra += f"; landmarks - bare {s['landmarks'] - bare_medians[backend]['landmarks']:+.2f}"
+                extra += f"; landmarks - bare {s['landmarks'] - own['landmarks']:+.2f}"
             print(f"   {name:<16}{mode:<9}" + ", ".join(f"{k} {v:.2f}" for k, v in s.items()) + extra)
     lift_c = [stage_medians[default][m].get("lift", float("nan")) for m in MODES]
     lift_n = [stage_medians["numpy-solver"][m].get("lift", float("nan")) for m in MODES]
@@ -289,7 +294,8 @@ def main() -> int:  # noqa: C901, PLR0915 - one linear report
     if args.json:
         args.json.write_text(json.dumps({
             "cpu": cpu_description(), "medians_ms": medians, "p95_ms": p95, "stages_ms": stage_medians,
-            "bare_ms": bare_medians, "ratios": ratios, "proposals_ms": proposals["ms"], "node": node,
+            "bare_ms": bare_medians, "bare_ms_by_mode": bare_by_mode, "ratios": ratios,
+            "proposals_ms": proposals["ms"], "node": node,
             "details": details}, indent=2))
     return 0
 
