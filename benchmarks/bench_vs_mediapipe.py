@@ -25,7 +25,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,6 @@ MODES = ("static", "tracking")
 NODE_DOMAIN_ID = 131  # this project's benchmark/test range for this work: 130-139
 NODE_STARTUP_TIMEOUT_S = 180.0
 NODE_WARMUP_S = 3.0
-BARE_REPEAT = 30  # timed calls per network and backend per round
 
 # Runs inside the MediaPipe venv; prints one JSON object: mode -> per-frame ms, hands found, labels.
 MP_SCRIPT = r"""
@@ -77,41 +75,31 @@ def run_mediapipe(python: str, image: Path, frames: int, warmup: int) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run_ours(pipeline: Any, rgb: np.ndarray, mode: str, frames: int, warmup: int) -> tuple[list[float], dict]:
-    """Per-frame wall ms of HandPipeline.process in one mode, and the per-frame stage timings."""
+def run_ours(pipeline: Any, rgb: np.ndarray, mode: str, frames: int, warmup: int,
+             bare_inputs: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[list[float], dict]:
+    """Per-frame wall ms of HandPipeline.process in one mode, the per-frame stage timings and, with bare_inputs
+    (palm input, landmark crops), the bare network times of the pipeline's own backends right after each frame
+    (interleaved, so load from other processes hits both alike)."""
     pipeline.update(mode="image" if mode == "static" else "video")
     pipeline.reset()
     for _ in range(warmup):
         pipeline.process(rgb)
     times, stages = [], []
+    bare: dict[str, list[float]] = {"palm": [], "landmarks": []}
+    feeds = None if bare_inputs is None else (
+        (pipeline.palm.backend, {pipeline.palm.input_name: bare_inputs[0]}),
+        (pipeline.landmarks.backend, {pipeline.landmarks.input_name: bare_inputs[1]}))
     for _ in range(frames):
         t = time.perf_counter()
         result = pipeline.process(rgb)
         times.append((time.perf_counter() - t) * 1000.0)
         stages.append(result.timing_ms)
-    return times, {"stages": stages, "hands": sorted(h.side for h in result.hands)}
-
-
-def _times_ms(fn: Callable[[], object], repeat: int) -> list[float]:
-    fn()
-    out = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t) * 1000.0)
-    return out
-
-
-def bare_network_times(networks: dict[str, tuple[Any, Any]], palm_input: np.ndarray, crops: np.ndarray,
-                       repeat: int) -> dict[str, dict[str, list[float]]]:
-    """Per backend: wall ms of the palm network on palm_input and of the landmark network on crops (one call)."""
-    out: dict[str, dict[str, list[float]]] = {}
-    for name, (palm, landmark) in networks.items():
-        palm_feed = {palm.input_names[0]: palm_input}
-        crop_feed = {landmark.input_names[0]: crops}
-        out[name] = {"palm": _times_ms(lambda: palm.run(palm_feed), repeat),  # noqa: B023 - called at once
-                     "landmarks": _times_ms(lambda: landmark.run(crop_feed), repeat)}  # noqa: B023
-    return out
+        if feeds is not None:
+            for key, (backend, feed) in zip(("palm", "landmarks"), feeds):
+                t = time.perf_counter()
+                backend.run(feed)
+                bare[key].append((time.perf_counter() - t) * 1000.0)
+    return times, {"stages": stages, "hands": sorted(h.side for h in result.hands), "bare": bare}
 
 
 def proposals_times(pipeline: Any, photos: list[Path], repeat: int) -> dict[str, Any]:
@@ -180,11 +168,10 @@ def main() -> int:  # noqa: C901, PLR0915 - one linear report
         parser.error(f"MediaPipe venv python not found: {args.mp_python} (see this script's docstring)")
 
     from hand_recon_ros.commands.bench import cpu_description
-    from hand_recon_ros.engines.registry import DEFAULT_BACKEND, create_backend
-    from hand_recon_ros.models.model_files import ensure_models
+    from hand_recon_ros.engines.registry import DEFAULT_BACKEND
     from hand_recon_ros.pipeline import solver_kernels
     from hand_recon_ros.pipeline.config import PipelineConfig
-    from hand_recon_ros.pipeline.hand_pipeline import HandPipeline, backend_options
+    from hand_recon_ros.pipeline.hand_pipeline import HandPipeline
     from hand_recon_ros.pipeline.roi import palm_to_roi
 
     started = time.monotonic()
@@ -198,18 +185,14 @@ def main() -> int:  # noqa: C901, PLR0915 - one linear report
     palm_input = reference.palm.preprocess(rgb)[0].copy()
     rois = [palm_to_roi(p) for p in reference.palm.detect(rgb, reference.config.min_detection_score)][:2]
     crops = reference.landmarks.crops(rgb, rois)
-    paths = ensure_models(reference.config.model_variant, reference.config.cache_dir)
-    networks = {}
-    for name in args.backends:
-        config = PipelineConfig(backend=name, intra_op_threads=args.threads)
-        networks[name] = (create_backend(name, paths.palm_onnx, **backend_options(config, "palm")).load(),
-                          create_backend(name, paths.landmark_onnx, **backend_options(config, "landmarks")).load())
     photos = sorted(args.proposal_photos.glob("*.jpg")) if args.proposal_photos.is_dir() else []
 
     systems = ["mediapipe", *pipelines, "numpy-solver"]
     times: dict[str, dict[str, list[float]]] = {k: {m: [] for m in MODES} for k in systems}
     stages: dict[str, dict[str, list[dict[str, float]]]] = {k: {m: [] for m in MODES} for k in systems}
-    bare: dict[str, dict[str, list[float]]] = {n: {"palm": [], "landmarks": []} for n in networks}
+    # bare[backend][mode][network]: measured right after the frames of that mode (same load as those frames)
+    bare: dict[str, dict[str, dict[str, list[float]]]] = {
+        n: {m: {"palm": [], "landmarks": []} for m in MODES} for n in pipelines}
     proposals: dict[str, list[float]] = {"ms": []}
     details: dict[str, Any] = {}
     for round_index in range(args.rounds):
@@ -218,13 +201,12 @@ def main() -> int:  # noqa: C901, PLR0915 - one linear report
         details["mediapipe"]["version"] = mp_result["version"]
         for mode in MODES:
             times["mediapipe"][mode] += mp_result[mode]["ms"]
-        for name, measured in bare_network_times(networks, palm_input, crops, BARE_REPEAT).items():
-            for network, values in measured.items():
-                bare[name][network] += values
         for name, pipeline in pipelines.items():
             for mode in MODES:
-                ms, info = run_ours(pipeline, rgb, mode, args.frames, args.warmup)
+                ms, info = run_ours(pipeline, rgb, mode, args.frames, args.warmup, (palm_input, crops))
                 times[name][mode] += ms
+                for network, values in info["bare"].items():
+                    bare[name][mode][network] += values
                 stages[name][mode] += info["stages"]
                 details.setdefault(name, {})[mode] = {"hands": info["hands"]}
         previous = solver_kernels.set_enabled(False)  # the numpy reference solver, same pipeline and frames
@@ -238,9 +220,6 @@ def main() -> int:  # noqa: C901, PLR0915 - one linear report
         if photos:
             proposals["ms"] += proposals_times(pipelines[default], photos, 1)["ms"]
         print(f"round {round_index + 1}/{args.rounds} done", file=sys.stderr)
-    for palm, landmark in networks.values():
-        palm.close()
-        landmark.close()
     for pipeline in pipelines.values():
         pipeline.close()
     node = None
@@ -251,13 +230,15 @@ def main() -> int:  # noqa: C901, PLR0915 - one linear report
     medians = {k: {m: float(np.median(v[m])) for m in MODES} for k, v in times.items()}
     p95 = {k: {m: float(np.percentile(v[m], 95)) for m in MODES} for k, v in times.items()}
     stage_medians = {k: {m: _stage_medians(v[m]) for m in MODES if v[m]} for k, v in stages.items()}
-    bare_medians = {n: {k: float(np.median(v)) for k, v in b.items()} for n, b in bare.items()}
+    bare_by_mode = {n: {m: {k: float(np.median(v)) for k, v in b[m].items()} for m in MODES} for n, b in bare.items()}
+    bare_medians = {n: {k: float(np.median(b["static"][k] + b["tracking"][k])) for k in ("palm", "landmarks")}
+                    for n, b in bare.items()}
     mp_ms = medians["mediapipe"]
     h, w = rgb.shape[:2]
     print(f"\n{args.image.name} ({w}x{h}), {args.rounds} rounds x {args.frames} frames, hands in the crops: "
           f"{len(rois)}; cpu: {cpu_description()}")
     print("median ms (p95); ratios are against numbers measured in this same run\n")
-    print("1. bare networks (one call each, the pipeline's own inputs)")
+    print("1. bare networks (the pipeline's own backends and inputs, one call each right after every frame)")
     for name, b in bare_medians.items():
         print(f"   {name:<18} palm {b['palm']:6.2f}  landmarks x{len(rois)} {b['landmarks']:6.2f}  "
               f"sum {b['palm'] + b['landmarks']:6.2f}")
@@ -269,11 +250,11 @@ def main() -> int:  # noqa: C901, PLR0915 - one linear report
     ratios: dict[str, dict[str, float]] = {}
     for name in [*pipelines, "numpy-solver"]:
         backend = default if name == "numpy-solver" else name
-        b = bare_medians[backend]
+        bi, bv = bare_by_mode[backend]["static"], bare_by_mode[backend]["tracking"]
         r = {"vs_mp_image": medians[name]["static"] / mp_ms["static"],
              "vs_mp_video": medians[name]["tracking"] / mp_ms["tracking"],
-             "vs_bare_image": medians[name]["static"] / (b["palm"] + b["landmarks"]),
-             "vs_bare_video": medians[name]["tracking"] / b["landmarks"]}
+             "vs_bare_image": medians[name]["static"] / (bi["palm"] + bi["landmarks"]),
+             "vs_bare_video": medians[name]["tracking"] / bv["landmarks"]}
         ratios[name] = r
         label = f"ours {name}" if name != "numpy-solver" else f"ours {default}, numpy solver"
         print(f"   {label:<22}{medians[name]['static']:>12.2f} ({p95[name]['static']:6.2f}) "
@@ -286,10 +267,11 @@ def main() -> int:  # noqa: C901, PLR0915 - one linear report
         for mode in MODES:
             s = stage_medians[name][mode]
             extra = ""
+            own = bare_by_mode[backend][mode]
             if mode == "static" and "palm" in s:
-                extra += f"; palm - bare {s['palm'] - bare_medians[backend]['palm']:+.2f}"
+                extra += f"; palm - bare {s['palm'] - own['palm']:+.2f}"
             if "landmarks" in s:
-                extra += f"; landmarks - bare {s['landmarks'] - bare_medians[backend]['landmarks']:+.2f}"
+                extra += f"; landmarks - bare {s['landmarks'] - own['landmarks']:+.2f}"
             print(f"   {name:<16}{mode:<9}" + ", ".join(f"{k} {v:.2f}" for k, v in s.items()) + extra)
     lift_c = [stage_medians[default][m].get("lift", float("nan")) for m in MODES]
     lift_n = [stage_medians["numpy-solver"][m].get("lift", float("nan")) for m in MODES]
@@ -312,7 +294,8 @@ def main() -> int:  # noqa: C901, PLR0915 - one linear report
     if args.json:
         args.json.write_text(json.dumps({
             "cpu": cpu_description(), "medians_ms": medians, "p95_ms": p95, "stages_ms": stage_medians,
-            "bare_ms": bare_medians, "ratios": ratios, "proposals_ms": proposals["ms"], "node": node,
+            "bare_ms": bare_medians, "bare_ms_by_mode": bare_by_mode, "ratios": ratios,
+            "proposals_ms": proposals["ms"], "node": node,
             "details": details}, indent=2))
     return 0
 

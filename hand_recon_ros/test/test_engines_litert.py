@@ -148,3 +148,18 @@ def test_pipeline_on_litert_finds_the_same_hands_as_onnxruntime(woman_hands_path
     for a, b in zip(sorted(lite.hands, key=lambda h: h.side), sorted(ort.hands, key=lambda h: h.side)):
         assert a.side == b.side
         np.testing.assert_allclose(a.detection.keypoints_2d, b.detection.keypoints_2d, atol=PIPELINE_KEYPOINT_TOL_PX)
+
+
+def test_other_batches_run_as_chunks_of_few_kept_interpreters(model_paths):
+    with create_backend("litert", model_paths.landmark_onnx, max_batch=8) as lite, \
+            create_backend("onnxruntime-cpu", model_paths.landmark_onnx) as ort:
+        assert lite.chunk_sizes(8) == [8] and lite.chunk_sizes(5) == [2, 2, 1] and lite.chunk_sizes(11) == [8, 2, 1]
+        for batch in (3, 5, 9):
+            x = _real_input((batch, 224, 224, 3), seed=batch)
+            got, want = lite.run({"image": x}), ort.run({"image": x})
+            for name in want:
+                assert got[name].shape == want[name].shape
+                np.testing.assert_allclose(got[name], want[name], atol=PARITY_ATOL, err_msg=f"{name} batch {batch}")
+        assert sorted(lite._interpreters) == [1, 2, 8]  # never one interpreter per batch size
+    with pytest.raises(BackendError, match="litert: max_batch must be >= 1, got 0"):
+        create_backend("litert", model_paths.landmark_onnx, max_batch=0)

@@ -3,8 +3,9 @@
 Nothing is converted: the model is MediaPipe's own file (weights stored as fp16 and dequantised to fp32 at load),
 so this backend runs fp32 only. Given an ONNX path from the model cache it runs the ``.tflite`` beside it
 (``palm_detection_full.<key>.onnx`` → ``palm_detection_full.tflite``) and takes the interface (input/output names,
-dynamic batch) from the ONNX file, so it is a drop-in for the other backends. A batch other than the file's own
-gets its own interpreter, resized once and kept (a frame's hand count changes rarely; resizing each call costs).
+dynamic batch) from the ONNX file, so it is a drop-in for the other backends. Interpreters are kept for a few
+batch sizes only (the file's own, two hands, ``max_batch``): XNNPACK re-plans for 40-80 ms on every resize and each
+kept size costs 20-55 MB, so any other batch runs as chunks of the kept sizes (5 crops: 2 + 2 + 1).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ _LOG = logging.getLogger(__name__)
 
 #: Precisions this backend can run (the .tflite graph computes in fp32).
 LITERT_PRECISIONS: tuple[str, ...] = ("fp32", "auto")  # auto = fp32 here
+#: Batch sizes given their own interpreter besides the file's own and max_batch: two hands per frame.
+KEPT_BATCH_SIZES: tuple[int, ...] = (2,)
+DEFAULT_MAX_BATCH = 2
 #: Most XNNPACK threads used when intra_op_threads is 0 (more threads than cores only add wake-up cost).
 MAX_DEFAULT_THREADS = 4
 INSTALL_HINT = "pip install ai-edge-litert (wheels: CPython 3.9-3.13, manylinux x86_64/aarch64, macOS arm64)"
@@ -52,7 +56,7 @@ class LiteRTBackend(Backend):
     ``precision`` (fp32 only), ``warmup_runs``."""
 
     name = "litert"
-    option_names = frozenset({"intra_op_threads", "precision", "warmup_runs"})
+    option_names = frozenset({"intra_op_threads", "precision", "warmup_runs", "max_batch"})
 
     def __init__(self, model_path: str | Path, **options: Any) -> None:
         super().__init__(model_path, **options)
@@ -70,6 +74,10 @@ class LiteRTBackend(Backend):
         self._interpreter_class: Any = None
         self._interpreters: dict[int, tuple[Any, list[int], list[int]]] = {}
         self._native_batch = 1
+        self.max_batch = int(options.get("max_batch", DEFAULT_MAX_BATCH))
+        if self.max_batch < 1:
+            raise BackendError(f"{self.name}: max_batch must be >= 1, got {self.max_batch}")
+        self._sizes: tuple[int, ...] = (1,)
 
     def _make_interpreter(self, batch: int | None) -> tuple[Any, list[int], list[int]]:
         """A ready interpreter (resized to ``batch`` when given) with its input and output tensor indices."""
@@ -122,6 +130,9 @@ class LiteRTBackend(Backend):
             inputs = [TensorSpec(t.name, t.shape, t.dtype) for t in onnx_in]
             outputs = [TensorSpec(t.name, t.shape, t.dtype) for t in onnx_out]
         self.inputs, self.outputs = inputs, outputs
+        dynamic = all(not isinstance(spec.shape[0], int) for spec in inputs)
+        kept = {self._native_batch, self.max_batch, *KEPT_BATCH_SIZES} if dynamic else {self._native_batch}
+        self._sizes = tuple(sorted(size for size in kept if size <= max(self.max_batch, self._native_batch)))
         self._interpreters = {self._native_batch: self._make_interpreter(None)}
         for _ in range(int(self.options.get("warmup_runs", 1))):
             self._invoke({spec.name: np.zeros([self._native_batch, *spec.shape[1:]], spec.dtype) for spec in inputs})
@@ -142,8 +153,24 @@ class LiteRTBackend(Backend):
             raise BackendError(f"{self.name}: {self.tflite_path.name}: inference failed: {exc}") from exc
         return {spec.name: interpreter.get_tensor(index) for spec, index in zip(self.outputs, out_index)}
 
+    def chunk_sizes(self, batch: int) -> list[int]:
+        """How a batch is split over the kept interpreter sizes: largest kept size that fits first."""
+        chunks, left = [], batch
+        while left > 0:
+            size = max(s for s in self._sizes if s <= left) if left >= self._sizes[0] else self._sizes[0]
+            chunks.append(size)
+            left -= size
+        return chunks
+
     def _run_impl(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self._invoke(feeds)
+        batch = int(next(iter(feeds.values())).shape[0])
+        if batch in self._sizes:
+            return self._invoke(feeds)
+        parts, start = [], 0
+        for size in self.chunk_sizes(batch):
+            parts.append(self._invoke({k: v[start:start + size] for k, v in feeds.items()}))
+            start += size
+        return {name: np.concatenate([p[name] for p in parts], axis=0) for name in parts[0]}
 
     def _close_impl(self) -> None:
         self._interpreters = {}
