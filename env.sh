@@ -18,7 +18,6 @@ if [ ! -x "$_HR_VENV/bin/python" ] || [ ! -d "$_HR_MSGS/lib" ]; then
 fi
 export ROS_DISTRO="${ROS_DISTRO:-kilted}"
 # Drop this checkout's paths of a previous `source env.sh` (possibly the other distro) before adding ours.
-if [ -n "${VIRTUAL_ENV:-}" ] && command -v deactivate >/dev/null 2>&1; then deactivate; fi
 for _HR_VAR in AMENT_PREFIX_PATH CMAKE_PREFIX_PATH PYTHONPATH LD_LIBRARY_PATH; do
     _HR_KEPT="$(eval "printf '%s' \"\${$_HR_VAR:-}\"" | tr ':' '\n' | grep -v -e "^$_HR_ROOT/" -e '^$' | paste -sd: || true)"
     if [ -n "$_HR_KEPT" ]; then export "$_HR_VAR=$_HR_KEPT"; else unset "$_HR_VAR"; fi
