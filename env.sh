@@ -18,9 +18,6 @@ if [ ! -x "$_HR_VENV/bin/python" ] || [ ! -d "$_HR_MSGS/lib" ]; then
 fi
 export ROS_DISTRO="${ROS_DISTRO:-kilted}"
 # Drop this checkout's paths of a previous `source env.sh` (possibly the other distro) before adding ours.
-# Only a venv's own shell function: a subshell inherits VIRTUAL_ENV but not the function, and `command -v` would
-# find pyenv-virtualenv's `deactivate` script, which refuses to run unsourced and fails the caller under set -e.
-if [ -n "${VIRTUAL_ENV:-}" ] && [ "$(type -t deactivate 2>/dev/null)" = function ]; then deactivate; fi
 for _HR_VAR in AMENT_PREFIX_PATH CMAKE_PREFIX_PATH PYTHONPATH LD_LIBRARY_PATH; do
     _HR_KEPT="$(eval "printf '%s' \"\${$_HR_VAR:-}\"" | tr ':' '\n' | grep -v -e "^$_HR_ROOT/" -e '^$' | paste -sd: || true)"
     if [ -n "$_HR_KEPT" ]; then export "$_HR_VAR=$_HR_KEPT"; else unset "$_HR_VAR"; fi
@@ -36,4 +33,6 @@ export LD_LIBRARY_PATH="$_HR_MSGS/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 # Large images over Fast DDS on one host need a bigger shared-memory segment (README, "Large images").
 export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$_HR_ROOT/hand_recon_ros/config/fastdds_shm.xml}"
+# Fast DDS 2.x (Humble, Jazzy) reads the profile from FASTRTPS_DEFAULT_PROFILES_FILE, 3.x (Kilted) from the above.
+export FASTRTPS_DEFAULT_PROFILES_FILE="${FASTRTPS_DEFAULT_PROFILES_FILE:-$FASTDDS_DEFAULT_PROFILES_FILE}"
 unset _HR_ROOT _HR_MSGS _HR_PYVER _HR_VENV _HR_SUFFIX

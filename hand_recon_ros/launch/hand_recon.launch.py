@@ -30,6 +30,9 @@ PARAMETER_ARGUMENTS: tuple[tuple[str, str], ...] = (
     ("max_hands", "maximum number of hands"),
     ("publish_tf", "broadcast wrist TF frames (needs tf2_ros): true or false"),
 )
+# Environment variables that name the Fast DDS profile file: 3.x (Kilted) reads the first, 2.x (Humble, Jazzy)
+# the second; the node process gets both.
+FASTDDS_PROFILE_ENV_VARS: tuple[str, ...] = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
 # Launch arguments that become topic remaps (argument name = the node's relative topic name, default).
 REMAP_ARGUMENTS: tuple[tuple[str, str, str], ...] = (
     ("image", "image", "input image topic (image/compressed follows it)"),
@@ -75,7 +78,7 @@ def _node(context: Any) -> list:
             name="hand_recon_node",
             output="screen",
             parameters=[LaunchConfiguration("params_file"), overrides],
-            additional_env={"FASTDDS_DEFAULT_PROFILES_FILE": LaunchConfiguration("fastdds_profile")},
+            additional_env={name: LaunchConfiguration("fastdds_profile") for name in FASTDDS_PROFILE_ENV_VARS},
             # the node follows an `image` remap for `image/compressed` itself (image_transport's convention)
             remappings=[(topic, LaunchConfiguration(name)) for name, topic, _ in REMAP_ARGUMENTS],
         )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,15 @@ def test_generate_launch_description_needs_launch_only_when_called(launch_module
             launch_module.generate_launch_description()
     else:
         pytest.skip("the ROS launch package is installed here")
+
+
+def test_the_fastdds_profile_reaches_fast_dds_2_and_3(launch_module) -> None:
+    """Humble/Jazzy (Fast DDS 2.x) read FASTRTPS_DEFAULT_PROFILES_FILE, Kilted (3.x) FASTDDS_...: both are set."""
+    assert set(launch_module.FASTDDS_PROFILE_ENV_VARS) == {"FASTDDS_DEFAULT_PROFILES_FILE",
+                                                           "FASTRTPS_DEFAULT_PROFILES_FILE"}
+    assert "for name in FASTDDS_PROFILE_ENV_VARS" in LAUNCH_FILE.read_text()  # the node's additional_env
+    profile = os.path.join(str(PACKAGE_DIR), "config", "fastdds_shm.xml")
+    done = subprocess.run(["bash", "-c", f"source {PACKAGE_DIR.parent / 'env.sh'} && env"], capture_output=True,
+                          text=True, env={k: v for k, v in os.environ.items() if "PROFILES_FILE" not in k})
+    assert f"FASTDDS_DEFAULT_PROFILES_FILE={profile}" in done.stdout
+    assert f"FASTRTPS_DEFAULT_PROFILES_FILE={profile}" in done.stdout

@@ -161,13 +161,7 @@ def iter_frames(inputs: list[str], topic: str | None = None) -> Iterator[Frame]:
 
 
 def _iter_bag(path: Path, topic: str | None) -> Iterator[Frame]:
-    try:
-        from hand_recon_ros.io.bag_reader import iter_bag_images
-    except ModuleNotFoundError as exc:
-        if exc.name != "hand_recon_ros.io.bag_reader":
-            raise
-        yield Frame(str(path), 0, None, f"{path}: rosbag2 input is not supported in this build (no bag_reader)")
-        return
+    from hand_recon_ros.io.bag_reader import iter_bag_images  # rosbags: imported only for bag input
     try:
         for index, item in enumerate(iter_bag_images(path, topic)):
             if hasattr(item, "rgb"):  # bag_reader.BagImage(stamp_s, frame_id, rgb)

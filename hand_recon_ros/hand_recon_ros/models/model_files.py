@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from hand_recon_ros.models.onnx_format import EXPORTER_VERSION, ONNX_OPSET
+
 LOG = logging.getLogger(__name__)
 
 MEDIAPIPE_VERSION = "0.10.14"
@@ -39,9 +41,7 @@ VARIANTS: tuple[str, ...] = ("full", "lite")
 HASH_CHUNK_BYTES = 1 << 20
 CACHE_FILE_MODE = 0o644
 
-# Cache-key inputs of the converted ONNX files; bump EXPORTER_VERSION whenever onnx_export's output changes.
-EXPORTER_VERSION = "2"
-ONNX_OPSET = 17
+# Cache-key inputs of the converted ONNX files (models/onnx_format.py; bump EXPORTER_VERSION there).
 PALM_BATCH_MODE = "static1"
 LANDMARK_BATCH_MODE = "dynamic"
 ONNX_KEY_CHARS = 12

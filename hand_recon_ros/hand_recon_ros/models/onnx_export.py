@@ -17,7 +17,7 @@ import onnx.numpy_helper
 import onnx.shape_inference
 import torch
 
-from hand_recon_ros.models.model_files import EXPORTER_VERSION, ONNX_OPSET
+from hand_recon_ros.models.onnx_format import EXPORTER_VERSION, ONNX_OPSET
 from hand_recon_ros.models.tflite_import import TFLiteGraphModule, load_tflite_module
 
 INPUT_NAME = "image"

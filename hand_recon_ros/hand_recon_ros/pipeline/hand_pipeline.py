@@ -55,15 +55,10 @@ def check_image(image_rgb: Any) -> np.ndarray:
 
 
 def make_lifter(config: PipelineConfig) -> tuple[Lifter, str]:
-    """The refinement lifter when its module exists and refine_3d is on, else PnP; also returns its name."""
+    """The refinement lifter when refine_3d is on, else PnP; also returns its name."""
     if config.refine_3d:
-        try:
-            from hand_recon_ros.pipeline.refine_lift import RefinementLifter
-        except ModuleNotFoundError as exc:
-            if exc.name != REFINE_MODULE:
-                raise
-            log.info("3D lifting: PnP (%s not available yet)", REFINE_MODULE)
-            return PnPLifter(), "pnp"
+        from hand_recon_ros.pipeline.refine_lift import RefinementLifter  # scipy and the solver: only when used
+
         log.info("3D lifting: refinement (%s)", REFINE_MODULE)
         return RefinementLifter(config), "refinement"
     log.info("3D lifting: PnP (refine_3d is off)")
