@@ -162,8 +162,13 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 
 def train(config: TrainConfig, run_dir: Path, device: str = "cpu", resume: bool = False,
-          model_factory: ModelFactory | None = None, quiet: bool = False) -> TrainResult:
-    """Run (or continue) training into ``run_dir``; returns where it ended."""
+          model_factory: ModelFactory | None = None, quiet: bool = False, stop_at_step: int | None = None
+          ) -> TrainResult:
+    """Run (or continue) training into ``run_dir``; returns where it ended.
+
+    ``stop_at_step`` ends the run early (as an interruption would) without changing the schedule, which
+    follows ``config.max_steps``.
+    """
     from tqdm import tqdm
 
     run_dir = Path(run_dir)
@@ -182,6 +187,8 @@ def train(config: TrainConfig, run_dir: Path, device: str = "cpu", resume: bool 
     if config.batch_size % dist_info.world:
         raise ConfigError(f"config.batch_size: {config.batch_size} is not divisible by the {dist_info.world} processes")
     seed_everything(config.seed)
+    if config.cpu_threads:
+        torch.set_num_threads(config.cpu_threads)
 
     model, network_dict = (model_factory or default_model_factory)(config.network)
     config.network = network_dict
@@ -223,7 +230,8 @@ def train(config: TrainConfig, run_dir: Path, device: str = "cpu", resume: bool 
         run_dir.mkdir(parents=True, exist_ok=True)
         dump_config(config, run_dir / "config.yaml")
         run_log = RunLog(run_dir, resume_step=start_step if payload is not None else None)
-    sampler = StepBatchSampler(len(train_set), config.batch_size, config.seed, start_step, config.max_steps, dist_info)
+    stop = min(config.max_steps, stop_at_step) if stop_at_step else config.max_steps
+    sampler = StepBatchSampler(len(train_set), config.batch_size, config.seed, start_step, stop, dist_info)
     loader = DataLoader(train_set, batch_sampler=sampler, num_workers=config.data.workers,
                         generator=torch.Generator().manual_seed(config.seed), pin_memory=torch_device.type == "cuda")
 
@@ -263,12 +271,12 @@ def train(config: TrainConfig, run_dir: Path, device: str = "cpu", resume: bool 
                 reduced = total.detach().clone()
                 dist.all_reduce(reduced)
                 loss_value = float(reduced) / dist_info.world
-            last = step == config.max_steps
+            last = step == stop
             every = config.data.val_every_n
             val_due = val_set is not None and (last or bool(every and step % every == 0))
             if val_due and dist_info.main:
                 val_error = evaluate_keypoints(_unwrap(model), val_set, torch_device, config.teacher_forcing)
-            if run_log is not None and (step % config.log_every == 0 or last or val_due):
+            if run_log is not None and (step % config.log_every == 0 or last or val_due or step == start_step + 1):
                 values = {"loss": loss_value, **{k: float(v) for k, v in terms.items()},
                           "error_2d_px": float(keypoint_error_px(outputs["keypoints_2d"].detach(), batch)),
                           "lr": scheduler.get_last_lr()[0], "elapsed_s": time.perf_counter() - started}
