@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,8 @@ def train_command(args: argparse.Namespace) -> int:
     except (DataError, CheckpointError, FloatingPointError, OSError) as exc:
         print(f"hand-recon train: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    if os.environ.get("RANK", "0") != "0":
+        return EXIT_OK
     print(f"step {result.step}: loss {result.loss:.5g}; checkpoint {result.checkpoint}"
           + (f"; held-back 2D error {result.val_error_2d_px:.2f} px" if result.val_error_2d_px == result.val_error_2d_px
              else ""))
