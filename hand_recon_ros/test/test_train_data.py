@@ -168,3 +168,16 @@ def test_coco_wholebody_hands(tmp_path: Path) -> None:
     path.write_text(json.dumps({"images": [{"id": 7, "file_name": "p.jpg"}], "annotations": [ann]}))
     with pytest.raises(DataError, match=r"annotations\[0\].lefthand_kpts: expected 63 numbers"):
         coco_wholebody_records(path)
+
+
+def test_interhand_images_dir_layout(tmp_path: Path) -> None:
+    """InterHand2.6M's own layout: annotations in one folder, images (relative file names) in another."""
+    annotations, images = tmp_path / "annotations" / "train", tmp_path / "images" / "train"
+    write_toy_interhand(annotations, 2)
+    images.mkdir(parents=True)
+    for jpg in annotations.glob("*.jpg"):
+        jpg.rename(images / jpg.name)
+    with pytest.raises(DataError, match=r"2 image\(s\) missing, first .*toy0000.jpg \(is data.images_dir right\?\)"):
+        interhand_records(annotations)
+    records = interhand_records(annotations, images)
+    assert [r.image_path for r in records] == [images / "toy0000.jpg", images / "toy0001.jpg"]
