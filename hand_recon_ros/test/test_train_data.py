@@ -181,3 +181,18 @@ def test_interhand_images_dir_layout(tmp_path: Path) -> None:
         interhand_records(annotations)
     records = interhand_records(annotations, images)
     assert [r.image_path for r in records] == [images / "toy0000.jpg", images / "toy0001.jpg"]
+
+
+def test_interhand_invalid_joints_are_ignored(tmp_path: Path) -> None:
+    """An invalid joint at the camera centre (projects to inf) must not break loading; it gets confidence 0."""
+    write_toy_interhand(tmp_path, 1)
+    path = tmp_path / "test_interhand2.6m_joint_3d.json"
+    joints = json.loads(path.read_text())
+    frame = joints["0"]["1000"]
+    frame["world_coord"][5] = [0.0, 0.0, 0.0]  # InterHand index 5 = right index tip (IH order: tip→base)
+    frame["joint_valid"][5] = [False]
+    path.write_text(json.dumps(joints))
+    (record,) = interhand_records(tmp_path)
+    right = next(h for h in record.hands if h.side == "right")
+    assert right.confidence.sum() == 20 and not right.joints_valid.all()
+    assert np.isfinite(right.keypoints_2d).all() and np.isfinite(right.joints_3d).all()
