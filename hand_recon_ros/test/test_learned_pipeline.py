@@ -83,9 +83,11 @@ def test_single_stage_mode_reads_hands_from_the_whole_image(model_paths, tiny_on
         blank = np.full((240, 320, 3), 90, np.uint8)
         everything = pipe.learned.reconstruct(blank, [], min_presence=0.0)
         nothing = pipe.learned.reconstruct(blank, [], min_presence=1.0)
+        frame = pipe.process(blank)  # no detections: the whole image; an untrained model reports no hands
     finally:
         pipe.close()
     assert [d.side for d in everything] == ["left", "right"] and nothing == []
+    assert frame.hands == [] and "learned" in frame.timing_ms
     for det in everything:
         assert det.keypoints_2d.shape == (21, 2) and np.all(np.isfinite(det.keypoints_2d))
         assert 0.0 <= det.score <= 1.0

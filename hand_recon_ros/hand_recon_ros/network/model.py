@@ -52,6 +52,8 @@ CAMERA_SHIFT_FRACTION = 0.25
 JOINT_OFFSET_SCALE_M = 0.01
 # 3D positional embedding input scale: metres → roughly unit values.
 POSITION_SCALE_PER_M = 10.0
+# Initial presence logit (prior probability ~0.12 that a side's hand is there, until trained).
+PRESENCE_INIT_LOGIT = -2.0
 # Gain of the (non-zero) initialisation of every correction head outside residual mode.
 HEAD_INIT_GAIN = 0.01
 
@@ -226,6 +228,9 @@ class TwoHandNet(nn.Module):
         _init_head(self.global_mlp[2], False)
         _init_head(self.root_mlp[2], False)
         nn.init.constant_(self.center_head[2].bias, -2.0)
+        # An untrained model should not report hands: presence starts at sigmoid(PRESENCE_INIT_LOGIT) ~ 0.12.
+        with torch.no_grad():
+            self.global_mlp[2].bias[-1] = PRESENCE_INIT_LOGIT
         adjacency = torch.tensor(skeleton_adjacency(), dtype=torch.float32)
         self.iterations = nn.ModuleList(RefinementIteration(cfg, adjacency, project_back=k + 1 < cfg.iterations)
                                         for k in range(cfg.iterations))
