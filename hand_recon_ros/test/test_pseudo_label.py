@@ -82,3 +82,31 @@ def test_training_on_pseudo_labels_beats_the_start(video_labels: Path, tmp_path:
     end = rows[-1]["val_error_2d_px"]
     print(f"pseudo-label training: held-back 2D error {start:.2f} -> {end:.2f} px")
     assert end < start * 0.8, (start, end)
+
+
+def test_pseudo_label_a_bag_and_a_folder(woman_hands_path: Path, tmp_path: Path) -> None:
+    """Bag frames are saved beside the labels; still images are referenced where they are; both sides found."""
+    import numpy as np
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    compressed = store.types["sensor_msgs/msg/CompressedImage"]
+    header = store.types["std_msgs/msg/Header"]
+    stamp = store.types["builtin_interfaces/msg/Time"]
+    bag = tmp_path / "bag"
+    with Writer(bag, version=8, storage_plugin=StoragePlugin.MCAP) as writer:
+        conn = writer.add_connection("/cam/image/compressed", compressed.__msgtype__, typestore=store)
+        for i in range(2):
+            msg = compressed(header=header(stamp=stamp(sec=i, nanosec=0), frame_id="cam"), format="jpeg",
+                             data=np.frombuffer(woman_hands_path.read_bytes(), np.uint8))
+            writer.write(conn, (1 + i) * 10**9, store.serialize_cdr(msg, compressed.__msgtype__))
+    out = tmp_path / "out" / "labels.json"
+    assert main(["pseudo-label", str(bag), str(woman_hands_path), "--topic", "/cam/image/compressed", "-o", str(out),
+                 "--quiet"]) == 0
+    frames = json.loads(out.read_text())["frames"]
+    assert [f["source"] for f in frames] == [str(bag), str(bag), str(woman_hands_path)]
+    assert frames[0]["image"].startswith("labels_frames/") and (out.parent / frames[1]["image"]).is_file()
+    assert (out.parent / frames[2]["image"]).resolve() == woman_hands_path.resolve()
+    for frame in frames:
+        assert sorted(h["side"] for h in frame["hands"]) == ["left", "right"]
