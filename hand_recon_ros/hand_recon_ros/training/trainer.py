@@ -299,6 +299,8 @@ def train(config: TrainConfig, run_dir: Path, device: str = "cpu", resume: bool 
         progress.close()
         if run_log is not None:
             run_log.close()
+        if dist_info.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
     if step == start_step and payload is None:
         raise CheckpointError("no training step ran")
     return TrainResult(step, loss_value, checkpoint_path, val_error)
