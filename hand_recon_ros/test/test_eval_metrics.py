@@ -68,3 +68,33 @@ def test_evaluator_reports_both_conventions() -> None:
     assert wrist["mrrpe_mm"] == pytest.approx(np.linalg.norm([50.0, 50.0, 50.0]), rel=1e-6)
     table = format_table(summary)
     assert "wrist" in table and "middle_mcp_scaled" in table and "IntagHand" in table
+
+
+def test_eval_report_prints_both_conventions(tmp_path) -> None:
+    """`hand-recon eval` reports the published conventions; its wrist MPJPE agrees with the existing column."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_eval import _synthetic_set
+
+    from hand_recon_ros.commands.eval import evaluate, format_summary, make_lifters
+    from hand_recon_ros.io.interhand import load_interhand
+    from hand_recon_ros.pipeline.types import HandDetection, RotatedRect
+
+    rng = np.random.default_rng(5)
+    _synthetic_set(tmp_path, rng)
+
+    def detect(image, intrinsics, sample):
+        return [HandDetection(side=h.side, score=0.9, side_score=0.9, keypoints_2d=h.keypoints_2d.astype(np.float32),
+                              keypoints_z=np.zeros(21, np.float32),
+                              world_landmarks=(h.joints - h.joints.mean(0)).astype(np.float32),
+                              roi=RotatedRect(0, 0, 150, 150, 0.0), track_id=i) for i, h in enumerate(sample.hands)]
+
+    report = evaluate(load_interhand(tmp_path), detect, make_lifters(["pnp"]))
+    published = report["published_conventions"]["pnp"]
+    assert published["hands"] == 7 and published["conventions"]["wrist"]["pairs"] == 3
+    assert published["conventions"]["wrist"]["mpjpe_mm"] == pytest.approx(report["lifters"]["pnp"]["mpjpe_mm"]["mean"])
+    assert published["pa_mpjpe_mm"] == pytest.approx(report["lifters"]["pnp"]["pa_mpjpe_mm"]["mean"])
+    text = format_summary(report)
+    assert "middle_mcp_scaled" in text and "wrist root, no scaling (DIR)" in text

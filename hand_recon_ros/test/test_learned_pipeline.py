@@ -83,9 +83,11 @@ def test_single_stage_mode_reads_hands_from_the_whole_image(model_paths, tiny_on
         blank = np.full((240, 320, 3), 90, np.uint8)
         everything = pipe.learned.reconstruct(blank, [], min_presence=0.0)
         nothing = pipe.learned.reconstruct(blank, [], min_presence=1.0)
+        frame = pipe.process(blank)  # no detections: the whole image; an untrained model reports no hands
     finally:
         pipe.close()
     assert [d.side for d in everything] == ["left", "right"] and nothing == []
+    assert frame.hands == [] and "learned" in frame.timing_ms
     for det in everything:
         assert det.keypoints_2d.shape == (21, 2) and np.all(np.isfinite(det.keypoints_2d))
         assert 0.0 <= det.score <= 1.0
@@ -119,3 +121,19 @@ def test_run_and_bench_commands_with_the_learned_model(model_paths, tiny_onnx, w
     assert main(["run", str(woman_hands_path), "--reconstructor", "learned", "-o", str(out)]) == 2
     assert main(["run", str(woman_hands_path), "--reconstructor", "learned", "--learned-model",
                  str(tmp_path / "gone.onnx"), "-o", str(out)]) == 2
+
+
+def test_eval_with_the_learned_reconstructor(model_paths, interhand_dir, tiny_onnx, tiny_residual_onnx, tmp_path):
+    reports = {}
+    learned = ["--reconstructor", "learned", "--learned-model"]
+    for name, extra in (("landmarks", []), ("learned", [*learned, str(tiny_onnx)]),
+                        ("residual", [*learned, str(tiny_residual_onnx)])):
+        out = tmp_path / f"{name}.json"
+        assert main(["eval", str(interhand_dir), "--lifter", "pnp", "-o", str(out), *extra]) == 0
+        reports[name] = json.loads(out.read_text())["lifters"]["pnp"]
+    # The untrained residual model reproduces the landmark pipeline's scores; the untrained full model does not.
+    for key in ("error_2d_px", "mpjpe_mm", "pa_mpjpe_mm"):
+        assert reports["residual"][key]["mean"] == pytest.approx(reports["landmarks"][key]["mean"], abs=0.05), key
+    assert reports["learned"]["error_2d_px"]["mean"] != pytest.approx(reports["landmarks"]["error_2d_px"]["mean"],
+                                                                      abs=0.05)
+    assert main(["eval", str(interhand_dir), "--reconstructor", "learned"]) == 2

@@ -108,3 +108,20 @@ def test_export_command(tmp_path, capsys):
 def test_build_engine_checks_the_learned_model_first(tmp_path, capsys):
     assert main(["build-engine", "--model", str(tmp_path / "gone.onnx")]) == 2
     assert "gone.onnx does not exist" in capsys.readouterr().err
+
+
+def test_build_engine_accepts_an_exported_model(tmp_path, capsys):
+    """The exported file passes build-engine's checks; on a machine without TensorRT it then says so (exit 2)."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("TensorRT is installed here: the engine build itself is the GPU test's job")
+    path = tmp_path / "tiny.onnx"
+    ex.export_onnx(build_model(NetworkConfig.from_dict(TINY_NETWORK_CONFIG)), path)
+    assert main(["build-engine", "--model", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "TensorRT not available" in err and "does not exist" not in err
+    foreign = tmp_path / "foreign.onnx"
+    foreign.write_bytes(b"\x00\x01 not onnx")
+    assert main(["build-engine", "--model", str(foreign)]) == 2
+    assert "foreign.onnx is not a readable ONNX file" in capsys.readouterr().err

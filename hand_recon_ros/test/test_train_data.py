@@ -168,3 +168,31 @@ def test_coco_wholebody_hands(tmp_path: Path) -> None:
     path.write_text(json.dumps({"images": [{"id": 7, "file_name": "p.jpg"}], "annotations": [ann]}))
     with pytest.raises(DataError, match=r"annotations\[0\].lefthand_kpts: expected 63 numbers"):
         coco_wholebody_records(path)
+
+
+def test_interhand_images_dir_layout(tmp_path: Path) -> None:
+    """InterHand2.6M's own layout: annotations in one folder, images (relative file names) in another."""
+    annotations, images = tmp_path / "annotations" / "train", tmp_path / "images" / "train"
+    write_toy_interhand(annotations, 2)
+    images.mkdir(parents=True)
+    for jpg in annotations.glob("*.jpg"):
+        jpg.rename(images / jpg.name)
+    with pytest.raises(DataError, match=r"2 image\(s\) missing, first .*toy0000.jpg \(is data.images_dir right\?\)"):
+        interhand_records(annotations)
+    records = interhand_records(annotations, images)
+    assert [r.image_path for r in records] == [images / "toy0000.jpg", images / "toy0001.jpg"]
+
+
+def test_interhand_invalid_joints_are_ignored(tmp_path: Path) -> None:
+    """An invalid joint at the camera centre (projects to inf) must not break loading; it gets confidence 0."""
+    write_toy_interhand(tmp_path, 1)
+    path = tmp_path / "test_interhand2.6m_joint_3d.json"
+    joints = json.loads(path.read_text())
+    frame = joints["0"]["1000"]
+    frame["world_coord"][5] = [0.0, 0.0, 0.0]  # InterHand index 5 = right index tip (IH order: tip→base)
+    frame["joint_valid"][5] = [False]
+    path.write_text(json.dumps(joints))
+    (record,) = interhand_records(tmp_path)
+    right = next(h for h in record.hands if h.side == "right")
+    assert right.confidence.sum() == 20 and not right.joints_valid.all()
+    assert np.isfinite(right.keypoints_2d).all() and np.isfinite(right.joints_3d).all()

@@ -60,3 +60,14 @@ def tiny_factory(network: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
     """A model factory for ``trainer.train``: the tiny contract model at ``network['input_size']``."""
     size = int(network.get("input_size", 64))
     return TinyContractModel(size), {"input_size": size}
+
+
+def machinery_config(**changes: Any) -> Any:
+    """A small toy-set config for the tiny contract model (logs every step; one CPU thread per process)."""
+    from hand_recon_ros.training.config import TrainConfig
+
+    data = {"kind": "toy", "toy_samples": 16, "flip_probability": 0.5, "rotation_deg": 20.0}
+    base = {"network": {"input_size": 64}, "data": data, "batch_size": 4, "max_steps": 8, "log_every": 1,
+            "checkpoint_every": 4, "learning_rate": 3e-3, "cpu_threads": 1}
+    base.update(changes)
+    return TrainConfig.from_dict(base)

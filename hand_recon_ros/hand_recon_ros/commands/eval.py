@@ -23,6 +23,7 @@ import numpy as np
 from hand_recon_ros.commands.precision_args import add_precision_arguments, precision_problem
 from hand_recon_ros.engines.base import BackendError
 from hand_recon_ros.engines.registry import DEFAULT_BACKEND
+from hand_recon_ros.evaluation.metrics import HandEval, TwoHandEvaluator, format_table
 from hand_recon_ros.io.interhand import InterHandFormatError, InterHandSample, load_interhand
 from hand_recon_ros.models.model_files import ModelFileError
 from hand_recon_ros.pipeline import eval_metrics as em
@@ -84,6 +85,7 @@ def evaluate(samples: list[InterHandSample], detect: Detector, lifters: dict[str
     rows: dict[str, list[em.HandScore]] = {name: [] for name in lifters}
     mrrpe: dict[str, list[float]] = {name: [] for name in lifters}
     lift_ms: dict[str, list[float]] = {name: [] for name in lifters}
+    published = {name: TwoHandEvaluator() for name in lifters}  # both published conventions
     n_truth = n_matched = 0
     per_image = []
     for sample in samples:
@@ -106,10 +108,12 @@ def evaluate(samples: list[InterHandSample], detect: Detector, lifters: dict[str
                 truth = sample.hands[g]
                 rows[name].append(em.hand_score(sample.image_path.name, name, results[p].joints_3d,
                                                 detections[p].keypoints_2d, truth, results[p].fit_residual_px))
-                placed[truth.side] = (results[p].joints_3d, truth.joints)
+                placed[truth.side] = (results[p].joints_3d, truth.joints, truth.valid)
             if "right" in placed and "left" in placed:
                 mrrpe[name].append(em.mrrpe_mm(placed["right"][0], placed["left"][0], placed["right"][1],
                                                placed["left"][1]))
+            published[name].add(sample.image_path.name, {side: HandEval(v[0]) for side, v in placed.items()},
+                                {side: HandEval(v[1], valid=v[2]) for side, v in placed.items()})
     return {
         "conventions": CONVENTIONS,
         "images": per_image,
@@ -117,6 +121,7 @@ def evaluate(samples: list[InterHandSample], detect: Detector, lifters: dict[str
                            "lift_ms_per_image": float(np.median(lift_ms[name])) if lift_ms[name] else float("nan")}
                     for name in lifters},
         "hands": [row.as_dict() for name in lifters for row in rows[name]],
+        "published_conventions": {name: published[name].summary() for name in lifters},
     }
 
 
@@ -161,6 +166,8 @@ def format_summary(report: dict) -> str:
         lines.append(f"{name:<8}{s['hands_matched']:>3}/{s['hands_annotated']:<2}{pick('error_2d_px'):>8}"
                      f"{pick('mpjpe_mm'):>8}{pick('pa_mpjpe_mm'):>8}{pick('wrist_error_mm', 'median'):>11}"
                      f"{pick('wrist_error_mm'):>12}{pick('mrrpe_mm'):>8}")
+    for name, summary in report.get("published_conventions", {}).items():
+        lines += [f"{name}: both published conventions", format_table(summary)]
     return "\n".join(lines)
 
 

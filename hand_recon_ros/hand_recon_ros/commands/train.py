@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.pt")
     parser.add_argument("--data", default=None, metavar="PATH", help="override data.path of the config")
+    parser.add_argument("--images-dir", default=None, metavar="DIR", help="override data.images_dir of the config")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=train_command)
 
@@ -69,6 +71,8 @@ def train_command(args: argparse.Namespace) -> int:
         config = load_config(args.config)
         if args.data is not None:
             config.data.path = args.data
+        if args.images_dir is not None:
+            config.data.images_dir = args.images_dir
         if args.max_steps is not None:
             config.max_steps = args.max_steps
         config.validate()
@@ -85,6 +89,8 @@ def train_command(args: argparse.Namespace) -> int:
     except (DataError, CheckpointError, FloatingPointError, OSError) as exc:
         print(f"hand-recon train: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    if os.environ.get("RANK", "0") != "0":
+        return EXIT_OK
     print(f"step {result.step}: loss {result.loss:.5g}; checkpoint {result.checkpoint}"
           + (f"; held-back 2D error {result.val_error_2d_px:.2f} px" if result.val_error_2d_px == result.val_error_2d_px
              else ""))

@@ -108,6 +108,11 @@ class ResNetBackbone(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        # torchvision's zero_init_residual: each block starts as the identity, so a randomly initialised deep
+        # ResNet keeps bounded activations (ResNet-34's reach ~250 otherwise, and float32 export parity suffers).
+        for m in self.modules():
+            if isinstance(m, (BasicBlock, Bottleneck)):
+                nn.init.zeros_(m.bn2.weight if isinstance(m, BasicBlock) else m.bn3.weight)
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         """images (N, 3, S, S) RGB [0, 1] → [(N, C8, S/8, S/8), (N, C16, S/16, S/16), (N, C32, S/32, S/32)]."""

@@ -8,6 +8,7 @@ import typing
 from typing import Any
 
 BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "mediapipe")
+HAND_MODELS: tuple[str, ...] = ("kinematic", "mano")
 # The backbone's coarsest feature map is 1/32 of the input, so the input must be a multiple of this.
 INPUT_SIZE_MULTIPLE_PX = 32
 
@@ -40,6 +41,9 @@ class NetworkConfig:
     transformer_layers: int = 1
     transformer_heads: int = 4
     mesh: bool = False
+    # "kinematic": the project's 21-joint hand and open mesh; "mano": MANO from mano_dir (your licensed files).
+    hand_model: str = "kinematic"
+    mano_dir: str | None = None
     # Gaussian window (fraction of the feature map side) pooling each hand's features around its centre.
     center_window: float = 0.15
     # Width (feature-map cells) of each bone's footprint when joint features are projected back.
@@ -90,6 +94,12 @@ class NetworkConfig:
         if self.joint_dim % self.transformer_heads:
             raise NetworkConfigError(f"{source}: joint_dim ({self.joint_dim}) must be a multiple of "
                                      f"transformer_heads ({self.transformer_heads})")
+        if self.hand_model not in HAND_MODELS:
+            raise NetworkConfigError(f"{source}: hand_model must be one of {list(HAND_MODELS)}, got "
+                                     f"{self.hand_model!r}")
+        if self.hand_model == "mano" and not self.mano_dir:
+            raise NetworkConfigError(f"{source}: hand_model 'mano' needs mano_dir (the folder with MANO_LEFT.pkl "
+                                     "and MANO_RIGHT.pkl)")
         if not 0.0 < self.center_window <= 1.0:
             raise NetworkConfigError(f"{source}: center_window must be in (0, 1], got {self.center_window}")
         if self.bone_sigma_cells <= 0.0:

@@ -10,7 +10,8 @@ The output contract (side 0 = left, 1 = right; joints in Hand.msg order; S = inp
 - ``keypoints_2d`` (B, 2, 21, 2) input pixels, and ``keypoints_2d_iters`` (K+1, B, 2, 21, 2);
 - ``root_offset`` (B, 3) right wrist minus left wrist, metres;
 - ``pose`` (B, 2, 16, 6) 6D rotations (hand_layer.py: global + 15 joints); ``shape`` (B, 2, 20) log bone scales
-  (0 = adult prior); ``camera`` (B, 2, 3) weak perspective (scale px/m, tx, ty = the wrist in input pixels):
+  (0 = adult prior; with ``hand_model: mano``: (B, 2, 10) MANO betas, and pose in MANO's joint order);
+  ``camera`` (B, 2, 3) weak perspective (scale px/m, tx, ty = the wrist in input pixels):
   keypoints_2d = scale · joints_3d[..., :2] + (tx, ty);
 - ``vertices`` (B, 2, V, 3) wrist-relative metres when ``mesh`` is on.
 
@@ -31,7 +32,18 @@ from hand_recon_ros.skeleton import BONES, NUM_JOINTS
 
 FEATURE_STRIDE = 8
 NUM_SIDES = 2
-NUM_PARAMS = NUM_POSE * 6 + NUM_SHAPE + 3  # pose 6D, log bone scales, camera (log scale, dx, dy)
+# MANO's shape: 10 betas instead of the kinematic hand's 20 log bone scales.
+MANO_NUM_SHAPE = 10
+
+
+def shape_size(cfg: NetworkConfig) -> int:
+    """Length of one hand's shape vector: 20 log bone scales (kinematic hand) or 10 MANO betas."""
+    return MANO_NUM_SHAPE if cfg.hand_model == "mano" else NUM_SHAPE
+
+
+def param_size(cfg: NetworkConfig) -> int:
+    """Per-hand regressed parameters: pose 6D (16 x 6), shape, camera (log scale, dx, dy)."""
+    return NUM_POSE * 6 + shape_size(cfg) + 3
 # Weak-perspective scale prior: input sides per metre (a 0.18 m hand spans ~40 % of a two-hand crop).
 CAMERA_SCALE_PRIOR_PER_M = 2.0
 # Camera translation step: one unit of the raw (dx, dy) moves the wrist by this fraction of the input side.
@@ -40,6 +52,8 @@ CAMERA_SHIFT_FRACTION = 0.25
 JOINT_OFFSET_SCALE_M = 0.01
 # 3D positional embedding input scale: metres → roughly unit values.
 POSITION_SCALE_PER_M = 10.0
+# Initial presence logit (prior probability ~0.12 that a side's hand is there, until trained).
+PRESENCE_INIT_LOGIT = -2.0
 # Gain of the (non-zero) initialisation of every correction head outside residual mode.
 HEAD_INIT_GAIN = 0.01
 
@@ -129,7 +143,7 @@ class RefinementIteration(nn.Module):
         self.gcn = nn.ModuleList(GraphConv(d, adjacency) for _ in range(cfg.gcn_layers))
         self.transformer = nn.ModuleList(SelfAttentionBlock(d, cfg.transformer_heads)
                                          for _ in range(cfg.transformer_layers))
-        self.param_head = nn.Linear(NUM_JOINTS * d, NUM_PARAMS)
+        self.param_head = nn.Linear(NUM_JOINTS * d, param_size(cfg))
         self.root_head = nn.Linear(NUM_SIDES * NUM_JOINTS * d, 3)
         self.offset_head = nn.Linear(d, 3)
         for head in (self.param_head, self.root_head, self.offset_head):
@@ -142,7 +156,7 @@ class RefinementIteration(nn.Module):
     def forward(self, fmap: torch.Tensor, joints: torch.Tensor, kp2d: torch.Tensor, input_size: int
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """fmap (B, C, h, w), joints (B, 2, 21, 3) m, kp2d (B, 2, 21, 2) px → per-joint features (B, 42, D),
-        parameter corrections (B, 2, NUM_PARAMS), root correction (B, 3), joint offsets (B, 2, 21, 3) metres."""
+        parameter corrections (B, 2, param_size), root correction (B, 3), joint offsets (B, 2, 21, 3) metres."""
         b = fmap.shape[0]
         grid = (kp2d / input_size * 2.0 - 1.0).reshape(b, NUM_SIDES * NUM_JOINTS, 1, 2)
         sampled = functional.grid_sample(fmap, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
@@ -180,6 +194,16 @@ class RefinementIteration(nn.Module):
         return fmap + self.fuse(torch.cat([fmap, painted], dim=1))
 
 
+def make_hand_layer(cfg: NetworkConfig) -> nn.Module:
+    """The project's kinematic hand (default) or MANO read from ``cfg.mano_dir`` (both MANO_LEFT/RIGHT.pkl)."""
+    if cfg.hand_model == "mano":
+        from hand_recon_ros.models.mano_loader import load_mano_models
+        from hand_recon_ros.network.mano_torch import MANOTorchLayer
+
+        return MANOTorchLayer(load_mano_models(cfg.mano_dir))
+    return HandLayer(with_mesh=cfg.mesh)
+
+
 class TwoHandNet(nn.Module):
     """The learned two-hand network (see the module docstring for the output contract)."""
 
@@ -187,25 +211,30 @@ class TwoHandNet(nn.Module):
         super().__init__()
         cfg.validate()
         self.cfg = cfg
+        self.num_shape, self.num_params = shape_size(cfg), param_size(cfg)
         c = cfg.feature_dim
         self.backbone = create_backbone(cfg)
         self.neck = Neck(self.backbone.out_channels, c)
         self.center_head = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(c, 2, 1))
         self.attention_head = nn.Conv2d(c, NUM_SIDES, 1)
         self.param_map_head = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True),
-                                            nn.Conv2d(c, NUM_SIDES * (NUM_PARAMS + 1), 1))
+                                            nn.Conv2d(c, NUM_SIDES * (self.num_params + 1), 1))
         self.side_embed = nn.Parameter(torch.randn(NUM_SIDES, c) * 0.02)
         hidden = cfg.global_hidden
-        self.global_mlp = nn.Sequential(nn.Linear(c, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, NUM_PARAMS + 1))
+        self.global_mlp = nn.Sequential(nn.Linear(c, hidden), nn.ReLU(inplace=True),
+                                        nn.Linear(hidden, self.num_params + 1))
         self.root_mlp = nn.Sequential(nn.Linear(NUM_SIDES * c, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 3))
         _init_head(self.param_map_head[2], False)
         _init_head(self.global_mlp[2], False)
         _init_head(self.root_mlp[2], False)
         nn.init.constant_(self.center_head[2].bias, -2.0)
+        # An untrained model should not report hands: presence starts at sigmoid(PRESENCE_INIT_LOGIT) ~ 0.12.
+        with torch.no_grad():
+            self.global_mlp[2].bias[-1] = PRESENCE_INIT_LOGIT
         adjacency = torch.tensor(skeleton_adjacency(), dtype=torch.float32)
         self.iterations = nn.ModuleList(RefinementIteration(cfg, adjacency, project_back=k + 1 < cfg.iterations)
                                         for k in range(cfg.iterations))
-        self.hand_layer = HandLayer(with_mesh=cfg.mesh)
+        self.hand_layer = make_hand_layer(cfg)
         h = cfg.input_size // FEATURE_STRIDE
         ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(h, dtype=torch.float32),
                                 indexing="ij")
@@ -221,6 +250,9 @@ class TwoHandNet(nn.Module):
         """Both hands through the hand layer: joints (B, 2, 21, 3), vertices (B, 2, V, 3) | None."""
         b = pose.shape[0]
         sides = self.sides.repeat(b)
+        if self.cfg.hand_model == "mano":
+            joints, vertices = self.hand_layer(pose, shape)
+            return joints, vertices if self.cfg.mesh else None
         joints, vertices = self.hand_layer(pose.reshape(-1, NUM_POSE, 6), shape.reshape(-1, NUM_SHAPE), sides)
         joints = joints.reshape(b, NUM_SIDES, NUM_JOINTS, 3)
         if vertices is not None:
@@ -258,14 +290,15 @@ class TwoHandNet(nn.Module):
         pooled = torch.einsum("bsp,bcp->bsc", attention, fmap.reshape(b, -1, h * w)) + self.side_embed
         grid = (centers / cfg.input_size * 2.0 - 1.0)[:, :, None]  # (B, 2, 1, 2)
         read = functional.grid_sample(self.param_map_head(fmap), grid, mode="bilinear", align_corners=False)[..., 0]
-        read = read.reshape(b, NUM_SIDES, NUM_PARAMS + 1, NUM_SIDES)
+        read = read.reshape(b, NUM_SIDES, self.num_params + 1, NUM_SIDES)
         read = torch.stack([read[:, 0, :, 0], read[:, 1, :, 1]], dim=1)  # each side's own channels at its centre
-        params = read + self.global_mlp(pooled)  # (B, 2, NUM_PARAMS + 1)
+        params = read + self.global_mlp(pooled)  # (B, 2, num_params + 1)
+        ns, npar = self.num_shape, self.num_params
         presence = params[..., -1]
         pose = identity_pose_6d(b, NUM_SIDES).to(images) + params[..., : NUM_POSE * 6].reshape(b, NUM_SIDES,
                                                                                                  NUM_POSE, 6)
-        shape = params[..., NUM_POSE * 6: NUM_POSE * 6 + NUM_SHAPE]
-        cam_raw = params[..., NUM_POSE * 6 + NUM_SHAPE: NUM_PARAMS]
+        shape = params[..., NUM_POSE * 6: NUM_POSE * 6 + ns]
+        cam_raw = params[..., NUM_POSE * 6 + ns: npar]
         root = self.root_mlp(pooled.reshape(b, -1))
         offsets = torch.zeros(b, NUM_SIDES, NUM_JOINTS, 3, dtype=images.dtype, device=images.device)
         start = prior_joints if cfg.residual else self._hands(pose, shape)[0]
@@ -276,8 +309,8 @@ class TwoHandNet(nn.Module):
             kp2d = kp_iters[-1]
             x, d_params, d_root, d_off = step(fmap, joints, kp2d, cfg.input_size)
             pose = pose + d_params[..., : NUM_POSE * 6].reshape(b, NUM_SIDES, NUM_POSE, 6)
-            shape = shape + d_params[..., NUM_POSE * 6: NUM_POSE * 6 + NUM_SHAPE]
-            cam_raw = cam_raw + d_params[..., NUM_POSE * 6 + NUM_SHAPE:]
+            shape = shape + d_params[..., NUM_POSE * 6: NUM_POSE * 6 + ns]
+            cam_raw = cam_raw + d_params[..., NUM_POSE * 6 + ns:]
             root = root + d_root
             offsets = offsets + d_off * self.wrist_free
             base = prior_joints if cfg.residual else self._hands(pose, shape)[0]

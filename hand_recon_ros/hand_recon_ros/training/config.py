@@ -76,6 +76,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     amp: bool = True
+    cpu_threads: int = 0
     log_every: int = 10
     checkpoint_every: int = 100
     init_checkpoint: str | None = None
@@ -91,7 +92,7 @@ class TrainConfig:
             ("data.flip_probability", 0.0 <= self.data.flip_probability <= 1.0),
             ("data.scale_range", len(self.data.scale_range) == 2 and 0 < self.data.scale_range[0]
              <= self.data.scale_range[1]),
-            ("data.workers", self.data.workers >= 0),
+            ("data.workers", self.data.workers >= 0), ("cpu_threads", self.cpu_threads >= 0),
         ]
         for key, ok in checks:
             if not ok:

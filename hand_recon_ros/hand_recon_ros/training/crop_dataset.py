@@ -2,9 +2,11 @@
 
 Items are dicts of tensors: ``image`` (3, S, S) RGB in [0, 1]; ``keypoints_2d`` (2, 21, 2) input pixels;
 ``keypoints_conf`` (2, 21); ``joints_3d`` (2, 21, 3) wrist-relative metres, camera axes; ``joints_3d_valid``
-(2, 21); ``present`` (2,); ``centers`` (2, 2) input pixels (centre of each hand's 2D box); ``root_offset`` (3,)
-right wrist minus left wrist and ``root_offset_valid`` (). The augmentation of item ``i`` in epoch ``e`` is
-drawn from a generator seeded with (seed, e, i), so runs are reproducible across resume and process counts.
+(2, 21); ``prior_joints`` (2, 21, 3) and ``prior_valid`` (2,): the default pipeline's wrist-relative joints
+(residual mode; zeros where a record has none); ``present`` (2,); ``centers`` (2, 2) input pixels (centre of
+each hand's 2D box); ``root_offset`` (3,) right wrist minus left wrist and ``root_offset_valid`` ().
+The augmentation of item ``i`` in epoch ``e`` is drawn from a generator seeded with (seed, e, i), so
+runs are reproducible across resume and process counts.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ def make_item(record: TrainRecord, size: int, margin: float, params: aug.Augment
     joints = np.zeros((2, NUM_JOINTS, 3), np.float32)
     joints_valid = np.zeros((2, NUM_JOINTS), np.float32)
     present = np.zeros(2, np.float32)
+    prior = np.zeros((2, NUM_JOINTS, 3), np.float32)
+    prior_valid = np.zeros(2, np.float32)
     centers = np.full((2, 2), (size - 1) / 2.0, np.float32)
     wrists: dict[int, np.ndarray] = {}
     for hand in hands:
@@ -75,6 +79,9 @@ def make_item(record: TrainRecord, size: int, margin: float, params: aug.Augment
         keypoints[s], conf[s], present[s] = kp, c, 1.0
         seen = kp[c > 0] if (c > 0).any() else kp
         centers[s] = (seen.min(0) + seen.max(0)) / 2.0
+        if hand.prior_joints is not None:
+            rotated = aug.rotate_joints(hand.prior_joints, params)
+            prior[s], prior_valid[s] = rotated - rotated[0], 1.0
         if hand.joints_3d is not None:
             cam = aug.rotate_joints(hand.joints_3d, params)
             valid = hand.joints_valid if hand.joints_valid is not None else np.ones(NUM_JOINTS, bool)
@@ -89,6 +96,7 @@ def make_item(record: TrainRecord, size: int, margin: float, params: aug.Augment
         "keypoints_2d": torch.from_numpy(keypoints), "keypoints_conf": torch.from_numpy(conf),
         "joints_3d": torch.from_numpy(joints), "joints_3d_valid": torch.from_numpy(joints_valid),
         "present": torch.from_numpy(present), "centers": torch.from_numpy(centers),
+        "prior_joints": torch.from_numpy(prior), "prior_valid": torch.from_numpy(prior_valid),
         "root_offset": torch.from_numpy(root.astype(np.float32)),
         "root_offset_valid": torch.tensor(root_valid, dtype=torch.float32),
     }

@@ -16,6 +16,13 @@ from hand_recon_ros.io.interhand import InterHandFormatError, load_interhand
 from hand_recon_ros.training.records import DataError, HandLabel, TrainRecord, check_hand
 
 
+def _label(side: str, keypoints: np.ndarray, joints: np.ndarray, valid: np.ndarray) -> HandLabel:
+    """A label whose invalid joints are zeroed (their coordinates are arbitrary and may not even project)."""
+    keypoints, joints = np.array(keypoints, np.float64), np.array(joints, np.float64)
+    keypoints[~valid], joints[~valid] = 0.0, 0.0
+    return HandLabel(side, keypoints, valid.astype(np.float64), joints, valid)
+
+
 def interhand_records(path: str | Path | None, images_dir: str | Path | None = None) -> list[TrainRecord]:
     """One record per annotated image with at least one hand; DataError naming the file on a bad folder."""
     folder = Path(path or "")
@@ -30,8 +37,7 @@ def interhand_records(path: str | Path | None, images_dir: str | Path | None = N
             continue
         image = root / sample.image_path.relative_to(folder)
         where = f"{folder}: image {image.name}"
-        hands = [check_hand(HandLabel(h.side, h.keypoints_2d, h.valid.astype(np.float64), h.joints, h.valid), where)
-                 for h in sample.hands]
+        hands = [check_hand(_label(h.side, h.keypoints_2d, h.joints, h.valid), where) for h in sample.hands]
         records.append(TrainRecord(where, hands, image_path=image))
     if not records:
         raise DataError(f"{folder}: no annotated hand in the InterHand2.6M files")

@@ -5,7 +5,7 @@ Format (JSON): ``{"format": "hand_recon_pseudo_labels", "version": 1, "min_score
 (path relative to the labels file), "source", "frame", "width", "height", "intrinsics" [fx, fy, cx, cy],
 "intrinsics_known", "hands": [{"side", "score", "box" [x0, y0, x1, y1] px, "keypoints_2d" [[u, v] ×21] px,
 "joint_confidence" [×21], "joints_3d" [[x, y, z] ×21] metres camera optical frame, or null}]}]}``.
-Joint order as in Hand.msg.
+Joint order as in Hand.msg. The pipeline's 3D joints double as the residual mode's prior joints.
 """
 
 from __future__ import annotations
@@ -72,10 +72,11 @@ def pseudo_label_records(path: str | Path) -> list[TrainRecord]:
             hwhere = f"{where}.hands[{j}]"
             joints = hand.get("joints_3d")
             try:
+                joints = None if joints is None else np.asarray(joints, np.float64)
                 label = HandLabel(str(_field(hand, "side", hwhere)),
                                   np.asarray(_field(hand, "keypoints_2d", hwhere), np.float64),
                                   np.asarray(_field(hand, "joint_confidence", hwhere), np.float64),
-                                  None if joints is None else np.asarray(joints, np.float64))
+                                  joints, prior_joints=joints)
             except (TypeError, ValueError) as exc:
                 raise DataError(f"{hwhere}: not numeric ({exc})") from exc
             hands.append(check_hand(label, hwhere, {"confidence": "joint_confidence"}))

@@ -29,6 +29,7 @@ class HandLabel:
     confidence: np.ndarray
     joints_3d: np.ndarray | None = None
     joints_valid: np.ndarray | None = None
+    prior_joints: np.ndarray | None = None
 
 
 @dataclass
@@ -71,7 +72,12 @@ def check_hand(hand: HandLabel, where: str, field_names: dict[str, str] | None =
     confidence = np.asarray(hand.confidence, dtype=np.float64)
     if (confidence < 0).any() or (confidence > 1).any():
         raise DataError(f"{where}: field {names.get('confidence', 'confidence')} has values outside [0, 1]")
+    if hand.prior_joints is not None:
+        prior = np.asarray(hand.prior_joints, np.float64)
+        if prior.shape != (NUM_JOINTS, 3) or not np.isfinite(prior).all():
+            raise DataError(f"{where}: field prior_joints must be (21, 3) finite values")
     valid = np.ones(NUM_JOINTS, bool) if hand.joints_valid is None else np.asarray(hand.joints_valid, bool)
     return HandLabel(hand.side, np.asarray(hand.keypoints_2d, np.float64), confidence,
                      None if hand.joints_3d is None else np.asarray(hand.joints_3d, np.float64),
-                     None if hand.joints_3d is None else valid)
+                     None if hand.joints_3d is None else valid,
+                     None if hand.prior_joints is None else np.asarray(hand.prior_joints, np.float64))

@@ -134,14 +134,18 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-def forward(model: nn.Module, batch: dict[str, torch.Tensor], teacher_forcing: bool) -> dict[str, torch.Tensor]:
-    """Model outputs for a batch (ground-truth centres when teacher forcing)."""
-    return model(batch["image"], centers=batch["centers"] if teacher_forcing else None)
+def forward(model: nn.Module, batch: dict[str, torch.Tensor], teacher_forcing: bool, residual: bool = False
+            ) -> dict[str, torch.Tensor]:
+    """Model outputs for a batch (ground-truth centres when teacher forcing; the pipeline's joints in residual mode)."""
+    centers = batch["centers"] if teacher_forcing else None
+    if residual:
+        return model(batch["image"], centers=centers, prior_joints=batch["prior_joints"])
+    return model(batch["image"], centers=centers)
 
 
 @torch.no_grad()
-def evaluate_keypoints(model: nn.Module, dataset: HandCropDataset, device: torch.device, teacher_forcing: bool
-                       ) -> float:
+def evaluate_keypoints(model: nn.Module, dataset: HandCropDataset, device: torch.device, teacher_forcing: bool,
+                       residual: bool = False) -> float:
     """Mean 2D keypoint error (input pixels) of ``model`` over ``dataset`` (no augmentation)."""
     was_training = model.training
     model.eval()
@@ -149,7 +153,7 @@ def evaluate_keypoints(model: nn.Module, dataset: HandCropDataset, device: torch
     loader = DataLoader(dataset, batch_size=EVAL_BATCH, shuffle=False)
     for batch in loader:
         batch = to_device(batch, device)
-        outputs = forward(model, batch, teacher_forcing)
+        outputs = forward(model, batch, teacher_forcing, residual)
         weight = float(((batch["keypoints_conf"] > 0).float() * batch["present"][..., None]).sum())
         total += float(keypoint_error_px(outputs["keypoints_2d"], batch)) * weight
         count += weight
@@ -162,8 +166,13 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 
 def train(config: TrainConfig, run_dir: Path, device: str = "cpu", resume: bool = False,
-          model_factory: ModelFactory | None = None, quiet: bool = False) -> TrainResult:
-    """Run (or continue) training into ``run_dir``; returns where it ended."""
+          model_factory: ModelFactory | None = None, quiet: bool = False, stop_at_step: int | None = None
+          ) -> TrainResult:
+    """Run (or continue) training into ``run_dir``; returns where it ended.
+
+    ``stop_at_step`` ends the run early (as an interruption would) without changing the schedule, which
+    follows ``config.max_steps``.
+    """
     from tqdm import tqdm
 
     run_dir = Path(run_dir)
@@ -182,11 +191,17 @@ def train(config: TrainConfig, run_dir: Path, device: str = "cpu", resume: bool 
     if config.batch_size % dist_info.world:
         raise ConfigError(f"config.batch_size: {config.batch_size} is not divisible by the {dist_info.world} processes")
     seed_everything(config.seed)
+    if config.cpu_threads:
+        torch.set_num_threads(config.cpu_threads)
 
     model, network_dict = (model_factory or default_model_factory)(config.network)
     config.network = network_dict
     input_size = int(network_dict.get("input_size", 256))
+    residual = bool(network_dict.get("residual", False))
     records = load_records(config.data)
+    if residual and any(h.prior_joints is None for r in records for h in r.hands):
+        raise ConfigError(f"config.network.residual: needs the default pipeline's joints as priors; data.kind "
+                          f"{config.data.kind!r} has none (train residual mode from a pseudo-label file)")
     train_records, val_records = split_records(records, config.data.val_fraction)
     if len(train_records) < config.batch_size:
         raise ConfigError(f"config.batch_size: {config.batch_size} is larger than the {len(train_records)} "
@@ -223,7 +238,8 @@ def train(config: TrainConfig, run_dir: Path, device: str = "cpu", resume: bool 
         run_dir.mkdir(parents=True, exist_ok=True)
         dump_config(config, run_dir / "config.yaml")
         run_log = RunLog(run_dir, resume_step=start_step if payload is not None else None)
-    sampler = StepBatchSampler(len(train_set), config.batch_size, config.seed, start_step, config.max_steps, dist_info)
+    stop = min(config.max_steps, stop_at_step) if stop_at_step else config.max_steps
+    sampler = StepBatchSampler(len(train_set), config.batch_size, config.seed, start_step, stop, dist_info)
     loader = DataLoader(train_set, batch_sampler=sampler, num_workers=config.data.workers,
                         generator=torch.Generator().manual_seed(config.seed), pin_memory=torch_device.type == "cuda")
 
@@ -244,7 +260,7 @@ def train(config: TrainConfig, run_dir: Path, device: str = "cpu", resume: bool 
         for batch in loader:
             batch = to_device(batch, torch_device)
             with torch.autocast(device_type=torch_device.type, dtype=torch.float16, enabled=use_amp):
-                outputs = forward(model, batch, config.teacher_forcing)
+                outputs = forward(model, batch, config.teacher_forcing, residual)
             total, terms = compute_losses(outputs, batch, config.loss, input_size)
             if not torch.isfinite(total):
                 raise FloatingPointError(f"step {step + 1}: loss is {float(total)} (terms "
@@ -263,12 +279,12 @@ def train(config: TrainConfig, run_dir: Path, device: str = "cpu", resume: bool 
                 reduced = total.detach().clone()
                 dist.all_reduce(reduced)
                 loss_value = float(reduced) / dist_info.world
-            last = step == config.max_steps
+            last = step == stop
             every = config.data.val_every_n
             val_due = val_set is not None and (last or bool(every and step % every == 0))
             if val_due and dist_info.main:
-                val_error = evaluate_keypoints(_unwrap(model), val_set, torch_device, config.teacher_forcing)
-            if run_log is not None and (step % config.log_every == 0 or last or val_due):
+                val_error = evaluate_keypoints(_unwrap(model), val_set, torch_device, config.teacher_forcing, residual)
+            if run_log is not None and (step % config.log_every == 0 or last or val_due or step == start_step + 1):
                 values = {"loss": loss_value, **{k: float(v) for k, v in terms.items()},
                           "error_2d_px": float(keypoint_error_px(outputs["keypoints_2d"].detach(), batch)),
                           "lr": scheduler.get_last_lr()[0], "elapsed_s": time.perf_counter() - started}
@@ -283,6 +299,8 @@ def train(config: TrainConfig, run_dir: Path, device: str = "cpu", resume: bool 
         progress.close()
         if run_log is not None:
             run_log.close()
+        if dist_info.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
     if step == start_step and payload is None:
         raise CheckpointError("no training step ran")
     return TrainResult(step, loss_value, checkpoint_path, val_error)
