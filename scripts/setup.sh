@@ -26,7 +26,8 @@ REQ_HASH="$(cat requirements/*.txt | sha256sum | cut -c1-16)"
 if [ "$(cat "$STAMPS/requirements" 2>/dev/null)" != "$REQ_HASH" ]; then
     log "installing Python packages (ROS 2 Kilted wheels, onnxruntime, torch CPU, ...)"
     quiet_pip install -q -U pip wheel "setuptools<80"
-    quiet_pip install -q -r requirements/ros.txt -r requirements/runtime.txt -r requirements/torch.txt -r requirements/dev.txt
+    quiet_pip install -q -r requirements/ros.txt -r requirements/runtime.txt -r requirements/torch.txt -r requirements/dev.txt \
+        -r requirements/teleop.txt  # teleop: the optional retargeting extra, needed by its tests
     echo "$REQ_HASH" > "$STAMPS/requirements"
     rm -f "$STAMPS/cmake-fix" "$STAMPS/msgs"
 fi
