@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -119,6 +119,7 @@ class HandResult:
     mesh: HandMesh | None = None
     mano_pose: np.ndarray | None = None
     mano_shape: np.ndarray | None = None
+    grasp: Any = None  # pipeline.grasp_signals.GraspSignals when computed (pinch, grasp strength, state)
     fit_residual_px: float = float("nan")
 
     @property
