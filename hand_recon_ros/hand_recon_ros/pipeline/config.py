@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 MODES: tuple[str, ...] = ("image", "video")
 MODEL_VARIANTS: tuple[str, ...] = ("full", "lite")
 PRECISIONS: tuple[str, ...] = ("fp16", "fp32", "int8")
+HAND_LENGTH_RANGE_M = (0.10, 0.30)  # plausible hand lengths, wrist to middle fingertip (children to large adults)
 # Fields that may change while the pipeline runs (HandPipeline.update); the rest need a new pipeline.
 LIVE_FIELDS: frozenset[str] = frozenset(
     {"min_detection_score", "min_presence_score", "max_hands", "mesh", "smoothing", "mirrored", "mode",
@@ -42,6 +43,7 @@ class PipelineConfig:
     proposal_interval_frames: int = 30
     precision: str = "fp16"  # fp16 | fp32 | int8; TensorRT backends only
     engine_cache_dir: str | None = None  # built TensorRT engines (None: the backend's default beside the ONNX)
+    hand_length_m: float = 0.0  # the user's hand, wrist to middle fingertip (m); 0 = the adult prior
 
     def validate(self) -> None:
         """Raise ConfigError naming the first field whose value cannot be used."""
@@ -74,6 +76,12 @@ class PipelineConfig:
             raise ConfigError(f"proposal_interval_frames must be an integer >= 1, got {interval!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if (isinstance(self.hand_length_m, bool) or not isinstance(self.hand_length_m, (int, float))
+                or not math.isfinite(self.hand_length_m)
+                or not (self.hand_length_m == 0 or HAND_LENGTH_RANGE_M[0] <= self.hand_length_m
+                        <= HAND_LENGTH_RANGE_M[1])):
+            raise ConfigError(f"hand_length_m must be 0 (adult prior) or within {HAND_LENGTH_RANGE_M} m, got "
+                              f"{self.hand_length_m!r}")
         if self.engine_cache_dir is not None and (not isinstance(self.engine_cache_dir, str)
                                                   or not self.engine_cache_dir):
             raise ConfigError(f"engine_cache_dir must be a non-empty path or None, got {self.engine_cache_dir!r}")

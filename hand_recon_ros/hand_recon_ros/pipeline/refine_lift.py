@@ -4,10 +4,15 @@ Per frame: undistort the keypoints, build one observation per hand (keypoints, c
 the track's bone lengths, the track's previous joints in video mode), run ``refinement.refine`` on all hands in
 one batch, then fill HandResult (joints, per-joint confidence, wrist pose, fit residual, mesh, MANO parameters).
 Per tracked hand (track_id) the bone lengths adapt slowly to the proportions of the world landmarks.
+With a registered depth image (``lift(depth_m=...)``) each hand's joints get depths (pipeline/depth_fusion.py)
+that enter the solver as a depth term; the hand's size is measured against a monocular solve of the same frame
+(see ``_measure_size``): per frame in image mode, blended per track in video mode. ``hand_length_m`` (config)
+scales the adult bone prior for a user who measured their hand.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +22,7 @@ import numpy as np
 from hand_recon_ros.models import hand_kinematics as hk
 from hand_recon_ros.pipeline import refinement
 from hand_recon_ros.pipeline.camera import undistort_keypoints
+from hand_recon_ros.pipeline.depth_fusion import joint_depths
 from hand_recon_ros.pipeline.types import CameraIntrinsics, HandDetection, HandMesh, HandResult
 from hand_recon_ros.pipeline.wrist_pose import wrist_poses
 from hand_recon_ros.skeleton import NUM_JOINTS
@@ -32,6 +38,28 @@ BONE_LENGTH_RATE = 0.1
 # Joint motion between frames allowed by the smoothness term at smoothing = 1 and at 0 (metres per frame).
 TEMPORAL_SIGMA_MIN_M = 0.002
 TEMPORAL_SIGMA_MAX_M = 0.03
+# Hand size from depth: per-frame blend (in log scale) of a track's size towards the measured one, and the range
+# of sizes relative to the adult prior that a measurement may give (children to large adults).
+SIZE_RATE = 0.1
+SIZE_SCALE_RANGE = (0.6, 1.5)
+MIDDLE_CHAIN_BONES = [8, 9, 10, 11]  # wrist→middle MCP→PIP→DIP→tip: the hand length (wrist to middle fingertip)
+PLACEMENT_MONOCULAR, PLACEMENT_DEPTH = "monocular", "depth"
+
+
+def hand_length_of(bone_lengths: np.ndarray) -> float:
+    """Hand length (wrist to middle fingertip, metres) of a set of bone lengths (20,): the adult prior's, scaled by
+    the total bone length (the hand's size; its proportions, adapted per track, do not change it)."""
+    prior = hk.BONE_LENGTH_PRIOR_M
+    return float(prior[MIDDLE_CHAIN_BONES].sum() * np.sum(bone_lengths) / prior.sum())
+
+
+def bone_prior(hand_length_m: float = 0.0) -> np.ndarray:
+    """Bone lengths (20,) of the adult prior scaled to ``hand_length_m`` (0: the adult prior itself)."""
+    if hand_length_m < 0 or not np.isfinite(hand_length_m):
+        raise ValueError(f"hand_length_m must be >= 0 (0 = adult prior), got {hand_length_m!r}")
+    if hand_length_m == 0:
+        return hk.BONE_LENGTH_PRIOR_M.copy()
+    return hk.BONE_LENGTH_PRIOR_M * (hand_length_m / hand_length_of(hk.BONE_LENGTH_PRIOR_M))
 
 
 class DetectionError(ValueError):
@@ -44,6 +72,7 @@ class _Track:
     joints: np.ndarray | None = None
     fit: refinement.HandFit | None = None  # the previous frame's fit: the next solve starts from it
     timestamp_s: float | None = None
+    size_scale: float = 1.0  # measured size relative to the bone lengths (with depth), 1 until measured
 
 
 def _check_detection(index: int, det: HandDetection) -> None:
@@ -83,6 +112,7 @@ class RefinementLifter:
         self.warm_iterations = int(getattr(config, "refine_warm_iterations",
                                            refinement.RefineSettings.warm_iterations))
         self.warm_start = bool(getattr(config, "warm_start", True))
+        self.prior = bone_prior(float(getattr(config, "hand_length_m", 0.0) or 0.0))
         self._tracks: dict[int, _Track] = {}
         self._mano: dict[str, Any] = {}
         self._mano_checked = False
@@ -112,13 +142,14 @@ class RefinementLifter:
         stale = (track is not None and timestamp_s is not None and track.timestamp_s is not None
                  and abs(timestamp_s - track.timestamp_s) > TRACK_TIMEOUT_S)
         if track is None or stale:
-            track = _Track()
+            track = _Track(bone_lengths=self.prior.copy())
             self._tracks[det.track_id] = track
         return track
 
     def lift(self, detections: list[HandDetection], intrinsics: CameraIntrinsics, timestamp_s: float | None = None,
-             want_mesh: bool = False) -> list[HandResult]:
-        """One HandResult per detection (same order); joints_3d None for hands with non-finite input."""
+             want_mesh: bool = False, depth_m: np.ndarray | None = None) -> list[HandResult]:
+        """One HandResult per detection (same order); joints_3d None for hands with non-finite input; ``depth_m``
+        (H, W) metres registered to the image (checked by the caller) places hands by depth where it can."""
         for i, det in enumerate(detections):
             _check_detection(i, det)
         usable = [i for i, d in enumerate(detections)
@@ -132,13 +163,16 @@ class RefinementLifter:
                 keypoints_px=undistort_keypoints(det.keypoints_2d, intrinsics),
                 confidence=np.full(NUM_JOINTS, float(np.clip(det.score, 0.05, 1.0))),
                 world=np.asarray(det.world_landmarks, dtype=np.float64),
-                bone_lengths=hk.BONE_LENGTH_PRIOR_M if track is None else track.bone_lengths,
+                bone_lengths=self.prior if track is None else track.bone_lengths,
                 previous=None if track is None else track.joints,
                 warm_start=None if track is None or not self.warm_start else track.fit,
                 keypoints_z=_relative_depth(det),
             ))
         settings = refinement.RefineSettings(iterations=self.iterations, warm_iterations=self.warm_iterations,
                                              temporal_sigma_m=self._temporal_sigma())
+        if depth_m is not None and observations:
+            observations = self._with_depth(observations, [detections[i] for i in usable],
+                                            [tracks[i] for i in usable], depth_m, intrinsics)
         fits = refinement.refine(observations, intrinsics, settings) if observations else []
         results = [HandResult(d, None, np.zeros(NUM_JOINTS, np.float32)) for d in detections]
         poses = wrist_poses([fit.joints for fit in fits], [o.side for o in observations])
@@ -159,6 +193,52 @@ class RefinementLifter:
                 del self._tracks[track_id]
         return results
 
+    def _with_depth(self, observations: list[refinement.HandObservation], detections: list[HandDetection],
+                    tracks: list[_Track | None], depth_m: np.ndarray, intrinsics: CameraIntrinsics
+                    ) -> list[refinement.HandObservation]:
+        """The observations with each hand's joint depths, sized by depth (hands without usable depth unchanged)."""
+        depths = [joint_depths(depth_m, det.keypoints_2d) for det in detections]
+        with_depth = [i for i, d in enumerate(depths) if d.count > 0]
+        if not with_depth:
+            return observations
+        out = list(observations)
+        scales = [1.0 if t is None else t.size_scale for t in tracks]
+        measured = self._measure_size([dataclasses.replace(observations[i], bone_lengths=observations[i].bone_lengths
+                                                           * scales[i]) for i in with_depth],
+                                      [depths[i].z_m for i in with_depth], intrinsics)
+        low, high = SIZE_SCALE_RANGE
+        for i, k in zip(with_depth, measured):
+            track = tracks[i]
+            base = observations[i].bone_lengths
+            if track is None:  # image mode: this frame's measurement sizes the hand
+                scale = scales[i] * k
+            else:
+                track.size_scale = scales[i] * k ** SIZE_RATE
+                scale = track.size_scale
+            reference = hand_length_of(hk.BONE_LENGTH_PRIOR_M) / hand_length_of(base)
+            scale = float(np.clip(scale, low * reference, high * reference))
+            if track is not None:
+                track.size_scale = scale
+            out[i] = dataclasses.replace(observations[i], bone_lengths=base * scale, depth_m=depths[i].z_m)
+        return out
+
+    @staticmethod
+    def _measure_size(observations: list[refinement.HandObservation], depths: list[np.ndarray],
+                      intrinsics: CameraIntrinsics) -> list[float]:
+        """Per hand, true size / assumed size: the median of measured over monocular joint depth.
+
+        A pinhole camera cannot tell a hand k times larger at k times the distance: the monocular fit of the same
+        keypoints with the assumed bone lengths is the true hand scaled by 1/k about the camera centre, so the
+        depth camera's joint depths over the monocular ones give k.
+        """
+        mono = refinement.refine([dataclasses.replace(o, previous=None, warm_start=None, depth_m=None)
+                                  for o in observations], intrinsics)
+        ratios = []
+        for fit, z in zip(mono, depths):
+            valid = np.isfinite(z)
+            ratios.append(float(np.median(z[valid] / np.maximum(fit.joints[valid, 2], refinement.MIN_DEPTH_M))))
+        return ratios
+
     def _result(self, det: HandDetection, fit: refinement.HandFit, obs: refinement.HandObservation,
                 pose: tuple[np.ndarray, np.ndarray | None], want_mesh: bool) -> HandResult:
         """HandResult of one refined hand with its wrist pose (position, quaternion or None)."""
@@ -171,6 +251,8 @@ class RefinementLifter:
             wrist_position=position.astype(np.float32),
             wrist_quaternion=None if quaternion is None else quaternion.astype(np.float32),
             fit_residual_px=fit.mean_residual_px,
+            placement=PLACEMENT_MONOCULAR if obs.depth_m is None else PLACEMENT_DEPTH,
+            hand_length_m=hand_length_of(obs.bone_lengths),
         )
         if want_mesh:
             self._attach_mesh(result, fit, obs)
