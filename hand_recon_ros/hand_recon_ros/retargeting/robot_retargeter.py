@@ -11,6 +11,8 @@ Loading errors name the config file and the URDF. The library is imported lazily
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import time
 from collections.abc import Sequence
@@ -59,6 +61,8 @@ def _library() -> Any:
         raise RetargetingUnavailableError(
             f"retargeting needs the dex-retargeting library, which cannot be imported ({exc}); {INSTALL_HINT}"
         ) from exc
+    # URDFs for retargeting are kinematics only: one warning per missing mesh file would flood the log.
+    logging.getLogger("dex_retargeting.yourdfpy").setLevel(logging.ERROR)
     return dex_retargeting
 
 
@@ -176,8 +180,9 @@ class HandRetargeter:
             self._fail(str(exc))
             return None
         started = time.perf_counter()
-        try:
-            positions = np.asarray(self._retargeting.retarget(self._reference(operator)), dtype=np.float64)
+        try:  # the library print()s optimiser errors: keep them off stdout (it may carry our JSON lines)
+            with contextlib.redirect_stdout(io.StringIO()):
+                positions = np.asarray(self._retargeting.retarget(self._reference(operator)), dtype=np.float64)
             status = int(self._retargeting.optimizer.opt.last_optimize_result())
         except Exception as exc:  # nlopt raises RoundoffLimited, ValueError, RuntimeError on bad problems
             self._fail(f"optimisation raised {type(exc).__name__}")
