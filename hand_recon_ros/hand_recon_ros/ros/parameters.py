@@ -66,6 +66,16 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               pipeline_field="roi_proposals"),
     ParamSpec("proposal_interval_frames", 30, "Video mode: run the ROI proposals at most every N frames while a "
               "hand is missing.", minimum=1, maximum=300, live=True, pipeline_field="proposal_interval_frames"),
+    ParamSpec("use_depth", "auto", "Place hands with the registered depth image on 'depth' (16UC1 or 32FC1): 'auto' "
+              "uses it when it arrives, 'on' also warns while it is missing, 'off' does not subscribe.",
+              choices=("auto", "on", "off")),
+    ParamSpec("depth_max_age_s", 0.1, "Largest stamp difference between a colour frame and the depth frame paired "
+              "with it (s); further apart: monocular placement for that frame.", minimum=0.0, maximum=5.0, live=True),
+    ParamSpec("depth_scale", 0.001, "Metres per unit of 16UC1 depth (0.001: millimetres); 32FC1 is metres.",
+              minimum=1e-6, maximum=1.0),
+    ParamSpec("hand_length_m", 0.0, "The user's hand length, wrist to middle fingertip (m); 0 = adult prior. "
+              "Monocular depth scales with it; with depth each track measures its own.", minimum=0.0, maximum=0.3,
+              pipeline_field="hand_length_m"),
     ParamSpec("assumed_hfov_deg", ASSUMED_HFOV_DEG, "Horizontal field of view assumed while no CameraInfo "
               "arrives (degrees).", minimum=10.0, maximum=170.0, live=True),
     ParamSpec("marker_lifetime_s", 0.5, "Lifetime of RViz markers (s, 0 = forever).", minimum=0.0,
