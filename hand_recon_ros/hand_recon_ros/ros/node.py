@@ -23,6 +23,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 
 from hand_recon_ros.io.overlay import draw_overlay
 from hand_recon_ros.pipeline.types import CameraIntrinsics, IntrinsicsError
+from hand_recon_ros.retargeting.robot_retargeter import RetargetingError
 from hand_recon_ros.ros.diagnostics import NodeStats, to_diagnostic_array
 from hand_recon_ros.ros.frame_slot import FrameWorker, LatestFrameSlot
 from hand_recon_ros.ros.image_conversion import (
@@ -40,6 +41,7 @@ from hand_recon_ros.ros.parameters import (
     pipeline_settings,
     validate_value,
 )
+from hand_recon_ros.ros.teleop_outputs import TeleopOutputs, one_euro_settings
 from hand_recon_ros.ros.tf_publisher import create_tf_publisher
 
 NODE_NAME = "hand_recon_node"
@@ -95,6 +97,8 @@ class HandReconNode(Node):
     def __init__(self, pipeline: Any | None = None, node_name: str = NODE_NAME, **node_kwargs: Any) -> None:
         super().__init__(node_name, **node_kwargs)
         self._params = declare_parameters(self)
+        # filter, grasp signals, wrist poses, joint states; a retargeting config that cannot load fails here
+        self._teleop = TeleopOutputs(self, self._params)
         self._stats = NodeStats(self._params["no_image_timeout_s"])
         self._pipeline = pipeline
         self._pending_changes: dict[str, Any] = {}
@@ -203,6 +207,8 @@ class HandReconNode(Node):
         except ValueError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         self._params.update(changes)
+        if any(name.startswith("one_euro_") for name in changes):
+            self._teleop.update_filter(one_euro_settings(self._params))
         if "marker_lifetime_s" in changes:
             self._markers.lifetime_s = changes["marker_lifetime_s"]
         if "no_image_timeout_s" in changes:
@@ -309,15 +315,18 @@ class HandReconNode(Node):
             # time went backwards (bag loop, camera restart): tracks and smoothing state no longer apply
             self.get_logger().info(f"image stamp went back {self._last_stamp_s - stamp_s:.3f} s; resetting tracking")
             self._pipeline.reset()
+            self._teleop.reset()
         self._last_stamp_s = stamp_s
         try:
             result = self._pipeline.process(rgb, intrinsics, stamp_s)
         except Exception as exc:
             self._report("inference", f"inference failed: {type(exc).__name__}: {exc}")
             return
+        self._teleop.before_publish(result, stamp_s)
         header = msg.header
         hand_array = frame_result_to_hand_array(result, header)
         self._hands_pub.publish(hand_array)
+        self._teleop.publish(result, hand_array, header, self._params["mirrored"])
         self._stats.record_output(
             time.monotonic() - frame.arrival_s,
             len(hand_array.hands),
@@ -367,6 +376,10 @@ def main(args: list[str] | None = None) -> int:
         return _interrupted_during_start_up()
     except ParameterValueError as exc:
         rclpy.logging.get_logger(NODE_NAME).fatal(f"invalid parameter: {exc}")
+        rclpy.try_shutdown()
+        return 2
+    except RetargetingError as exc:
+        rclpy.logging.get_logger(NODE_NAME).fatal(f"retargeting cannot start: {exc}")
         rclpy.try_shutdown()
         return 2
     except ModuleNotFoundError as exc:

@@ -61,6 +61,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               pipeline_field="mesh"),
     ParamSpec("smoothing", 0.5, "Temporal smoothing of 3D joints: 0 none .. 1 heavy.", minimum=0.0, maximum=1.0,
               live=True, pipeline_field="smoothing"),
+    ParamSpec("one_euro_min_cutoff_hz", 0.0, "One-Euro filter on the published 3D joints and wrist pose: cut-off "
+              "at rest (Hz; lower = smoother when still). 0 = filter off.", minimum=0.0, maximum=100.0, live=True),
+    ParamSpec("one_euro_beta", 20.0, "One-Euro filter: how fast the cut-off rises with speed (Hz per m/s; higher = "
+              "less lag on fast moves).", minimum=0.0, maximum=10000.0, live=True),
+    ParamSpec("one_euro_d_cutoff_hz", 1.0, "One-Euro filter: cut-off of its speed estimate (Hz).", minimum=0.01,
+              maximum=100.0, live=True),
     ParamSpec("roi_proposals", True, "When fewer than max_hands hands are found, try generic crops and let the "
               "landmark network accept hands the palm detector missed (interacting hands).", live=True,
               pipeline_field="roi_proposals"),
@@ -82,6 +88,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               maximum=60.0, live=True),
     ParamSpec("publish_tf", True, "Broadcast <tf_prefix>left_wrist / right_wrist frames (needs tf2_ros)."),
     ParamSpec("tf_prefix", "hand_", "Prefix of the wrist TF frame names."),
+    ParamSpec("retargeting", "", "Robot-hand retargeting (dex-retargeting): comma-separated configs, shipped names "
+              "(allegro_hand_right, leap_hand_left, ...) or YAML paths; a name ending in _left/_right serves that "
+              "side. '' = off."),
+    ParamSpec("urdf_dir", "", "Folder holding the robot URDFs the retargeting configs name."),
     ParamSpec("no_image_timeout_s", 5.0, "Diagnostics WARN after this long without an image (s).", minimum=0.1,
               maximum=3600.0, live=True),
 )
