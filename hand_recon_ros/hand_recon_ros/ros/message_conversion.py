@@ -120,6 +120,8 @@ def hand_result_to_msg(hand: HandResult) -> Any:
         msg.mano_pose = np.asarray(hand.mano_pose, dtype=np.float32).reshape(-1)
     if hand.mano_shape is not None:
         msg.mano_shape = np.asarray(hand.mano_shape, dtype=np.float32).reshape(-1)
+    msg.placement = Hand.PLACEMENT_DEPTH if hand.placement == "depth" else Hand.PLACEMENT_MONOCULAR
+    msg.hand_length_m = float(hand.hand_length_m)
     grasp = hand.grasp
     msg.pinch_distance = float("nan") if grasp is None else float(grasp.pinch_distance_m)
     msg.grasp_strength = float("nan") if grasp is None else float(grasp.grasp_strength)

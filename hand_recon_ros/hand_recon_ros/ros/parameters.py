@@ -104,6 +104,8 @@ def validate_value(name: str, value: Any) -> Any:
     if spec is None:
         raise ParameterValueError(f"unknown parameter '{name}'")
     kind = type(spec.default)
+    if kind is str and isinstance(value, bool) and {"on", "off"} <= set(spec.choices):
+        value = "on" if value else "off"  # YAML 1.1 (ROS parameter files, -p name:=on) reads on/off as booleans
     if kind is bool:
         if not isinstance(value, bool):
             raise ParameterValueError(f"{name} must be true or false, got {value!r}")
@@ -153,6 +155,8 @@ def descriptor(spec: ParamSpec) -> Any:
     if not spec.live:
         text += " Read at start-up."
     desc = ParameterDescriptor(name=spec.name, type=types[kind], description=text, read_only=not spec.live)
+    if kind is str and {"on", "off"} <= set(spec.choices):
+        desc.dynamic_typing = True  # `on`/`off` arrive as booleans from YAML; validate_value maps them back
     if spec.choices:
         desc.additional_constraints = f"one of: {', '.join(spec.choices)}"
     if kind is float and spec.minimum is not None and spec.maximum is not None:
