@@ -43,6 +43,8 @@ PIP_NAMES = {
     "setuptools": "setuptools",
     # reference interpreter for parity checks, imported lazily inside models.tflite_import only (dev.txt)
     "ai_edge_litert": "ai-edge-litert",
+    # robot-hand retargeting, imported lazily by hand_recon_ros.retargeting only (requirements/teleop.txt)
+    "dex_retargeting": "dex-retargeting",
 }
 # Test/dev-only modules must never be imported by the package itself.
 FORBIDDEN_IN_PACKAGE = {"pytest", "mediapipe"}
