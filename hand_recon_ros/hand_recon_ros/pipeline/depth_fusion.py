@@ -110,32 +110,45 @@ def _window_radius(keypoints_px: np.ndarray) -> int:
     return int(np.clip(round(WINDOW_PALM_FRACTION * palm_px), MIN_WINDOW_RADIUS_PX, MAX_WINDOW_RADIUS_PX))
 
 
-def _front_depth(values: np.ndarray) -> float:
-    """Median of the front layer of one window's valid depths (the background behind the hand dropped)."""
-    front = np.percentile(values, FRONT_PERCENTILE)
-    return float(np.median(values[values <= front + FRONT_LAYER_M]))
+def _window_values(depth_m: np.ndarray, uv: np.ndarray, radius: int) -> np.ndarray:
+    """Depths (21, (2r+1)²) in each keypoint's window, NaN for holes, out-of-range values and pixels off the image."""
+    height, width = depth_m.shape
+    offsets = np.arange(-radius, radius + 1)
+    finite = np.isfinite(uv).all(axis=1)
+    centre = np.where(finite[:, None], np.round(np.nan_to_num(uv)), -10 * (radius + 1)).astype(np.int64)
+    us = centre[:, 0, None, None] + offsets[None, None, :]  # (21, 1, k)
+    vs = centre[:, 1, None, None] + offsets[None, :, None]  # (21, k, 1)
+    inside = (us >= 0) & (us < width) & (vs >= 0) & (vs < height)
+    values = depth_m[np.clip(vs, 0, height - 1), np.clip(us, 0, width - 1)].astype(np.float64)
+    valid = inside & np.isfinite(values) & (values > MIN_VALID_DEPTH_M) & (values < MAX_VALID_DEPTH_M)
+    return np.where(valid, values, np.nan).reshape(len(uv), -1)
+
+
+def _front_depths(values: np.ndarray) -> np.ndarray:
+    """Per window (rows of ``values``, NaN = hole): the median of the front layer of its valid depths (the
+    background behind the hand dropped), NaN where too few pixels are valid."""
+    ordered = np.sort(values, axis=1)  # NaN last
+    count = np.isfinite(ordered).sum(axis=1)
+    enough = count >= max(3, MIN_VALID_FRACTION * values.shape[1])
+    rank = FRONT_PERCENTILE / 100.0 * np.maximum(count - 1, 0)  # numpy's linear percentile
+    low = np.floor(rank).astype(np.int64)
+    high = np.minimum(low + 1, np.maximum(count - 1, 0))
+
+    def take(index: np.ndarray) -> np.ndarray:
+        return np.take_along_axis(ordered, index[:, None], axis=1)[:, 0]
+
+    front = take(low) + (take(high) - take(low)) * (rank - low)
+    kept = np.sum(ordered <= (front + FRONT_LAYER_M)[:, None], axis=1)  # a prefix of the sorted values
+    kept = np.maximum(kept, 1)
+    median = 0.5 * (take((kept - 1) // 2) + take(kept // 2))
+    return np.where(enough, median, np.nan)
 
 
 def joint_depths(depth_m: np.ndarray, keypoints_px: np.ndarray) -> JointDepths:
     """Robust joint-centre depth of one hand (see the module docstring) from metric depth and its keypoints
     (pixels of the image the depth is registered to)."""
     uv = np.asarray(keypoints_px, dtype=np.float64)
-    height, width = depth_m.shape
-    radius = _window_radius(uv)
-    surface = np.full(NUM_JOINTS, np.nan)
-    for j, (u, v) in enumerate(uv):
-        if not (np.isfinite(u) and np.isfinite(v)):
-            continue
-        cu, cv = int(round(u)), int(round(v))
-        u0, u1, v0, v1 = max(cu - radius, 0), min(cu + radius + 1, width), max(cv - radius, 0), min(cv + radius + 1,
-                                                                                                      height)
-        if u0 >= u1 or v0 >= v1:
-            continue  # outside the image
-        window = depth_m[v0:v1, u0:u1]
-        values = window[np.isfinite(window) & (window > MIN_VALID_DEPTH_M) & (window < MAX_VALID_DEPTH_M)]
-        if values.size < max(3, MIN_VALID_FRACTION * (2 * radius + 1) ** 2):
-            continue  # a hole
-        surface[j] = _front_depth(values)
+    surface = _front_depths(_window_values(depth_m, uv, _window_radius(np.nan_to_num(uv))))
     if np.isfinite(surface).sum() >= MIN_DEPTH_JOINTS:
         median = np.nanmedian(surface)
         surface[np.abs(surface - median) > HAND_OUTLIER_M] = np.nan

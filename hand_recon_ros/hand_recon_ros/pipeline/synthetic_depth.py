@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from hand_recon_ros.models import hand_kinematics as hk
@@ -28,6 +29,28 @@ UINT16_STEP_M = 0.001  # 16UC1: millimetres
 BACKGROUND_BEHIND_M = 0.4
 
 
+def _rasterise(zbuf: np.ndarray, uv: np.ndarray, z: np.ndarray, faces: np.ndarray, width: int, height: int,
+               side: int) -> None:
+    """Z-buffer the triangles ``faces`` whose pixel bounding boxes fit in ``side`` x ``side`` (vectorised)."""
+    p = uv[faces]  # (F, 3, 2)
+    lo = np.floor(p.min(axis=1)).astype(np.int64)
+    grid = np.arange(side)
+    us = lo[:, 0, None, None] + grid[None, None, :]  # (F, 1, side)
+    vs = lo[:, 1, None, None] + grid[None, :, None]  # (F, side, 1)
+    e1, e2 = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]
+    det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    det = np.where(np.abs(det) < 1e-12, np.nan, det)[:, None, None]
+    du, dv = us - p[:, 0, 0, None, None], vs - p[:, 0, 1, None, None]
+    b1 = (du * e2[:, 1, None, None] - dv * e2[:, 0, None, None]) / det
+    b2 = (e1[:, 0, None, None] * dv - e1[:, 1, None, None] * du) / det
+    b0 = 1.0 - b1 - b2
+    inside = (b0 >= 0) & (b1 >= 0) & (b2 >= 0) & (us >= 0) & (us < width) & (vs >= 0) & (vs < height)
+    zf = z[faces]
+    inv_z = b0 / zf[:, 0, None, None] + b1 / zf[:, 1, None, None] + b2 / zf[:, 2, None, None]  # 1/z: linear
+    index = np.broadcast_to(vs * width + us, inside.shape)[inside]
+    np.minimum.at(zbuf, index, 1.0 / inv_z[inside])
+
+
 def render_depth(meshes: list[tuple[np.ndarray, np.ndarray]], intrinsics: CameraIntrinsics,
                  background_m: float | None = None) -> np.ndarray:
     """Z-depth (H, W) float32 metres of triangle meshes [(vertices (V, 3), faces (F, 3))] seen by a pinhole camera;
@@ -36,29 +59,21 @@ def render_depth(meshes: list[tuple[np.ndarray, np.ndarray]], intrinsics: Camera
     zbuf = np.full(height * width, np.inf)
     for vertices, faces in meshes:
         v = np.asarray(vertices, dtype=np.float64)
+        faces = np.asarray(faces, dtype=np.int64)
         z = np.maximum(v[:, 2], 1e-6)
         uv = np.stack([intrinsics.fx * v[:, 0] / z + intrinsics.cx, intrinsics.fy * v[:, 1] / z + intrinsics.cy], 1)
-        for tri in np.asarray(faces):
-            p = uv[tri]
-            lo = np.maximum(np.floor(p.min(0)).astype(int), 0)
-            hi = np.minimum(np.ceil(p.max(0)).astype(int), [width - 1, height - 1])
-            if np.any(hi < lo):
-                continue
-            us, vs = np.meshgrid(np.arange(lo[0], hi[0] + 1), np.arange(lo[1], hi[1] + 1))
-            e1, e2 = p[1] - p[0], p[2] - p[0]
-            det = e1[0] * e2[1] - e1[1] * e2[0]
-            if abs(det) < 1e-12:
-                continue
-            du, dv = us - p[0, 0], vs - p[0, 1]
-            b1 = (du * e2[1] - dv * e2[0]) / det
-            b2 = (e1[0] * dv - e1[1] * du) / det
-            b0 = 1.0 - b1 - b2
-            inside = (b0 >= 0) & (b1 >= 0) & (b2 >= 0)
-            if not inside.any():
-                continue
-            inv_z = b0 / z[tri[0]] + b1 / z[tri[1]] + b2 / z[tri[2]]  # perspective-correct: 1/z is linear on screen
-            index = (vs * width + us)[inside]
-            np.minimum.at(zbuf, index, 1.0 / inv_z[inside])
+        p = uv[faces]
+        extent = np.ceil(p.max(axis=1)).astype(np.int64) - np.floor(p.min(axis=1)).astype(np.int64) + 1
+        size = extent.max(axis=1)
+        visible = (p.max(axis=1) >= 0).all(axis=1) & (p.min(axis=1) < [width, height]).all(axis=1)
+        done = np.zeros(len(faces), bool)
+        for side in (4, 8, 16, 32, 64, 128, 256):  # buckets of triangles by bounding-box size
+            chosen = visible & ~done & (size <= side)
+            if chosen.any():
+                _rasterise(zbuf, uv, z, faces[chosen], width, height, side)
+            done |= chosen
+        for face in faces[visible & ~done]:  # huge triangles (a wall): one by one, at their full extent
+            _rasterise(zbuf, uv, z, face[None], width, height, int(min(size.max(), max(width, height) * 4)))
     depth = zbuf.reshape(height, width)
     fill = 0.0 if background_m is None else background_m
     return np.where(np.isfinite(depth), depth, fill).astype(np.float32)
@@ -70,11 +85,11 @@ def sensor_depth(depth_m: np.ndarray, rng: np.random.Generator, noise_base_m: fl
     """A 16UC1 (millimetre) depth image as a camera would deliver ``depth_m``: noisy, holed at edges, quantised."""
     depth = np.asarray(depth_m, dtype=np.float64)
     valid = depth > 0
-    padded = np.pad(np.where(valid, depth, np.nan), 1, mode="edge")
-    windows = np.lib.stride_tricks.sliding_window_view(padded, (3, 3))
-    with np.errstate(invalid="ignore"):
-        span = np.nanmax(windows, axis=(-1, -2)) - np.nanmin(windows, axis=(-1, -2))
-        edge = ~(span <= EDGE_JUMP_M) | np.isnan(windows).any(axis=(-1, -2))
+    kernel = np.ones((3, 3), np.uint8)
+    high = cv2.dilate(np.where(valid, depth, 0.0).astype(np.float32), kernel)
+    low = cv2.erode(np.where(valid, depth, np.inf).astype(np.float32), kernel)
+    near_hole = cv2.erode(valid.astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE) == 0
+    edge = near_hole | (high - low > EDGE_JUMP_M)
     noisy = depth + rng.normal(0.0, 1.0, depth.shape) * (noise_base_m + noise_quadratic_per_m * depth ** 2)
     keep = valid & ~edge & (rng.random(depth.shape) >= dropout)
     return np.where(keep, np.round(noisy / UINT16_STEP_M), 0).clip(0, 65535).astype(np.uint16)
