@@ -92,6 +92,14 @@ def test_real_node_publishes_joint_states_wrist_poses_and_grasp_fields(shared_da
             peer.send(rgb, stamp, "cam_optical")
             assert peer.wait_for(lambda s=stamp: bool(peer.hands_with_stamp(s)), RECEIVE_TIMEOUT_S)
         time.sleep(1.0)  # joint states follow HandArray on the same thread; let the last ones arrive
+
+        def diagnostics() -> dict[str, str]:
+            status = peer.latest_status()
+            return {} if status is None else {v.key: v.value for v in status.values}
+
+        assert peer.wait_for(lambda: int(diagnostics().get("hands retargeted", "0")) >= FRAMES - 2,
+                             RECEIVE_TIMEOUT_S), diagnostics()
+        values = diagnostics()
         refused = peer.set_parameters("hand_recon_node", {"one_euro_beta": -1.0})
         accepted = peer.set_parameters("hand_recon_node", {"one_euro_beta": 5.0, "one_euro_min_cutoff_hz": 0.5})
     finally:
@@ -99,6 +107,9 @@ def test_real_node_publishes_joint_states_wrist_poses_and_grasp_fields(shared_da
         code, output = stop_node(process)
     assert code == 0, output
     assert "retargeting: right: allegro_hand_right.yml -> /hands/right/joint_states (16 joints)" in output
+    assert values["one-euro filter"] == "min_cutoff 1 Hz, beta 20, d_cutoff 1 Hz"
+    assert values["retargeting"] == "right: allegro_hand_right.yml; left: allegro_hand_left.yml"
+    assert values["retargeting failures"] == "0" and float(values["retargeting p50 (ms)"]) > 0.0
     assert not refused[0].successful and "one_euro_beta" in refused[0].reason
     assert all(r.successful for r in accepted)
 

@@ -65,6 +65,8 @@ class NodeStats:
         self._depth_ages_s: collections.deque[tuple[float, float]] = collections.deque(maxlen=MAX_LATENCY_SAMPLES)
         self._last_depth_problem: tuple[float, str] | None = None
         self._last_depth_used_s: float | None = None
+        # a callable returning extra key/value pairs (the teleop outputs: retargeting, filter), or None
+        self.extra_values: Any = None
 
     def _trim(self, now: float) -> None:
         horizon = now - RATE_WINDOW_S
@@ -179,6 +181,8 @@ class NodeStats:
                 values["hands placed by depth"] = str(self.hands_by_depth)
                 if self._last_depth_problem is not None:
                     values["last depth fallback"] = self._last_depth_problem[1]
+            if self.extra_values is not None:
+                values.update(self.extra_values())
             for kind, count in sorted(self.errors.items()):
                 values[f"errors ({kind})"] = str(count)
             if self._last_error is not None:

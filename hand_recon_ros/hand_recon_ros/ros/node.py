@@ -105,6 +105,7 @@ class HandReconNode(Node):
         # filter, grasp signals, wrist poses, joint states; a retargeting config that cannot load fails here
         self._teleop = TeleopOutputs(self, self._params)
         self._stats = NodeStats(self._params["no_image_timeout_s"])
+        self._stats.extra_values = self._teleop.diagnostic_values
         self._pipeline = pipeline
         self._pending_changes: dict[str, Any] = {}
         self._changes_lock = threading.Lock()

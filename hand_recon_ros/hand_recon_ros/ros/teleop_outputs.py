@@ -10,7 +10,11 @@ retargeting fails this frame publishes no JointState (never NaN or out-of-limit 
 
 from __future__ import annotations
 
+import collections
+import threading
 from typing import Any
+
+import numpy as np
 
 from hand_recon_ros.pipeline.grasp_signals import GraspTracker
 from hand_recon_ros.pipeline.hand_filter import HandOutputFilter
@@ -23,6 +27,8 @@ SIDES: tuple[str, ...] = ("left", "right")
 TELEOP_QOS_DEPTH = 10
 # Minimum time between two log lines about a hand that could not be retargeted (seconds).
 RETARGET_LOG_THROTTLE_S = 5.0
+# Retargeting times kept for the /diagnostics median.
+RETARGET_TIME_SAMPLES = 100
 
 
 def one_euro_settings(params: dict[str, Any]) -> OneEuroSettings:
@@ -60,6 +66,10 @@ class TeleopOutputs:
         self._joint_pubs = {s: node.create_publisher(JointState, f"hands/{s}/joint_states", TELEOP_QOS_DEPTH)
                             for s in (self.retargeting.by_side if self.retargeting else ())}
         self._tracks: dict[str, int] = {}
+        self._lock = threading.Lock()  # the counters below: written by the worker, read by /diagnostics
+        self._retargeted = 0
+        self._times_ms: collections.deque[float] = collections.deque(maxlen=RETARGET_TIME_SAMPLES)
+        self._last_failure = ""
         if self.retargeting is not None:
             node.get_logger().info("retargeting: " + "; ".join(
                 f"{side}: {r.config_path.name} -> {self._joint_pubs[side].topic_name} ({len(r.joint_names)} joints)"
@@ -107,11 +117,37 @@ class TeleopOutputs:
         if self._tracks.get(hand.side) != track:  # a new hand: no warm start from the previous one
             self.retargeting.reset(hand.side)
             self._tracks[hand.side] = track
-        out = self.retargeting.retarget(hand.side, hand.joints_3d, mirrored)
+        with self._lock:  # the failure counters are read by /diagnostics on the executor thread
+            before = self.retargeting.failures()
+            out = self.retargeting.retarget(hand.side, hand.joints_3d, mirrored)
+            if out is None:
+                after = self.retargeting.failures()
+                self._last_failure = next((k for k, n in after.items() if n > before.get(k, 0)), hand.side)
         if out is None:
             self._node.get_logger().warning(
                 f"retargeting: {hand.side} hand not published this frame ({self.retargeting.failures()})",
                 throttle_duration_sec=RETARGET_LOG_THROTTLE_S)
             return
+        with self._lock:
+            self._retargeted += 1
+            self._times_ms.append(out.time_ms)
         msg = JointState(header=header, name=list(out.joint_names), position=[float(v) for v in out.positions])
         self._joint_pubs[hand.side].publish(msg)
+
+    def diagnostic_values(self) -> dict[str, str]:
+        """Key/value pairs for /diagnostics: the One-Euro setting and, when on, the retargeting counters."""
+        s = self._filter.settings
+        values = {"one-euro filter": (f"min_cutoff {s.min_cutoff_hz:g} Hz, beta {s.beta:g}, d_cutoff "
+                                      f"{s.d_cutoff_hz:g} Hz") if s.enabled else "off"}
+        if self.retargeting is None:
+            return values
+        with self._lock:
+            times = list(self._times_ms)
+            values["retargeting"] = "; ".join(f"{side}: {r.config_path.name}"
+                                              for side, r in self.retargeting.by_side.items())
+            values["hands retargeted"] = str(self._retargeted)
+            values["retargeting failures"] = str(sum(self.retargeting.failures().values()))
+            values["retargeting p50 (ms)"] = f"{float(np.median(times)):.2f}" if times else "nan"
+            if self._last_failure:
+                values["last retargeting failure"] = self._last_failure
+        return values
