@@ -82,3 +82,17 @@ def test_diagnostics_count_depth_use_and_warn_in_on_mode() -> None:
     assert stats.snapshot().level != WARN, "depth used again: no WARN"
     off = NodeStats()
     assert "depth frames used" not in off.snapshot().values
+
+
+def test_use_depth_on_and_off_survive_yaml_booleans() -> None:
+    """`use_depth: on` in a params file (or -p use_depth:=on) reaches the node as a bool (YAML 1.1)."""
+    from hand_recon_ros.ros.parameters import PARAMETERS_BY_NAME, ParameterValueError, descriptor, validate_value
+
+    assert validate_value("use_depth", True) == "on"
+    assert validate_value("use_depth", False) == "off"
+    assert validate_value("use_depth", "auto") == "auto"
+    with pytest.raises(ParameterValueError, match="use_depth must be one of auto, on, off"):
+        validate_value("use_depth", "sometimes")
+    assert descriptor(PARAMETERS_BY_NAME["use_depth"]).dynamic_typing
+    with pytest.raises(ParameterValueError, match="mirrored must be true or false"):
+        validate_value("mirrored", "on")  # only string parameters with on/off choices map booleans
