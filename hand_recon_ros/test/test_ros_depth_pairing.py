@@ -59,6 +59,9 @@ def test_pairing_waits_for_the_depth_of_the_colour_frame() -> None:
     start = time.monotonic()
     got = pairer.pair(1.033)
     assert got.msg == "new" and time.monotonic() - start < 0.9
+    start = time.monotonic()
+    stalled = pairer.pair(10.0)  # the depth stream stopped 9 s ago: no waiting for it
+    assert stalled.msg is None and "too old" in stalled.problem and time.monotonic() - start < 0.5
 
 
 def test_diagnostics_count_depth_use_and_warn_in_on_mode() -> None:

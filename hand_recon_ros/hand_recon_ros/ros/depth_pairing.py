@@ -2,9 +2,9 @@
 
 The depth callback ``put``s every depth message with its stamp; the worker asks ``pair(stamp)`` for the colour
 frame it is about to process. A registered RGB-D camera stamps both images alike, but the aligned depth often
-arrives a little after the colour: ``pair`` waits up to ``wait_s`` for a depth frame at or after the colour stamp,
-then takes the nearest one and refuses it (with the reason) when it is further than ``max_age_s`` away in time,
-older (stale) or newer (from the future).
+arrives a little after the colour: ``pair`` waits up to ``wait_s`` for a depth frame at or after the colour stamp
+(not when the depth stream has stalled), then takes the nearest one and refuses it (with the reason) when it is
+further than ``max_age_s`` away in time, older (stale) or newer (from the future).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import Any
 
 # Depth frames kept for pairing (a second at 30 Hz is plenty for any colour latency).
 DEPTH_BUFFER_FRAMES = 30
+# The newest depth frame older than this many times max(max_age_s, wait_s): the depth stream has stalled.
+STALLED_FACTOR = 3.0
 
 
 @dataclass
@@ -53,7 +55,9 @@ class DepthPairer:
     def pair(self, stamp_s: float) -> DepthPair:
         """The depth frame nearest ``stamp_s`` in time, waiting up to wait_s for one at or after it."""
         with self._cond:
-            if self.received and self.wait_s > 0:
+            alive = bool(self._frames) and stamp_s - self._frames[-1][0] <= STALLED_FACTOR * max(self.max_age_s,
+                                                                                                 self.wait_s)
+            if alive and self.wait_s > 0:  # a stalled depth stream costs no wait
                 self._cond.wait_for(lambda: any(s >= stamp_s for s, _ in self._frames), self.wait_s)
             if not self._frames:
                 return DepthPair(None, float("nan"), "no depth frame received" if not self.received
