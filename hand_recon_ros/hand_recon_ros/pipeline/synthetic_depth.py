@@ -132,3 +132,36 @@ def synthetic_rgbd_scene(rng: np.random.Generator, intrinsics: CameraIntrinsics,
         meshes.append(posed_mesh(rotation, wrist, angles, lengths, side))
     clean = render_depth(meshes, intrinsics, background_m=depth_m + BACKGROUND_BEHIND_M)
     return RgbdScene(refinement.SyntheticScene(truth, observations), lengths_all, sensor_depth(clean, rng), clean)
+
+
+def synthetic_rgbd_sequence(rng: np.random.Generator, intrinsics: CameraIntrinsics, frames: int,
+                            depth_m: float = 0.6, speed_m_s: float = 0.3, turn_rad_s: float = 1.0,
+                            fps: float = 30.0) -> list[RgbdScene]:
+    """A two-hand RGB-D video like ``refinement.synthetic_sequence`` (wrists moving together at ``speed_m_s``,
+    hands turning at ``turn_rad_s``, fingers moving), each frame rendered and sensor-noised."""
+    from scipy.spatial.transform import Rotation
+
+    start, end = refinement._two_hand_poses(rng, 0.14, depth_m), refinement._two_hand_poses(rng, 0.14, depth_m)
+    direction = rng.normal(0.0, 1.0, 3)
+    velocity = direction / np.linalg.norm(direction) * speed_m_s / fps
+    turns = []
+    for (_, r0, _, _, _), (_, r1, _, _, _) in zip(start, end):
+        turn = Rotation.from_matrix(r1 @ r0.T).as_rotvec()
+        turns.append(turn / max(np.linalg.norm(turn), 1e-9) * turn_rad_s / fps)
+    out = []
+    for k in range(frames):
+        f = k / max(frames - 1, 1)
+        truth, observations, lengths_all, meshes = [], [], [], []
+        for (side, r0, t0, a0, lengths), (_, _, _, a1, _), turn in zip(start, end, turns):
+            rotation = Rotation.from_rotvec(turn * k).as_matrix() @ r0
+            wrist, angles = t0 + velocity * k, (1 - f) * a0 + f * a1
+            joints = hk.pose_joints(rotation, wrist, angles, lengths, side)
+            truth.append(joints)
+            lengths_all.append(lengths)
+            observations.append(refinement._observe(rng, intrinsics, side, joints, 2.0, 0.006, 0.1, 1.0,
+                                                    refinement.RELATIVE_DEPTH_SCALE_RANGE, 3.0))
+            meshes.append(posed_mesh(rotation, wrist, angles, lengths, side))
+        clean = render_depth(meshes, intrinsics, background_m=depth_m + BACKGROUND_BEHIND_M)
+        out.append(RgbdScene(refinement.SyntheticScene(truth, observations), lengths_all, sensor_depth(clean, rng),
+                             clean))
+    return out
