@@ -153,3 +153,49 @@ def test_unloadable_retargeting_stops_the_node_naming_the_file(tmp_path: Path, p
     assert done.returncode == 2, done.stdout + done.stderr
     assert "retargeting cannot start" in done.stderr + done.stdout
     assert message in done.stderr + done.stdout
+
+
+FAKE_DOMAIN_ID = 205 + os.getpid() % 5  # 205..209
+
+
+def test_a_hand_that_cannot_be_retargeted_publishes_no_joint_state(model_paths) -> None:
+    """Fake pipeline (the pipeline is not the subject): a right hand, then one with a collapsed palm -> HandArray
+    and wrist_pose for both, joint_states only for the first, the failure counted on /diagnostics."""
+    from geometry_msgs.msg import PoseStamped
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import JointState
+    from test_ros_peer import COLLAPSED_PALM_RED, first_pixel_image
+
+    params = {"retargeting": "allegro_hand_right", "urdf_dir": str(robots_dir()), "publish_tf": False}
+    process = start_node(FAKE_DOMAIN_ID, params)
+    peer = Peer(FAKE_DOMAIN_ID, node_name="teleop_fake_peer")
+    joints: list = []
+    poses: list = []
+    reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    peer.node.create_subscription(JointState, "hands/right/joint_states", peer._recorder(joints), reliable)
+    peer.node.create_subscription(PoseStamped, "hands/right/wrist_pose", peer._recorder(poses), reliable)
+    try:
+        peer.wait_for_node()
+        good, bad = 500.0, 500.5
+        peer.send(first_pixel_image(2), good)
+        assert peer.wait_for(lambda: any(stamp_key(m.header) == (500, 0) for m in joints), RECEIVE_TIMEOUT_S)
+        peer.send(first_pixel_image(COLLAPSED_PALM_RED), bad)
+        assert peer.wait_for(lambda: bool(peer.hands_with_stamp(bad)), RECEIVE_TIMEOUT_S)
+        assert peer.wait_for(lambda: any(stamp_key(m.header) == (500, 500_000_000) for m in poses),
+                             RECEIVE_TIMEOUT_S)
+
+        def values() -> dict[str, str]:
+            status = peer.latest_status()
+            return {} if status is None else {v.key: v.value for v in status.values}
+
+        assert peer.wait_for(lambda: values().get("retargeting failures") == "1", RECEIVE_TIMEOUT_S), values()
+        time.sleep(0.5)
+        status_level = peer.latest_status().level
+    finally:
+        peer.close()
+        code, output = stop_node(process)
+    assert code == 0, output
+    assert [stamp_key(m.header) for m in joints if stamp_key(m.header)[0] == 500] == [(500, 0)]
+    assert len(peer.hands_with_stamp(bad)[-1].hands) == 1  # the hand itself is still reported
+    assert "retargeting: right hand not published this frame" in output and "degenerate palm" in output
+    assert status_level in (0, b"\x00"), "a failed hand is not a node error"
