@@ -199,3 +199,19 @@ def test_a_hand_that_cannot_be_retargeted_publishes_no_joint_state(model_paths) 
     assert len(peer.hands_with_stamp(bad)[-1].hands) == 1  # the hand itself is still reported
     assert "retargeting: right hand not published this frame" in output and "degenerate palm" in output
     assert status_level in (0, b"\x00"), "a failed hand is not a node error"
+
+
+def test_retargeting_without_the_library_is_one_clear_start_error(tmp_path: Path) -> None:
+    """A dex_retargeting that cannot be imported (shadowed here) -> exit 2 naming requirements/teleop.txt."""
+    shadow = tmp_path / "shadow" / "dex_retargeting"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('dex_retargeting hidden by the test')\n", encoding="utf-8")
+    env = dict(os.environ, ROS_DOMAIN_ID=str(START_FAILURE_DOMAIN_ID),
+               PYTHONPATH=f"{shadow.parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    done = subprocess.run([sys.executable, "-m", "hand_recon_ros.ros.node", "--ros-args", "-p",
+                           "retargeting:=allegro_hand_right", "-p", f"urdf_dir:={tmp_path}"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    text = done.stdout + done.stderr
+    assert done.returncode == 2, text
+    assert "retargeting needs the dex-retargeting library" in text and "requirements/teleop.txt" in text
+    assert "Traceback" not in text
