@@ -12,6 +12,8 @@ import pytest
 
 from hand_recon_ros.cli import main
 from hand_recon_ros.io.image_source import iter_video, read_image
+from hand_recon_ros.io.interhand import load_interhand
+from hand_recon_ros.pipeline.depth_fusion import SURFACE_OFFSET_M
 
 CONSTANT_DEPTH_M = 0.7
 VIDEO_DEPTH_M = 0.5
@@ -24,8 +26,13 @@ def _records(path: Path) -> list[dict]:
 
 
 def _hand_depth(hand: dict) -> float:
-    """A hand's distance: the median depth of its 21 joints."""
-    return float(np.median(np.asarray(hand["joints_3d"])[:, 2]))
+    """A hand's distance as a depth camera sees it: the median over its joints of the skin in front of each
+    (joint depth minus the front-surface offset)."""
+    return _skin_depth(np.asarray(hand["joints_3d"]))
+
+
+def _skin_depth(joints: np.ndarray) -> float:
+    return float(np.median(joints[:, 2] - SURFACE_OFFSET_M))
 
 
 def _constant_png(path: Path, shape: tuple[int, int], metres: float) -> Path:
@@ -52,6 +59,38 @@ def test_photo_with_a_constant_depth_map_puts_the_hands_at_that_distance(woman_h
         assert abs(_hand_depth(hand) - CONSTANT_DEPTH_M) > 5 * TOLERANCE_M, "monocular should not land there"
 
 
+def test_every_shared_photo_with_a_constant_depth_map_puts_its_hands_there(woman_hands_path, interhand_dir,
+                                                                         model_paths, tmp_path) -> None:
+    """All shared photos in one run, each with its own constant depth file (paired by name): the InterHand2.6M
+    photos with their cameras at their annotated hands' median depth, woman_hands.jpg (no calibration) at 0.7 m."""
+    folder = tmp_path / "depth"
+    folder.mkdir()
+    expected = {woman_hands_path.stem: CONSTANT_DEPTH_M}
+    intrinsics = {}
+    for sample in load_interhand(interhand_dir):
+        depths = np.concatenate([h.joints[h.valid, 2] for h in sample.hands])
+        expected[sample.image_path.stem] = round(float(np.median(depths)), 3)
+        k = sample.intrinsics
+        intrinsics[sample.image_path.name] = [k.fx, k.fy, k.cx, k.cy]
+    photos = [woman_hands_path, *sorted(s.image_path for s in load_interhand(interhand_dir))]
+    for photo in photos:
+        height, width = read_image(photo).shape[:2]
+        _constant_png(folder / f"{photo.stem}.png", (height, width), expected[photo.stem])
+    (tmp_path / "intrinsics.json").write_text(json.dumps(intrinsics))
+    out = tmp_path / "out.jsonl"
+    assert main(["run", *map(str, photos), "--depth", str(folder), "--intrinsics-file",
+                 str(tmp_path / "intrinsics.json"), "-o", str(out), "--quiet"]) == 0
+    hands = 0
+    for record in _records(out):
+        stem = Path(record["source"]).stem
+        assert record["depth"] == "used", stem
+        for hand in record["hands"]:
+            hands += 1
+            assert hand["placement"] == "depth", stem
+            assert abs(_hand_depth(hand) - expected[stem]) <= TOLERANCE_M, (stem, _hand_depth(hand))
+    assert hands >= len(photos) + 1
+
+
 def test_video_with_a_constant_depth_map_puts_the_hand_there_in_every_frame(shared_data_dir, model_paths) -> None:
     from hand_recon_ros.pipeline.config import PipelineConfig
     from hand_recon_ros.pipeline.hand_pipeline import HandPipeline
@@ -71,7 +110,7 @@ def test_video_with_a_constant_depth_map_puts_the_hand_there_in_every_frame(shar
             assert result.depth == "used"
             for hand in result.hands:
                 assert hand.placement == "depth"
-                depths.append(float(np.median(hand.joints_3d[:, 2])))
+                depths.append(_skin_depth(hand.joints_3d))
     finally:
         pipeline.close()
     assert len(depths) >= VIDEO_FRAMES * 0.9
