@@ -169,3 +169,29 @@ def test_bad_depth_options_exit_2(tmp_path, argv_tail, message, caplog) -> None:
     with caplog.at_level("ERROR"):
         assert main(["run", str(image), "-o", str(tmp_path / "o.jsonl"), *argv_tail]) == 2
     assert message in caplog.text
+
+
+def test_a_depth_video_pairs_frame_by_frame(woman_hands_path, model_paths, tmp_path) -> None:
+    """--depth VIDEO: 8-bit frames times --depth-scale; without a scale each frame falls back, named."""
+    rgb = read_image(woman_hands_path)
+    height, width = rgb.shape[:2]
+    colour = cv2.VideoWriter(str(tmp_path / "colour.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (width, height))
+    # depth must survive the codec: lossless FFV1 (MJPEG turns 100 into 98)
+    depth = cv2.VideoWriter(str(tmp_path / "depth.avi"), cv2.VideoWriter_fourcc(*"FFV1"), 10.0, (width, height))
+    for units in (100, 120, 140):  # 0.5, 0.6, 0.7 m at 5 mm per unit
+        colour.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        depth.write(np.full((height, width, 3), units, np.uint8))
+    colour.release()
+    depth.release()
+    out = tmp_path / "out.jsonl"
+    assert main(["run", str(tmp_path / "colour.avi"), "--depth", str(tmp_path / "depth.avi"), "--depth-scale",
+                 "0.005", "--mode", "image", "-o", str(out), "--quiet"]) == 0
+    records = _records(out)
+    assert [r["depth"] for r in records] == ["used"] * 3
+    for record, metres in zip(records, (0.5, 0.6, 0.7)):
+        assert record["hands"] and all(h["placement"] == "depth" for h in record["hands"])
+        for hand in record["hands"]:
+            assert abs(_hand_depth(hand) - metres) <= TOLERANCE_M, (metres, _hand_depth(hand))
+    assert main(["run", str(tmp_path / "colour.avi"), "--depth", str(tmp_path / "depth.avi"), "-o", str(out),
+                 "--quiet"]) == 0
+    assert all("8-bit depth needs --depth-scale" in r["depth"] for r in _records(out))
