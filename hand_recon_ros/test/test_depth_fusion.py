@@ -18,7 +18,12 @@ from hand_recon_ros.pipeline.depth_fusion import (
     joint_depths,
 )
 from hand_recon_ros.pipeline.refine_lift import RefinementLifter, bone_prior, hand_length_of
-from hand_recon_ros.pipeline.synthetic_depth import render_depth, sensor_depth, synthetic_rgbd_scene
+from hand_recon_ros.pipeline.synthetic_depth import (
+    render_depth,
+    sensor_depth,
+    synthetic_rgbd_scene,
+    synthetic_rgbd_sequence,
+)
 from hand_recon_ros.pipeline.types import CameraIntrinsics, HandDetection, RotatedRect
 
 INTR = CameraIntrinsics(600.0, 600.0, 319.5, 239.5, 640, 480)
@@ -197,6 +202,30 @@ def test_with_depth_each_track_measures_its_size() -> None:
             sizes.append([r.hand_length_m for r in results])
         final = np.asarray(sizes[-1])
         assert np.all(np.abs(final / true_length - 1.0) <= 0.02), (distance, final / true_length - 1.0)
+
+
+def test_a_track_keeps_its_measured_size_when_depth_drops_out() -> None:
+    """Video mode: 40 frames with depth, then 10 without: the hand keeps its measured size, so its monocular
+    placement stays near the true depth (a fresh monocular track with the adult prior does not)."""
+    rng = np.random.default_rng(3)
+    size_scale = 1.15
+    video = synthetic_rgbd_sequence(rng, INTR, 50, depth_m=0.7, speed_m_s=0.1, size_scale=size_scale)
+    lifter = RefinementLifter(_Config("video"))
+    for frame, rgbd in enumerate(video[:40]):
+        lifter.lift(_detections(rgbd.scene.observations, tracked=True), INTR, frame / 30.0,
+                    depth_m=depth_to_metres(rgbd.depth_mm))
+    fresh = RefinementLifter(_Config("video"))
+    kept, prior = [], []
+    for frame, rgbd in enumerate(video[40:], start=40):
+        detections = _detections(rgbd.scene.observations, tracked=True)
+        for store, results in ((kept, lifter.lift(detections, INTR, frame / 30.0)),
+                               (prior, fresh.lift(detections, INTR, frame / 30.0))):
+            for result, truth in zip(results, rgbd.scene.truth):
+                assert result.placement == "monocular"
+                store.append((result.hand_length_m, result.joints_3d[0, 2] / truth[0, 2] - 1.0))
+    true_length = hand_length_of(hk.BONE_LENGTH_PRIOR_M * size_scale)
+    assert all(abs(length / true_length - 1.0) <= 0.03 for length, _ in kept)
+    assert abs(np.median([e for _, e in kept])) < 0.5 * abs(np.median([e for _, e in prior]))
 
 
 def test_bone_prior_scales_to_the_hand_length() -> None:

@@ -169,7 +169,8 @@ class RefinementLifter:
                 keypoints_px=undistort_keypoints(det.keypoints_2d, intrinsics),
                 confidence=np.full(NUM_JOINTS, float(np.clip(det.score, 0.05, 1.0))),
                 world=np.asarray(det.world_landmarks, dtype=np.float64),
-                bone_lengths=self.prior if track is None else track.bone_lengths,
+                # a track keeps the size it measured with depth, also on frames without depth
+                bone_lengths=self.prior if track is None else track.bone_lengths * track.size_scale,
                 previous=None if track is None else track.joints,
                 warm_start=None if track is None or not self.warm_start else track.fit,
                 keypoints_z=_relative_depth(det),
@@ -208,16 +209,15 @@ class RefinementLifter:
         if not with_depth:
             return observations
         out = list(observations)
-        scales = [1.0 if t is None else t.size_scale for t in tracks]
+        scales = [1.0 if t is None else t.size_scale for t in tracks]  # already in the observations' bone lengths
         due = [i for i in with_depth if tracks[i] is None or tracks[i].size_frames < SIZE_CONVERGE_FRAMES
                or tracks[i].size_frames % SIZE_REFRESH_FRAMES == 0]
-        measured = dict(zip(due, self._measure_size(
-            [dataclasses.replace(observations[i], bone_lengths=observations[i].bone_lengths * scales[i]) for i in due],
-            [depths[i].z_m for i in due], intrinsics))) if due else {}
+        measured = dict(zip(due, self._measure_size([observations[i] for i in due], [depths[i].z_m for i in due],
+                                                    intrinsics))) if due else {}
         low, high = SIZE_SCALE_RANGE
         for i in with_depth:
             track = tracks[i]
-            base = observations[i].bone_lengths
+            base = observations[i].bone_lengths / scales[i]
             k = measured.get(i, 1.0)
             if track is None:  # image mode: this frame's measurement sizes the hand
                 scale = scales[i] * k

@@ -136,9 +136,10 @@ def synthetic_rgbd_scene(rng: np.random.Generator, intrinsics: CameraIntrinsics,
 
 def synthetic_rgbd_sequence(rng: np.random.Generator, intrinsics: CameraIntrinsics, frames: int,
                             depth_m: float = 0.6, speed_m_s: float = 0.3, turn_rad_s: float = 1.0,
-                            fps: float = 30.0) -> list[RgbdScene]:
+                            fps: float = 30.0, size_scale: float | None = None) -> list[RgbdScene]:
     """A two-hand RGB-D video like ``refinement.synthetic_sequence`` (wrists moving together at ``speed_m_s``,
-    hands turning at ``turn_rad_s``, fingers moving), each frame rendered and sensor-noised."""
+    hands turning at ``turn_rad_s``, fingers moving), each frame rendered and sensor-noised; ``size_scale`` as in
+    ``synthetic_rgbd_scene``."""
     from scipy.spatial.transform import Rotation
 
     start, end = refinement._two_hand_poses(rng, 0.14, depth_m), refinement._two_hand_poses(rng, 0.14, depth_m)
@@ -153,6 +154,8 @@ def synthetic_rgbd_sequence(rng: np.random.Generator, intrinsics: CameraIntrinsi
         f = k / max(frames - 1, 1)
         truth, observations, lengths_all, meshes = [], [], [], []
         for (side, r0, t0, a0, lengths), (_, _, _, a1, _), turn in zip(start, end, turns):
+            if size_scale is not None:
+                lengths = hk.BONE_LENGTH_PRIOR_M * size_scale
             rotation = Rotation.from_rotvec(turn * k).as_matrix() @ r0
             wrist, angles = t0 + velocity * k, (1 - f) * a0 + f * a1
             joints = hk.pose_joints(rotation, wrist, angles, lengths, side)
