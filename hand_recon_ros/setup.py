@@ -35,6 +35,7 @@ setup(
         "runtime": _requirements("runtime.txt"),
         "torch": _requirements("torch.txt"),
         "dev": _requirements("dev.txt"),
+        "teleop": _requirements("teleop.txt"),  # robot-hand retargeting (dex-retargeting)
     },
     zip_safe=True,
     maintainer="hand_recon_ros maintainers",

@@ -42,7 +42,8 @@ REQ_HASH="$(for f in requirements/*.txt; do [ "$f" = "$OTHER_REQ" ] || cat "$f";
 if [ "$(cat "$STAMPS/requirements" 2>/dev/null)" != "$REQ_HASH" ]; then
     log "installing Python packages (ROS 2 $DISTRO wheels, onnxruntime, torch CPU, ...) into $VENV"
     quiet_pip install -q -U pip wheel "setuptools<80"
-    quiet_pip install -q -r "$ROS_REQ" -r requirements/runtime.txt -r requirements/torch.txt -r requirements/dev.txt
+    quiet_pip install -q -r "$ROS_REQ" -r requirements/runtime.txt -r requirements/torch.txt -r requirements/dev.txt \
+        -r requirements/teleop.txt  # teleop: the optional retargeting extra, needed by its tests
     echo "$REQ_HASH" > "$STAMPS/requirements"
     rm -f "$STAMPS/cmake-fix" "$STAMPS/msgs"
 fi

@@ -1,4 +1,4 @@
-"""`hand-recon`: the command-line entry point (models, run, bench, eval, build-engine, publish)."""
+"""`hand-recon`: the command-line entry point (models, run, bench, eval, build-engine, publish, retarget)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hand_recon_ros import __version__
 
 # Sub-command modules under hand_recon_ros.commands, in the order `--help` lists them.
 COMMAND_MODULES: tuple[str, ...] = ("models", "run", "bench", "eval", "build_engine", "publish", "train",
-                                    "pseudo_label", "export")
+                                    "pseudo_label", "export", "retarget")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -44,6 +44,8 @@ PIP_NAMES = {
     "ai_edge_litert": "ai-edge-litert",
     "numba": "numba",
     "onnxconverter_common": "onnxconverter-common",  # FP16 graphs (engines/precision_graphs.py)
+    # robot-hand retargeting, imported lazily by hand_recon_ros.retargeting only (requirements/teleop.txt)
+    "dex_retargeting": "dex-retargeting",
 }
 # Test/dev-only modules must never be imported by the package itself.
 FORBIDDEN_IN_PACKAGE = {"pytest", "mediapipe"}

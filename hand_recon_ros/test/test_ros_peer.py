@@ -5,7 +5,8 @@ FakePipeline in its own process; the pytest process then talks to it over real D
 
 FakePipeline stands in for HandPipeline where the pipeline is not the subject (burst/drop behaviour, marker
 rules, malformed input, shutdown). What it returns is chosen by the first pixel of the image:
-red channel 0 -> no hand, 1 -> left only, 2 -> right only, anything else -> both hands; green 255 -> raise.
+red channel 0 -> no hand, 1 -> left only, 2 -> right only, 4 -> a right hand whose palm is collapsed (finite joints
+no retargeter can use), anything else -> both hands; green 255 -> raise.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from hand_recon_ros.pipeline.types import (  # noqa: E402
 FAKE_PROCESS_MS = float(os.environ.get("FAKE_PROCESS_MS", "40"))
 DISCOVERY_TIMEOUT_S = 20.0
 TRACK_IDS_PER_RESET = 10
+# Red value of the first pixel that makes the fake pipeline return a right hand with a collapsed palm.
+COLLAPSED_PALM_RED = 4
 # Header stamps (s) of the probe images sent while waiting for the node; tests use larger stamps.
 PROBE_STAMP_S = 1.0
 # A unit cube: 8 vertices, 12 triangles (36 TRIANGLE_LIST points per hand).
@@ -85,8 +88,10 @@ class FakePipeline:
         red, green = int(image_rgb[0, 0, 0]), int(image_rgb[0, 0, 1])
         if green == 255:
             raise RuntimeError("fake inference failure requested by the image")
-        sides = {0: [], 1: ["left"], 2: ["right"]}.get(red, ["left", "right"])
+        sides = {0: [], 1: ["left"], 2: ["right"], COLLAPSED_PALM_RED: ["right"]}.get(red, ["left", "right"])
         hands = [synthetic_hand(s, self.settings["mesh"]) for s in sides][: self.settings["max_hands"]]
+        if red == COLLAPSED_PALM_RED:
+            hands[0].joints_3d[[5, 9]] = hands[0].joints_3d[0]  # index and middle MCP on the wrist
         for hand in hands:  # new track ids after every reset, so a reset is visible from outside
             hand.detection.track_id += TRACK_IDS_PER_RESET * self.resets
         h, w = image_rgb.shape[:2]

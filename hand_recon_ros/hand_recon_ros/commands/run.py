@@ -84,6 +84,15 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--output", "-o", default=None, metavar="OUT.jsonl", help="JSONL file (default: stdout)")
     parser.add_argument("--overlay-dir", default=None, help="write an overlay image per frame here")
     parser.add_argument("--mesh-dir", default=None, help="write hand meshes (OBJ) here when the 3D stage makes them")
+    parser.add_argument("--depth", default=None, metavar="FILE|DIR|VIDEO",
+                        help="depth registered to the colour inputs: one file for every frame, a folder paired by "
+                             "file name or order, or a video paired frame by frame; places hands by depth")
+    parser.add_argument("--depth-scale", type=float, default=None, metavar="M_PER_UNIT",
+                        help="metres per depth unit (default: 0.001 for 16-bit depth, 1 for float; required for "
+                             "8-bit depth)")
+    parser.add_argument("--hand-length", type=float, default=0.0, metavar="M",
+                        help="the user's hand length, wrist to middle fingertip, metres (0 = adult prior); "
+                             "monocular depth scales with it")
     parser.set_defaults(func=run_command)
 
 
@@ -96,7 +105,8 @@ def build_pipeline(args: argparse.Namespace, mesh: bool = False) -> Any:
                             intra_op_threads=args.threads, mode=args.mode or "image",
                             roi_proposals=getattr(args, "roi_proposals", True),
                             precision=args.precision, calib_dir=args.calib_dir,
-                            reconstructor=args.reconstructor, learned_model=args.learned_model)
+                            reconstructor=args.reconstructor, learned_model=args.learned_model,
+                            hand_length_m=float(getattr(args, "hand_length", 0.0) or 0.0))
     config.validate()
     palm = landmark = None
     if args.palm_onnx or args.landmark_onnx:
@@ -203,6 +213,12 @@ def run_command(args: argparse.Namespace) -> int:
     if problem:
         log.error("%s", problem)
         return EXIT_USAGE
+    try:
+        PipelineConfig(hand_length_m=float(getattr(args, "hand_length", 0.0) or 0.0)).validate()
+        depth = _open_depth(args)
+    except ValueError as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
     overlay_dir = Path(args.overlay_dir) if args.overlay_dir else None
     mesh_dir = Path(args.mesh_dir) if args.mesh_dir else None
     for folder in (overlay_dir, mesh_dir):
@@ -226,6 +242,8 @@ def run_command(args: argparse.Namespace) -> int:
         bar = _progress(count_frames(expand_inputs(args.inputs)), args.quiet)
         current_source = None
         output_stems: dict[str, str] = {}  # source -> overlay/mesh file stem, unique within this run
+        depth_log = _DepthLog()
+        position = 0
         try:
             for frame in iter_frames(args.inputs, args.topic):
                 if bar is not None:
@@ -240,15 +258,21 @@ def run_command(args: argparse.Namespace) -> int:
                     writer.write(error_to_dict(frame.source, frame.index, frame.error or "unknown error"))
                     continue
                 height, width = frame.image.shape[:2]
+                depth_m, depth_problem = depth.for_frame(frame.source, position) if depth else (None, None)
+                position += 1
                 try:
                     result = pipeline.process(frame.image, intrinsics.for_frame(frame.source, width, height),
-                                              frame.timestamp_s)
+                                              frame.timestamp_s, depth_m=depth_m)
                 except (ValueError, RuntimeError) as exc:
                     failed += 1
                     log.error("%s frame %d: %s", frame.source, frame.index, exc)
                     writer.write(error_to_dict(frame.source, frame.index, str(exc)))
                     continue
                 processed += 1
+                if depth is not None:
+                    depth_log.record(frame.source, frame.index, depth_problem or result.depth)
+                    if depth_problem:
+                        result.depth = f"refused: {depth_problem}"
                 writer.write(frame_to_dict(frame.source, frame.index, result))
                 video = pipeline.config.mode == "video"
                 name = _overlay_name(frame, video, _unique_stem(frame.source, output_stems))
@@ -262,5 +286,44 @@ def run_command(args: argparse.Namespace) -> int:
             if bar is not None:
                 bar.close()
             pipeline.close()
+            if depth is not None:
+                depth.close()
     log.info("processed %d frame(s), %d failed", processed, failed)
+    if depth is not None:
+        depth_log.summary()
     return EXIT_OK if processed > 0 else EXIT_NOTHING_PROCESSED
+
+
+def _open_depth(args: argparse.Namespace) -> Any:
+    """The run's DepthSource, or None without --depth (DepthError, a ValueError, for a bad --depth)."""
+    if getattr(args, "depth", None) is None:
+        if getattr(args, "depth_scale", None) is not None:
+            raise ValueError("--depth-scale needs --depth")
+        return None
+    from hand_recon_ros.io.depth_source import DepthSource
+
+    return DepthSource(args.depth, args.depth_scale)
+
+
+class _DepthLog:
+    """Counts frames placed with and without depth; each distinct reason for falling back is logged once."""
+
+    def __init__(self) -> None:
+        self.used = 0
+        self.fallbacks: dict[str, int] = {}
+
+    def record(self, source: str, index: int, status: str) -> None:
+        """One processed frame's depth status ("used", "none" or a refusal)."""
+        if status == "used":
+            self.used += 1
+            return
+        reason = status.removeprefix("refused: ")
+        if reason not in self.fallbacks:
+            log.warning("%s frame %d: depth not used (%s); placing hands monocularly", source, index, reason)
+        self.fallbacks[reason] = self.fallbacks.get(reason, 0) + 1
+
+    def summary(self) -> None:
+        """Log how many frames used depth and how many fell back (per reason)."""
+        fell_back = sum(self.fallbacks.values())
+        log.info("depth used on %d frame(s), monocular fallback on %d%s", self.used, fell_back,
+                 "".join(f"; {n}x {reason}" for reason, n in self.fallbacks.items()))

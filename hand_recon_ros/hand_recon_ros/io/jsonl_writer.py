@@ -47,6 +47,8 @@ def hand_to_dict(hand: HandResult) -> dict[str, Any]:
         "world_landmarks": _array(det.world_landmarks),
         "wrist_pose": pose,
         "fit_residual_px": _num(hand.fit_residual_px),
+        "placement": hand.placement,
+        "hand_length_m": _num(hand.hand_length_m),
     }
 
 
@@ -60,6 +62,7 @@ def frame_to_dict(source: str, frame: int, result: FrameResult) -> dict[str, Any
         "intrinsics": "given" if result.intrinsics_known else "assumed",
         "hands": [hand_to_dict(h) for h in result.hands],
         "timing_ms": {k: round(float(v), 3) for k, v in result.timing_ms.items()},
+        "depth": result.depth,
     }
 
 

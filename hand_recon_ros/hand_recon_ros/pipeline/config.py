@@ -10,6 +10,7 @@ MODEL_VARIANTS: tuple[str, ...] = ("full", "lite")
 PRECISIONS: tuple[str, ...] = ("auto", "fp16", "fp32", "int8")
 # "landmarks": MediaPipe landmark network per hand (default); "learned": the two-hand network of `hand-recon export`.
 RECONSTRUCTORS: tuple[str, ...] = ("landmarks", "learned")
+HAND_LENGTH_RANGE_M = (0.10, 0.30)  # plausible hand lengths, wrist to middle fingertip (children to large adults)
 # Fields that may change while the pipeline runs (HandPipeline.update); the rest need a new pipeline.
 LIVE_FIELDS: frozenset[str] = frozenset(
     {"min_detection_score", "min_presence_score", "max_hands", "mesh", "smoothing", "mirrored", "mode",
@@ -49,6 +50,7 @@ class PipelineConfig:
     engine_cache_dir: str | None = None  # built TensorRT engines (None: the backend's default beside the ONNX)
     reconstructor: str = "landmarks"  # RECONSTRUCTORS
     learned_model: str | None = None  # ONNX file from `hand-recon export` (reconstructor "learned")
+    hand_length_m: float = 0.0  # the user's hand, wrist to middle fingertip (m); 0 = the adult prior
 
     def validate(self) -> None:
         """Raise ConfigError naming the first field whose value cannot be used."""
@@ -85,6 +87,12 @@ class PipelineConfig:
             raise ConfigError("precision int8 needs calib_dir (a folder of representative images to calibrate on)")
         if self.calib_dir is not None and (not isinstance(self.calib_dir, str) or not self.calib_dir):
             raise ConfigError(f"calib_dir must be a non-empty path or None, got {self.calib_dir!r}")
+        if (isinstance(self.hand_length_m, bool) or not isinstance(self.hand_length_m, (int, float))
+                or not math.isfinite(self.hand_length_m)
+                or not (self.hand_length_m == 0 or HAND_LENGTH_RANGE_M[0] <= self.hand_length_m
+                        <= HAND_LENGTH_RANGE_M[1])):
+            raise ConfigError(f"hand_length_m must be 0 (adult prior) or within {HAND_LENGTH_RANGE_M} m, got "
+                              f"{self.hand_length_m!r}")
         if self.engine_cache_dir is not None and (not isinstance(self.engine_cache_dir, str)
                                                   or not self.engine_cache_dir):
             raise ConfigError(f"engine_cache_dir must be a non-empty path or None, got {self.engine_cache_dir!r}")

@@ -235,9 +235,11 @@ class HandPipeline:
         return [Candidate(p.roi, -1, p.output) for p in proposals]
 
     def process(
-        self, image_rgb: np.ndarray, intrinsics: CameraIntrinsics | None = None, timestamp_s: float | None = None
+        self, image_rgb: np.ndarray, intrinsics: CameraIntrinsics | None = None, timestamp_s: float | None = None,
+        depth_m: np.ndarray | None = None,
     ) -> FrameResult:
-        """Find every hand (up to max_hands) in an RGB uint8 (H, W, 3) image; 3D with given or assumed intrinsics."""
+        """Find every hand (up to max_hands) in an RGB uint8 (H, W, 3) image; 3D with given or assumed intrinsics,
+        placed by ``depth_m`` ((H, W) metres registered to the image) where usable (FrameResult.depth says)."""
         start = time.perf_counter()
         image = check_image(image_rgb)
         height, width = image.shape[:2]
@@ -289,7 +291,29 @@ class HandPipeline:
             detections = self.learned.reconstruct(image, detections, cfg.min_presence_score)
             timing["learned"] = _ms(t)
         t = time.perf_counter()
-        results = self.lifter.lift(detections, intrinsics, timestamp_s, cfg.mesh) if detections else []
+        depth_status, depth = _usable_depth(depth_m, width, height, self.lifter_name)
+        if not detections:
+            results = []
+        elif depth is not None:
+            results = self.lifter.lift(detections, intrinsics, timestamp_s, cfg.mesh, depth_m=depth)
+        else:
+            results = self.lifter.lift(detections, intrinsics, timestamp_s, cfg.mesh)
         timing["lift"] = _ms(t)
         timing["total"] = _ms(start)
-        return FrameResult(width, height, intrinsics.known, results, timing)
+        return FrameResult(width, height, intrinsics.known, results, timing, depth_status)
+
+
+def _usable_depth(depth_m: np.ndarray | None, width: int, height: int, lifter_name: str
+                  ) -> tuple[str, np.ndarray | None]:
+    """("none" | "used" | why refused, the depth to lift with or None): depth needs the refinement lifter."""
+    if depth_m is None:
+        return "none", None
+    if lifter_name != "refinement":
+        return f"refused: the {lifter_name} lifter cannot use depth (refine_3d is off)", None
+    from hand_recon_ros.pipeline.depth_fusion import DepthError, check_depth
+
+    try:
+        check_depth(depth_m, width, height)
+    except DepthError as exc:
+        return f"refused: {exc}", None
+    return "used", depth_m

@@ -6,10 +6,15 @@ one batch, then fill HandResult (joints, per-joint confidence, wrist pose, fit r
 Per tracked hand (track_id) the bone lengths converge to the mean proportions of its first world landmarks,
 and a hand whose keypoints did not move since its last solve keeps that fit (a still hand stays still).
 A fit with non-finite joints is reported (``warnings``), that hand gets no 3D and its track starts cold.
+With a registered depth image (``lift(depth_m=...)``) each hand's joints get depths (pipeline/depth_fusion.py)
+that enter the solver as a depth term; the hand's size is measured against a monocular solve of the same frame
+(see ``_measure_size``): per frame in image mode, blended per track in video mode. ``hand_length_m`` (config)
+scales the adult bone prior for a user who measured their hand.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -20,6 +25,7 @@ import numpy as np
 from hand_recon_ros.models import hand_kinematics as hk
 from hand_recon_ros.pipeline import refinement
 from hand_recon_ros.pipeline.camera import undistort_keypoints
+from hand_recon_ros.pipeline.depth_fusion import joint_depths
 from hand_recon_ros.pipeline.types import CameraIntrinsics, HandDetection, HandMesh, HandResult
 from hand_recon_ros.pipeline.wrist_pose import wrist_poses
 from hand_recon_ros.skeleton import NUM_JOINTS
@@ -42,6 +48,33 @@ STILL_KEYPOINT_PX = 0.5
 # Joint motion between frames allowed by the smoothness term at smoothing = 1 and at 0 (metres per frame).
 TEMPORAL_SIGMA_MIN_M = 0.002
 TEMPORAL_SIGMA_MAX_M = 0.03
+# Hand size from depth: per-frame blend (in log scale) of a track's size towards the measured one: 1/n over the
+# first frames (the running mean of the measurements), never below SIZE_RATE (so it keeps following); and the
+# range of sizes relative to the adult prior that a measurement may give (children to large adults).
+SIZE_RATE = 0.05
+SIZE_SCALE_RANGE = (0.6, 1.5)
+# A track measures its size (one extra monocular solve) on each of its first SIZE_CONVERGE_FRAMES depth frames
+# (about 2 s at 30 Hz: 0.9^60 leaves 0.2 % of a start error), then on every SIZE_REFRESH_FRAMES-th.
+SIZE_CONVERGE_FRAMES = 60
+SIZE_REFRESH_FRAMES = 10
+MIDDLE_CHAIN_BONES = [8, 9, 10, 11]  # wrist→middle MCP→PIP→DIP→tip: the hand length (wrist to middle fingertip)
+PLACEMENT_MONOCULAR, PLACEMENT_DEPTH = "monocular", "depth"
+
+
+def hand_length_of(bone_lengths: np.ndarray) -> float:
+    """Hand length (wrist to middle fingertip, metres) of a set of bone lengths (20,): the adult prior's, scaled by
+    the total bone length (the hand's size; its proportions, adapted per track, do not change it)."""
+    prior = hk.BONE_LENGTH_PRIOR_M
+    return float(prior[MIDDLE_CHAIN_BONES].sum() * np.sum(bone_lengths) / prior.sum())
+
+
+def bone_prior(hand_length_m: float = 0.0) -> np.ndarray:
+    """Bone lengths (20,) of the adult prior scaled to ``hand_length_m`` (0: the adult prior itself)."""
+    if hand_length_m < 0 or not np.isfinite(hand_length_m):
+        raise ValueError(f"hand_length_m must be >= 0 (0 = adult prior), got {hand_length_m!r}")
+    if hand_length_m == 0:
+        return hk.BONE_LENGTH_PRIOR_M.copy()
+    return hk.BONE_LENGTH_PRIOR_M * (hand_length_m / hand_length_of(hk.BONE_LENGTH_PRIOR_M))
 
 
 class DetectionError(ValueError):
@@ -58,6 +91,8 @@ class _Track:
     observed_bones: np.ndarray = field(default_factory=lambda: hk.BONE_LENGTH_PRIOR_M.copy())  # their mean
     timestamp_s: float | None = None
     seen_s: float = 0.0  # host monotonic time of the last frame that had this track
+    size_scale: float = 1.0  # measured size relative to the bone lengths (with depth), 1 until measured
+    size_frames: int = 0  # frames of this track placed by depth
 
 
 def _finite_fit(fit: refinement.HandFit) -> bool:
@@ -82,7 +117,7 @@ def observed_bone_lengths(world_landmarks: np.ndarray, reference: np.ndarray) ->
     observed = hk.bone_lengths_of(world_landmarks)
     scaled = observed * reference.sum() / max(float(observed.sum()), 1e-9)
     low, high = hk.BONE_SCALE_RANGE
-    return np.clip(scaled, hk.BONE_LENGTH_PRIOR_M * low, hk.BONE_LENGTH_PRIOR_M * high)
+    return np.clip(scaled, reference * low, reference * high)  # about the reference: a user-sized prior too
 
 
 def _relative_depth(det: HandDetection) -> np.ndarray | None:
@@ -103,6 +138,7 @@ class RefinementLifter:
         self.warm_iterations = int(getattr(config, "refine_warm_iterations",
                                            refinement.RefineSettings.warm_iterations))
         self.warm_start = bool(getattr(config, "warm_start", True))
+        self.prior = bone_prior(float(getattr(config, "hand_length_m", 0.0) or 0.0))
         self._tracks: dict[int, _Track] = {}
         self._clock = time.monotonic  # stale-track fallback when image stamps do not advance
         self.warnings: list[str] = []  # problems of the last lift (non-finite fits), for logs and diagnostics
@@ -140,7 +176,7 @@ class RefinementLifter:
             return None
         track = self._tracks.get(det.track_id)
         if track is None or self._age_s(track, timestamp_s, now_s) > TRACK_TIMEOUT_S:
-            track = _Track()
+            track = _Track(bone_lengths=self.prior.copy(), observed_bones=self.prior.copy())
             self._tracks[det.track_id] = track
         return track
 
@@ -155,15 +191,16 @@ class RefinementLifter:
         """Fold this frame's world-landmark proportions into the track's bone lengths (first frames only)."""
         if track.bone_frames >= BONE_LENGTH_FRAMES:
             return
-        observed = observed_bone_lengths(world_landmarks, hk.BONE_LENGTH_PRIOR_M)
+        observed = observed_bone_lengths(world_landmarks, self.prior)
         track.bone_frames += 1
         track.observed_bones = track.observed_bones + (observed - track.observed_bones) / track.bone_frames
-        prior = hk.BONE_LENGTH_PRIOR_M
+        prior = self.prior  # the adult prior, or scaled to the user's hand_length_m
         track.bone_lengths = prior + BONE_ADAPT_WEIGHT * (track.observed_bones - prior)
 
     def lift(self, detections: list[HandDetection], intrinsics: CameraIntrinsics, timestamp_s: float | None = None,
-             want_mesh: bool = False) -> list[HandResult]:
-        """One HandResult per detection (same order); joints_3d None for hands with non-finite input."""
+             want_mesh: bool = False, depth_m: np.ndarray | None = None) -> list[HandResult]:
+        """One HandResult per detection (same order); joints_3d None for hands with non-finite input; ``depth_m``
+        (H, W) metres registered to the image (checked by the caller) places hands by depth where it can."""
         for i, det in enumerate(detections):
             _check_detection(i, det)
         now_s = self._clock()
@@ -179,17 +216,24 @@ class RefinementLifter:
                 keypoints_px=undistort_keypoints(det.keypoints_2d, intrinsics),
                 confidence=np.full(NUM_JOINTS, float(np.clip(det.score, 0.05, 1.0))),
                 world=np.asarray(det.world_landmarks, dtype=np.float64),
-                bone_lengths=hk.BONE_LENGTH_PRIOR_M if track is None else track.bone_lengths,
+                # a track keeps the size it measured with depth, also on frames without depth
+                bone_lengths=self.prior if track is None else track.bone_lengths * track.size_scale,
                 previous=None if track is None else track.joints,
                 warm_start=None if track is None or not self.warm_start else track.fit,
                 keypoints_z=_relative_depth(det),
             ))
-        still = bool(observations) and all(self._still(tracks[i], o.keypoints_px) for i, o in zip(usable, observations))
-        if still:  # every hand kept still: their last fits stand (solved together, so only all at once)
+        # Every hand kept still: their last fits stand (solved together, so only all at once). Not with depth:
+        # the depth term then holds the hands, and a change in depth under a still image must still be followed.
+        still = (depth_m is None and bool(observations)
+                 and all(self._still(tracks[i], o.keypoints_px) for i, o in zip(usable, observations)))
+        if still:
             fits = [tracks[i].fit for i in usable]
         else:
             settings = refinement.RefineSettings(iterations=self.iterations, warm_iterations=self.warm_iterations,
                                                  temporal_sigma_m=self._temporal_sigma())
+            if depth_m is not None and observations:
+                observations = self._with_depth(observations, [detections[i] for i in usable],
+                                                [tracks[i] for i in usable], depth_m, intrinsics)
             fits = refinement.refine(observations, intrinsics, settings) if observations else []
         results = [HandResult(d, None, np.zeros(NUM_JOINTS, np.float32)) for d in detections]
         good = [(i, fit, obs) for i, fit, obs in zip(usable, fits, observations) if _finite_fit(fit)]
@@ -220,7 +264,55 @@ class RefinementLifter:
         self.warnings.append(message)
         log.warning(message)
         if track is not None:
-            self._tracks[det.track_id] = _Track()
+            self._tracks[det.track_id] = _Track(bone_lengths=self.prior.copy(), observed_bones=self.prior.copy())
+
+    def _with_depth(self, observations: list[refinement.HandObservation], detections: list[HandDetection],
+                    tracks: list[_Track | None], depth_m: np.ndarray, intrinsics: CameraIntrinsics
+                    ) -> list[refinement.HandObservation]:
+        """The observations with each hand's joint depths, sized by depth (hands without usable depth unchanged)."""
+        depths = [joint_depths(depth_m, det.keypoints_2d) for det in detections]
+        with_depth = [i for i, d in enumerate(depths) if d.count > 0]
+        if not with_depth:
+            return observations
+        out = list(observations)
+        scales = [1.0 if t is None else t.size_scale for t in tracks]  # already in the observations' bone lengths
+        due = [i for i in with_depth if tracks[i] is None or tracks[i].size_frames < SIZE_CONVERGE_FRAMES
+               or tracks[i].size_frames % SIZE_REFRESH_FRAMES == 0]
+        measured = dict(zip(due, self._measure_size([observations[i] for i in due], [depths[i].z_m for i in due],
+                                                    intrinsics))) if due else {}
+        low, high = SIZE_SCALE_RANGE
+        for i in with_depth:
+            track = tracks[i]
+            base = observations[i].bone_lengths / scales[i]
+            k = measured.get(i, 1.0)
+            if track is None:  # image mode: this frame's measurement sizes the hand
+                scale = scales[i] * k
+            else:
+                track.size_frames += 1
+                scale = scales[i] * k ** max(1.0 / track.size_frames, SIZE_RATE)
+            reference = hand_length_of(hk.BONE_LENGTH_PRIOR_M) / hand_length_of(base)
+            scale = float(np.clip(scale, low * reference, high * reference))
+            if track is not None:
+                track.size_scale = scale
+            out[i] = dataclasses.replace(observations[i], bone_lengths=base * scale, depth_m=depths[i].z_m)
+        return out
+
+    @staticmethod
+    def _measure_size(observations: list[refinement.HandObservation], depths: list[np.ndarray],
+                      intrinsics: CameraIntrinsics) -> list[float]:
+        """Per hand, true size / assumed size: the median of measured over monocular joint depth.
+
+        A pinhole camera cannot tell a hand k times larger at k times the distance: the monocular fit of the same
+        keypoints with the assumed bone lengths is the true hand scaled by 1/k about the camera centre, so the
+        depth camera's joint depths over the monocular ones give k.
+        """
+        mono = refinement.refine([dataclasses.replace(o, previous=None, warm_start=None, depth_m=None)
+                                  for o in observations], intrinsics)
+        ratios = []
+        for fit, z in zip(mono, depths):
+            valid = np.isfinite(z)
+            ratios.append(float(np.median(z[valid] / np.maximum(fit.joints[valid, 2], refinement.MIN_DEPTH_M))))
+        return ratios
 
     def _result(self, det: HandDetection, fit: refinement.HandFit, obs: refinement.HandObservation,
                 pose: tuple[np.ndarray, np.ndarray | None], want_mesh: bool) -> HandResult:
@@ -234,6 +326,8 @@ class RefinementLifter:
             wrist_position=position.astype(np.float32),
             wrist_quaternion=None if quaternion is None else quaternion.astype(np.float32),
             fit_residual_px=fit.mean_residual_px,
+            placement=PLACEMENT_MONOCULAR if obs.depth_m is None else PLACEMENT_DEPTH,
+            hand_length_m=hand_length_of(obs.bone_lengths),
         )
         if want_mesh:
             self._attach_mesh(result, fit, obs)

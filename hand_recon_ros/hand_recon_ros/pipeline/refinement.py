@@ -51,6 +51,11 @@ PENETRATION_SIGMA_M = 0.0005  # penetration is nearly a hard constraint
 HUBER_PX = 3.0  # reprojection errors above this (pixels) are down-weighted (IRLS)
 LM_DAMPING = 1e-2  # Levenberg–Marquardt damping relative to the normal matrix's diagonal
 MIN_DEPTH_M = 0.05
+# Depth-camera term (HandObservation.depth_m): noise of a joint-centre depth, growing with distance as stereo and
+# time-of-flight sensors do (sigma = base + quadratic · z²), and the Huber threshold that limits occluders.
+DEPTH_SIGMA_BASE_M = 0.004
+DEPTH_SIGMA_QUADRATIC_PER_M = 0.004
+DEPTH_HUBER_M = 0.008
 MAX_DEPTH_M = 10.0
 CONTACT_MARGIN_M = 0.005  # capsule pairs closer than their radii plus this are watched in the 3D step
 # Capsule radius of each bone, metres, BONES order (palm bones thicker; fingers thinning towards the tip).
@@ -103,7 +108,8 @@ class HandObservation:
     shape with camera-aligned axes (any origin); bone_lengths: (20,) metres; previous: (21, 3) camera-frame
     joints of the same track in the previous frame, or None; keypoints_z: (21,) the landmark network's
     wrist-relative depth in image pixels (x scale), or None (no relative-depth prior); warm_start: the same
-    track's fit in the previous frame, the solver's starting point instead of the world landmarks' pose.
+    track's fit in the previous frame, the solver's starting point instead of the world landmarks' pose;
+    depth_m: (21,) joint-centre camera z from a depth camera, NaN where unknown, or None (monocular placement).
     """
 
     side: str
@@ -114,6 +120,7 @@ class HandObservation:
     previous: np.ndarray | None = None
     keypoints_z: np.ndarray | None = None
     warm_start: HandFit | None = None
+    depth_m: np.ndarray | None = None
 
 
 @dataclass
@@ -162,6 +169,11 @@ def _check_observation(index: int, obs: HandObservation) -> None:
         raise RefinementError(f"hand {index}: side must be 'left' or 'right', got {obs.side!r}")
     if np.any(np.asarray(obs.bone_lengths) <= 0):
         raise RefinementError(f"hand {index}: bone_lengths must be > 0")
+    if obs.depth_m is not None:
+        depth = np.asarray(obs.depth_m, dtype=np.float64)
+        if depth.shape != (NUM_JOINTS,) or np.any(np.isinf(depth)) or np.any(depth[np.isfinite(depth)] <= 0):
+            raise RefinementError(f"hand {index}: depth_m must have shape ({NUM_JOINTS},) with positive metres or "
+                                  f"NaN, got shape {depth.shape}")
 
 
 class _Batch:
@@ -190,6 +202,11 @@ class _Batch:
                          for o in observations]
         self.warm = [o.warm_start for o in observations]
         self.angle_prior = np.zeros((len(observations), NUM_PARAMS - ANGLES))  # set by initialise
+        # Depth-camera joint depths (B, 21), NaN where unknown; None when no hand has any (monocular solve).
+        self.depth = None
+        if any(o.depth_m is not None for o in observations):
+            self.depth = np.stack([np.full(NUM_JOINTS, np.nan) if o.depth_m is None
+                                   else np.asarray(o.depth_m, np.float64) for o in observations])
 
 
 def _observation_frames(world: np.ndarray, uv: np.ndarray, intr: np.ndarray, lengths: np.ndarray,
@@ -362,8 +379,19 @@ def initialise(observations: list[HandObservation], intrinsics: CameraIntrinsics
     if cold.any():  # cold hands: translation from the keypoints (root-relative joints)
         before = x[:, 3:6].copy()
         x[cold, 3:6] = _initial_translation(batch, local - before[:, None])[cold]
+        if batch.depth is not None:
+            x[cold, 3:6] = _depth_translation(batch, local - before[:, None] + x[:, None, 3:6], x[:, 3:6])[cold]
         local = local + (x[:, 3:6] - before)[:, None]
     return batch, x, r_ref, local
+
+
+def _depth_translation(batch: _Batch, joints: np.ndarray, translation: np.ndarray) -> np.ndarray:
+    """Translations (B, 3) moved along their rays so the joints' median depth error is zero (hands with depth)."""
+    error = np.where(np.isfinite(batch.depth), batch.depth - joints[..., 2], np.nan)
+    has = np.isfinite(error).any(axis=1)
+    shift = np.where(has, np.nanmedian(np.where(has[:, None], error, 0.0), axis=1), 0.0)
+    factor = np.clip(translation[:, 2] + shift, MIN_DEPTH_M, MAX_DEPTH_M) / np.maximum(translation[:, 2], MIN_DEPTH_M)
+    return translation * factor[:, None]
 
 
 def _check_warm_start(index: int, warm: HandFit) -> None:
@@ -402,6 +430,19 @@ def _residual_2d(batch: _Batch, joints: np.ndarray, jac: np.ndarray, x: np.ndarr
     jacobian = np.concatenate([d_reproj.reshape(b, NUM_PARAMS, -1), d_world.reshape(b, NUM_PARAMS, -1), d_rel_depth,
                                np.broadcast_to(_PRIOR_JACOBIAN, (b, NUM_PARAMS, NUM_PARAMS - SPREAD))], -1)
     return residual, jacobian
+
+
+def _residual_depth(batch: _Batch, joints: np.ndarray, jac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Depth-camera residuals (B, 21) (joint z against its measured depth, noise growing with distance, Huber)
+    and their Jacobian (B, P, 21), from the joints (B, 21, 3) and joint Jacobian (B, P, 21, 3); zero where a joint
+    has no depth."""
+    known = np.isfinite(batch.depth)
+    measured = np.where(known, batch.depth, 0.0)
+    sigma = DEPTH_SIGMA_BASE_M + DEPTH_SIGMA_QUADRATIC_PER_M * measured ** 2
+    error = joints[..., 2] - measured
+    huber = np.sqrt(np.minimum(1.0, DEPTH_HUBER_M / np.maximum(np.abs(error), 1e-9)))
+    weight = np.where(known, huber / sigma, 0.0)
+    return error * weight, jac[..., 2] * weight[:, None]
 
 
 def _segment_closest(p1: np.ndarray, q1: np.ndarray, p2: np.ndarray, q2: np.ndarray
@@ -500,6 +541,9 @@ def refine(observations: list[HandObservation], intrinsics: CameraIntrinsics,
             irls = np.sqrt(batch.conf * np.minimum(1.0, HUBER_PX / np.maximum(residual, 1e-9)))
             r0, jac_r = _residual_2d(batch, joints, jac, x, irls=irls, depth=np.maximum(x[:, 5], MIN_DEPTH_M),
                                      angle_prior=angle_prior)
+            if batch.depth is not None:
+                r_depth, jac_depth = _residual_depth(batch, joints, jac)
+                r0, jac_r = np.concatenate([r0, r_depth], -1), np.concatenate([jac_r, jac_depth], -1)
             x, r_ref = _lm_update(x, r_ref, r0, jac_r)
         joints, jac = _pose(batch, r_ref, x, jacobian=temporal is not None)  # video mode always takes the 3D step
         pairs = _contact_pairs(joints)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -112,6 +112,8 @@ class HandResult:
     joint_confidence: (21,) in [0, 1].
     wrist_position: (3,) metres; wrist_quaternion: (4,) x, y, z, w (axes as documented in Hand.msg).
     fit_residual_px: mean reprojection residual of the 3D fit, pixels (NaN when no fit ran).
+    placement: how the hand was placed in depth: "monocular" (keypoints and bone lengths) or "depth" (depth camera).
+    hand_length_m: the hand length (wrist to middle fingertip) the fit used, metres (measured with depth).
     """
 
     detection: HandDetection
@@ -122,7 +124,10 @@ class HandResult:
     mesh: HandMesh | None = None
     mano_pose: np.ndarray | None = None
     mano_shape: np.ndarray | None = None
+    grasp: Any = None  # pipeline.grasp_signals.GraspSignals when computed (pinch, grasp strength, state)
     fit_residual_px: float = float("nan")
+    placement: str = "monocular"
+    hand_length_m: float = float("nan")
 
     @property
     def side(self) -> Side:
@@ -132,10 +137,12 @@ class HandResult:
 
 @dataclass
 class FrameResult:
-    """Everything found in one image; ``timing_ms`` has one entry per stage plus ``total``."""
+    """Everything found in one image; ``timing_ms`` has one entry per stage plus ``total``; ``depth`` says what
+    happened to a depth image given with it: "none" (none given), "used", or why it was refused."""
 
     width: int
     height: int
     intrinsics_known: bool
     hands: list[HandResult] = field(default_factory=list)
     timing_ms: dict[str, float] = field(default_factory=dict)
+    depth: str = "none"

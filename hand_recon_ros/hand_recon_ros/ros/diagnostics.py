@@ -59,6 +59,15 @@ class NodeStats:
         self.backend = "not loaded"
         self.fatal: str | None = None
         self._standing_warnings: dict[str, str] = {}  # kind -> WARN text, shown while the condition holds
+        self.depth_mode = "off"  # use_depth: off, auto or on
+        self.depth_used = 0
+        self.depth_fallbacks = 0
+        self.hands_by_depth = 0
+        self._depth_ages_s: collections.deque[tuple[float, float]] = collections.deque(maxlen=MAX_LATENCY_SAMPLES)
+        self._last_depth_problem: tuple[float, str] | None = None
+        self._last_depth_used_s: float | None = None
+        # a callable returning extra key/value pairs (the teleop outputs: retargeting, filter), or None
+        self.extra_values: Any = None
 
     def _trim(self, now: float) -> None:
         horizon = now - RATE_WINDOW_S
@@ -115,6 +124,19 @@ class NodeStats:
                 self._standing_warnings.pop(kind, None)
             else:
                 self._standing_warnings[kind] = message
+    def record_depth(self, problem: str, age_s: float = math.nan, hands_by_depth: int = 0) -> None:
+        """One frame's depth: used (``problem`` "") with its age (colour minus depth stamp), or why it fell back."""
+        now = self._clock()
+        with self._lock:
+            if problem:
+                self.depth_fallbacks += 1
+                self._last_depth_problem = (now, problem)
+            else:
+                self.depth_used += 1
+                self._last_depth_used_s = now
+                if math.isfinite(age_s):
+                    self._depth_ages_s.append((now, age_s))
+            self.hands_by_depth += hands_by_depth
 
     def record_error(self, kind: str, message: str) -> None:
         """A bad input message or a failed inference (``kind`` e.g. 'input', 'camera_info', 'inference')."""
@@ -158,6 +180,17 @@ class NodeStats:
                 "hands per frame": f"{(sum(hands) / len(hands)) if hands else 0.0:.2f}",
                 "intrinsics": "assumed" if self.intrinsics_assumed else "CameraInfo",
             }
+            if self.depth_mode != "off":
+                ages = [a for t, a in self._depth_ages_s if t >= now - RATE_WINDOW_S]
+                values["depth"] = self.depth_mode
+                values["depth frames used"] = str(self.depth_used)
+                values["depth fallbacks"] = str(self.depth_fallbacks)
+                values["depth age p50 (ms)"] = f"{float(np.median(ages)) * 1e3:.1f}" if ages else "nan"
+                values["hands placed by depth"] = str(self.hands_by_depth)
+                if self._last_depth_problem is not None:
+                    values["last depth fallback"] = self._last_depth_problem[1]
+            if self.extra_values is not None:
+                values.update(self.extra_values())
             for kind, count in sorted(self.errors.items()):
                 values[f"errors ({kind})"] = str(count)
             if self._last_error is not None:
@@ -179,6 +212,10 @@ class NodeStats:
             ):
                 warnings.append("no CameraInfo: assumed intrinsics")
             warnings += [message for _, message in sorted(self._standing_warnings.items())]
+            problem = self._last_depth_problem
+            if (self.depth_mode == "on" and problem is not None and now - problem[0] <= ERROR_HOLD_S
+                    and (self._last_depth_used_s is None or self._last_depth_used_s < problem[0])):
+                warnings.append(f"depth not used: {problem[1]}")
         if errors:
             return DiagnosticsSnapshot(ERROR, "; ".join(errors + warnings), values)
         if warnings:

@@ -19,6 +19,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.task import Future
 
+from hand_recon_ros.retargeting.robot_retargeter import RetargetingError
 from hand_recon_ros.ros.node_core import HandReconCore
 from hand_recon_ros.ros.parameters import ParameterValueError
 
@@ -147,6 +148,10 @@ def main(args: list[str] | None = None) -> int:
         return 0
     except ParameterValueError as exc:
         rclpy.logging.get_logger(NODE_NAME).fatal(f"invalid parameter: {exc}")
+        rclpy.try_shutdown()
+        return 2
+    except RetargetingError as exc:
+        rclpy.logging.get_logger(NODE_NAME).fatal(f"retargeting cannot start: {exc}")
         rclpy.try_shutdown()
         return 2
     return spin_until_finalized(node)

@@ -173,6 +173,12 @@ def hand_result_to_msg(hand: HandResult) -> Any:
         msg.mano_pose = np.asarray(hand.mano_pose, dtype=np.float32).reshape(-1)
     if hand.mano_shape is not None:
         msg.mano_shape = np.asarray(hand.mano_shape, dtype=np.float32).reshape(-1)
+    msg.placement = Hand.PLACEMENT_DEPTH if hand.placement == "depth" else Hand.PLACEMENT_MONOCULAR
+    msg.hand_length_m = float(hand.hand_length_m)
+    grasp = hand.grasp
+    msg.pinch_distance = float("nan") if grasp is None else float(grasp.pinch_distance_m)
+    msg.grasp_strength = float("nan") if grasp is None else float(grasp.grasp_strength)
+    msg.grasp_state = Hand.GRASP_OPEN if grasp is None else int(grasp.state)
     return msg
 
 

@@ -16,6 +16,7 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
+from hand_recon_ros.retargeting.robot_retargeter import RetargetingError
 from hand_recon_ros.ros.node_core import (  # noqa: F401 - re-exported: tests and tools import them from here
     DIAGNOSTICS_PERIOD_S,
     LOG_THROTTLE_S,
@@ -75,6 +76,10 @@ def main(args: list[str] | None = None) -> int:
         return _interrupted_during_start_up()
     except ParameterValueError as exc:
         rclpy.logging.get_logger(NODE_NAME).fatal(f"invalid parameter: {exc}")
+        rclpy.try_shutdown()
+        return 2
+    except RetargetingError as exc:
+        rclpy.logging.get_logger(NODE_NAME).fatal(f"retargeting cannot start: {exc}")
         rclpy.try_shutdown()
         return 2
     except ModuleNotFoundError as exc:

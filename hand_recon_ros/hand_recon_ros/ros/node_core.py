@@ -18,8 +18,11 @@ from typing import Any
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from hand_recon_ros.io.overlay import draw_overlay
+from hand_recon_ros.pipeline.depth_fusion import DepthError
 from hand_recon_ros.pipeline.hand_pipeline import ImageFormatError
 from hand_recon_ros.pipeline.types import CameraIntrinsics, IntrinsicsError
+from hand_recon_ros.ros.depth_image import depth_msg_to_metres
+from hand_recon_ros.ros.depth_pairing import DepthPairer
 from hand_recon_ros.ros.diagnostics import NodeStats, to_diagnostic_array
 from hand_recon_ros.ros.frame_slot import FrameWorker, LatestFrameSlot
 from hand_recon_ros.ros.image_cdr import image_from_serialized
@@ -38,6 +41,7 @@ from hand_recon_ros.ros.parameters import (
     pipeline_settings,
     validate_value,
 )
+from hand_recon_ros.ros.teleop_outputs import TeleopOutputs, one_euro_settings
 from hand_recon_ros.ros.tf_publisher import create_tf_publisher
 
 DIAGNOSTICS_PERIOD_S = 1.0
@@ -47,6 +51,8 @@ LOG_THROTTLE_S = 5.0
 WORKER_STOP_TIMEOUT_S = 10.0
 # Depth of the reliable output topics (HandArray, markers).
 OUTPUT_QOS_DEPTH = 10
+# Longest the worker waits for the depth frame of a colour frame (aligned depth arrives a little later), seconds.
+DEPTH_WAIT_MAX_S = 0.05
 
 # Camera input: sensor-data QoS with depth 1 (best effort, volatile, keep last).
 SENSOR_QOS = QoSProfile(
@@ -93,7 +99,15 @@ class HandReconCore:
     def _init_core(self, pipeline: Any | None) -> None:
         """Declare and validate the parameters (ParameterValueError on a bad one) and set up the shared state."""
         self._params = declare_parameters(self)
+        # filter, grasp signals, wrist poses, joint states; a retargeting config that cannot load fails here
+        self._teleop = TeleopOutputs(self, self._params)
         self._stats = NodeStats(self._params["no_image_timeout_s"])
+        self._stats.extra_values = self._teleop.diagnostic_values
+        self._depth: DepthPairer | None = None
+        self._depth_sub: Any = None
+        self._depth_problem = ""
+        self._depth_age_s = float("nan")
+        self._stats.depth_mode = self._params["use_depth"]
         self._pipeline = pipeline
         self._pending_changes: dict[str, Any] = {}
         self._changes_lock = threading.Lock()
@@ -156,10 +170,15 @@ class HandReconCore:
             # copied by rclpy's deserialisation (~1-2 ms for a 640x960 rgb8 frame on a small CPU)
             self._image_sub = self.create_subscription(Image, "image", self.on_image, SENSOR_QOS, raw=True)
         self._camera_info_sub = self.create_subscription(CameraInfo, "camera_info", self.on_camera_info, SENSOR_QOS)
+        if self._params["use_depth"] != "off":
+            max_age = self._params["depth_max_age_s"]
+            self._depth = DepthPairer(max_age, min(max_age, DEPTH_WAIT_MAX_S))
+            self._depth_sub = self.create_subscription(Image, "depth", self.on_depth, SENSOR_QOS)
+            self.get_logger().info(f"depth ({self._params['use_depth']}) from {self._depth_sub.topic_name}")
 
     def _destroy_inputs(self) -> None:
-        """Unsubscribe from the image and CameraInfo topics."""
-        for name in ("_image_sub", "_camera_info_sub"):
+        """Unsubscribe from the image, CameraInfo and depth topics."""
+        for name in ("_image_sub", "_camera_info_sub", "_depth_sub"):
             subscription = getattr(self, name, None)
             if subscription is not None:
                 self.destroy_subscription(subscription)
@@ -238,6 +257,11 @@ class HandReconCore:
         with self._camera_lock:
             self._camera_intrinsics = intrinsics
 
+    def on_depth(self, msg: Any) -> None:
+        """Depth image: keep it for pairing with the colour frame of the same stamp (decoded on the worker)."""
+        if self._depth is not None:
+            self._depth.put(float(msg.header.stamp.sec) + float(msg.header.stamp.nanosec) * 1e-9, msg)
+
     def on_set_parameters(self, parameters: list[Any]) -> Any:
         """Validate live changes (refusing with the value named) and queue them for the worker."""
         from rcl_interfaces.msg import SetParametersResult
@@ -257,6 +281,11 @@ class HandReconCore:
         except ValueError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         self._params.update(changes)
+        if any(name.startswith("one_euro_") for name in changes):
+            self._teleop.update_filter(one_euro_settings(self._params))
+        if "depth_max_age_s" in changes and self._depth is not None:
+            self._depth.max_age_s = changes["depth_max_age_s"]
+            self._depth.wait_s = min(changes["depth_max_age_s"], DEPTH_WAIT_MAX_S)
         if "marker_lifetime_s" in changes:
             self._markers.lifetime_s = changes["marker_lifetime_s"]
         if "no_image_timeout_s" in changes:
@@ -376,9 +405,11 @@ class HandReconCore:
             # time went backwards (bag loop, camera restart): tracks and smoothing state no longer apply
             self.get_logger().info(f"image stamp went back {self._last_stamp_s - stamp_s:.3f} s; resetting tracking")
             self._pipeline.reset()
+            self._teleop.reset()
         self._last_stamp_s = stamp_s
+        depth_kwargs = self._depth_for(stamp_s)
         try:
-            result = self._pipeline.process(rgb, intrinsics, stamp_s)
+            result = self._pipeline.process(rgb, intrinsics, stamp_s, **depth_kwargs)
         except ImageFormatError as exc:  # e.g. a 1x1 image: the input's fault, not the inference's
             self._report("input", f"image refused: {exc}")
             return
@@ -387,9 +418,12 @@ class HandReconCore:
             return
         for warning in getattr(getattr(self._pipeline, "lifter", None), "warnings", ()):  # e.g. a non-finite fit
             self._report("fit", warning)
+        self._teleop.before_publish(result, stamp_s)
         header = msg.header
         hand_array = frame_result_to_hand_array(result, header)
+        self._record_depth(result)
         self._hands_pub.publish(hand_array)
+        self._teleop.publish(result, hand_array, header, self._params["mirrored"])
         self._stats.record_output(
             time.monotonic() - frame.arrival_s,
             len(hand_array.hands),
@@ -398,6 +432,38 @@ class HandReconCore:
         )
         if self._visual_slot.put(_Visual(result, header, rgb)):
             self._stats.record_visual_skip()
+
+    def _depth_for(self, stamp_s: float) -> dict[str, Any]:
+        """``{"depth_m": metres}`` for the colour frame at ``stamp_s`` when a usable depth frame pairs with it, else
+        ``{}`` with the reason kept for _record_depth (worker thread)."""
+        self._depth_problem, self._depth_age_s = "", float("nan")
+        if self._depth is None:
+            return {}
+        pair = self._depth.pair(stamp_s)
+        if pair.msg is None:
+            self._depth_problem = pair.problem
+            return {}
+        try:
+            depth = depth_msg_to_metres(pair.msg, self._params["depth_scale"])
+        except DepthError as exc:
+            self._depth_problem = f"depth refused: {exc}"
+            return {}
+        self._depth_age_s = pair.age_s
+        return {"depth_m": depth}
+
+    def _record_depth(self, result: Any) -> None:
+        """Count this frame's depth use or fallback for /diagnostics; log a fallback at most every LOG_THROTTLE_S."""
+        if self._depth is None:
+            return
+        status = getattr(result, "depth", "none")
+        problem = self._depth_problem or ("" if status == "used" else str(status).removeprefix("refused: "))
+        if problem and self._params["use_depth"] == "auto" and not self._depth.received:
+            return  # auto and no depth camera: monocular is the normal case, not a fallback
+        by_depth = sum(1 for hand in result.hands if getattr(hand, "placement", "") == "depth")
+        self._stats.record_depth(problem, self._depth_age_s, by_depth)
+        if problem:
+            self.get_logger().warning(f"depth not used ({problem}); placing hands monocularly",
+                                      throttle_duration_sec=LOG_THROTTLE_S)
 
     def _publish_visuals(self, visual: _Visual) -> None:
         """Markers and overlay (each only while subscribed) and wrist TF for one processed frame (visuals thread)."""

@@ -73,6 +73,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               pipeline_field="mesh"),
     ParamSpec("smoothing", 0.5, "Temporal smoothing of 3D joints: 0 none .. 1 heavy.", minimum=0.0, maximum=1.0,
               live=True, pipeline_field="smoothing"),
+    ParamSpec("one_euro_min_cutoff_hz", 0.0, "One-Euro filter on the published 3D joints and wrist pose: cut-off "
+              "at rest (Hz; lower = smoother when still). 0 = filter off.", minimum=0.0, maximum=100.0, live=True),
+    ParamSpec("one_euro_beta", 20.0, "One-Euro filter: how fast the cut-off rises with speed (Hz per m/s; higher = "
+              "less lag on fast moves).", minimum=0.0, maximum=10000.0, live=True),
+    ParamSpec("one_euro_d_cutoff_hz", 1.0, "One-Euro filter: cut-off of its speed estimate (Hz).", minimum=0.01,
+              maximum=100.0, live=True),
     ParamSpec("roi_proposals", True, "When fewer than max_hands hands are found, try generic crops and let the "
               "landmark network accept hands the palm detector missed (interacting hands).", live=True,
               pipeline_field="roi_proposals"),
@@ -80,12 +86,26 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "hand is missing.", minimum=1, maximum=300, live=True, pipeline_field="proposal_interval_frames"),
     ParamSpec("input_rectified", False, "Images are rectified (an image_rect topic): use CameraInfo's P and no "
               "undistortion; false: K and D by distortion_model (plumb_bob, rational_polynomial, equidistant)."),
+    ParamSpec("use_depth", "auto", "Place hands with the registered depth image on 'depth' (16UC1 or 32FC1): 'auto' "
+              "uses it when it arrives, 'on' also warns while it is missing, 'off' does not subscribe.",
+              choices=("auto", "on", "off")),
+    ParamSpec("depth_max_age_s", 0.1, "Largest stamp difference between a colour frame and the depth frame paired "
+              "with it (s); further apart: monocular placement for that frame.", minimum=0.0, maximum=5.0, live=True),
+    ParamSpec("depth_scale", 0.001, "Metres per unit of 16UC1 depth (0.001: millimetres); 32FC1 is metres.",
+              minimum=1e-6, maximum=1.0),
+    ParamSpec("hand_length_m", 0.0, "The user's hand length, wrist to middle fingertip (m); 0 = adult prior. "
+              "Monocular depth scales with it; with depth each track measures its own.", minimum=0.0, maximum=0.3,
+              pipeline_field="hand_length_m"),
     ParamSpec("assumed_hfov_deg", ASSUMED_HFOV_DEG, "Horizontal field of view assumed while no CameraInfo "
               "arrives (degrees).", minimum=10.0, maximum=170.0, live=True),
     ParamSpec("marker_lifetime_s", 0.5, "Lifetime of RViz markers (s, 0 = forever).", minimum=0.0,
               maximum=60.0, live=True),
     ParamSpec("publish_tf", True, "Broadcast <tf_prefix>left_wrist / right_wrist frames (needs tf2_ros)."),
     ParamSpec("tf_prefix", "hand_", "Prefix of the wrist TF frame names."),
+    ParamSpec("retargeting", "", "Robot-hand retargeting (dex-retargeting): comma-separated configs, shipped names "
+              "(allegro_hand_right, leap_hand_left, ...) or YAML paths; a name ending in _left/_right serves that "
+              "side. '' = off."),
+    ParamSpec("urdf_dir", "", "Folder holding the robot URDFs the retargeting configs name."),
     ParamSpec("no_image_timeout_s", 5.0, "Diagnostics WARN after this long without an image (s).", minimum=0.1,
               maximum=3600.0, live=True),
 )
@@ -98,6 +118,8 @@ def validate_value(name: str, value: Any) -> Any:
     if spec is None:
         raise ParameterValueError(f"unknown parameter '{name}'")
     kind = type(spec.default)
+    if kind is str and isinstance(value, bool) and {"on", "off"} <= set(spec.choices):
+        value = "on" if value else "off"  # YAML 1.1 (ROS parameter files, -p name:=on) reads on/off as booleans
     if kind is bool:
         if not isinstance(value, bool):
             raise ParameterValueError(f"{name} must be true or false, got {value!r}")
@@ -147,6 +169,8 @@ def descriptor(spec: ParamSpec) -> Any:
     if not spec.live:
         text += " Read at start-up."
     desc = ParameterDescriptor(name=spec.name, type=types[kind], description=text, read_only=not spec.live)
+    if kind is str and {"on", "off"} <= set(spec.choices):
+        desc.dynamic_typing = True  # `on`/`off` arrive as booleans from YAML; validate_value maps them back
     if spec.choices:
         desc.additional_constraints = f"one of: {', '.join(spec.choices)}"
     if kind is float and spec.minimum is not None and spec.maximum is not None:

@@ -1,0 +1,1 @@
+"""Robot-hand retargeting (dex-retargeting): camera-frame joints -> operator frame -> robot joint positions."""
