@@ -163,8 +163,8 @@ def test_fp16_graphs_find_the_same_hands_within_half_a_pixel_on_a_real_photo(mod
     rgb = cv2.cvtColor(cv2.imread(str(woman_hands_path)), cv2.COLOR_BGR2RGB)
     results = {}
     for precision in ("fp32", "fp16"):
-        pipeline = HandPipeline(PipelineConfig(mode="image", refine_3d=False, precision=precision,
-                                               engine_cache_dir=str(tmp_path)))
+        pipeline = HandPipeline(PipelineConfig(backend="onnxruntime-cpu", mode="image", refine_3d=False,
+                                               precision=precision, engine_cache_dir=str(tmp_path)))
         results[precision] = {h.detection.side: h.detection.keypoints_2d for h in pipeline.process(rgb).hands}
         assert f"({precision}," in pipeline.backend_description
         pipeline.close()

@@ -28,6 +28,9 @@ STARTUP_TIMEOUT_S = 120.0
 RECEIVE_TIMEOUT_S = 30.0
 TOLERANCE_M = 0.01
 SWITCH_FRAMES = 1
+# How long before its colour frame each depth frame is sent: generous, so that on a loaded CI machine the depth
+# callback has run before the colour frame is paired (the pairer waits only 50 ms for a late depth frame).
+DEPTH_LEAD_S = 0.25
 FRAME = "rgbd_camera_optical_frame"
 
 
@@ -64,7 +67,7 @@ def test_real_node_places_hands_by_depth_and_falls_back_on_bad_depth(woman_hands
     def send(stamp: float, depth: Any | None) -> None:
         if depth is not None:
             depth_pub.publish(depth)
-            time.sleep(0.05)  # the depth frame first, as a registered camera usually delivers both
+            time.sleep(DEPTH_LEAD_S)  # the depth frame first, as a registered camera usually delivers both
         peer.send(rgb, stamp, FRAME)
 
     try:
