@@ -159,6 +159,10 @@ def test_coco_wholebody_hands(tmp_path: Path) -> None:
            "righthand_valid": False, "righthand_kpts": [0] * 63}
     path = tmp_path / "cwb.json"
     path.write_text(json.dumps({"images": [{"id": 7, "file_name": "p.jpg"}], "annotations": [ann]}))
+    with pytest.raises(DataError, match=r"cwb.json: 1 image\(s\) missing, first .*p.jpg"):
+        coco_wholebody_records(path, tmp_path / "imgs")
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "imgs" / "p.jpg").write_bytes(b"x")
     (record,) = coco_wholebody_records(path, tmp_path / "imgs")
     assert record.image_path == tmp_path / "imgs" / "p.jpg"
     assert [h.side for h in record.hands] == ["left"]
@@ -167,7 +171,7 @@ def test_coco_wholebody_hands(tmp_path: Path) -> None:
     ann["lefthand_kpts"] = [1.0] * 62
     path.write_text(json.dumps({"images": [{"id": 7, "file_name": "p.jpg"}], "annotations": [ann]}))
     with pytest.raises(DataError, match=r"annotations\[0\].lefthand_kpts: expected 63 numbers"):
-        coco_wholebody_records(path)
+        coco_wholebody_records(path, tmp_path / "imgs")
 
 
 def test_interhand_images_dir_layout(tmp_path: Path) -> None:
