@@ -156,6 +156,17 @@ def test_untrained_residual_refiner_changes_nothing_and_trains_away_from_identit
     assert (moved - prior).abs().max().item() > 1e-4
 
 
+# torchvision's parameter counts of resnet18/34/50 (their model docs), which include the 1000-class fc layer.
+TORCHVISION_PARAMS = {"resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032}
+
+
+@pytest.mark.parametrize("name", sorted(TORCHVISION_PARAMS))
+def test_resnet_has_torchvisions_parameter_count(name):
+    net = ResNetBackbone(name)
+    fc = net.out_channels[-1] * 1000 + 1000
+    assert sum(p.numel() for p in net.parameters()) + fc == TORCHVISION_PARAMS[name]
+
+
 def test_resnet_uses_torchvision_names_and_loads_a_state_dict_file(tmp_path):
     net = ResNetBackbone("resnet18")
     names = set(net.state_dict())

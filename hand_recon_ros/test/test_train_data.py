@@ -159,6 +159,10 @@ def test_coco_wholebody_hands(tmp_path: Path) -> None:
            "righthand_valid": False, "righthand_kpts": [0] * 63}
     path = tmp_path / "cwb.json"
     path.write_text(json.dumps({"images": [{"id": 7, "file_name": "p.jpg"}], "annotations": [ann]}))
+    with pytest.raises(DataError, match=r"cwb.json: 1 image\(s\) missing, first .*p.jpg"):
+        coco_wholebody_records(path, tmp_path / "imgs")
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "imgs" / "p.jpg").write_bytes(b"x")
     (record,) = coco_wholebody_records(path, tmp_path / "imgs")
     assert record.image_path == tmp_path / "imgs" / "p.jpg"
     assert [h.side for h in record.hands] == ["left"]
@@ -167,7 +171,7 @@ def test_coco_wholebody_hands(tmp_path: Path) -> None:
     ann["lefthand_kpts"] = [1.0] * 62
     path.write_text(json.dumps({"images": [{"id": 7, "file_name": "p.jpg"}], "annotations": [ann]}))
     with pytest.raises(DataError, match=r"annotations\[0\].lefthand_kpts: expected 63 numbers"):
-        coco_wholebody_records(path)
+        coco_wholebody_records(path, tmp_path / "imgs")
 
 
 def test_interhand_images_dir_layout(tmp_path: Path) -> None:
@@ -196,3 +200,19 @@ def test_interhand_invalid_joints_are_ignored(tmp_path: Path) -> None:
     right = next(h for h in record.hands if h.side == "right")
     assert right.confidence.sum() == 20 and not right.joints_valid.all()
     assert np.isfinite(right.keypoints_2d).all() and np.isfinite(right.joints_3d).all()
+
+
+def test_train_on_an_unreadable_image_exits_1_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """An image that exists but does not decode: one clear error, exit 1, no checkpoint written."""
+    from hand_recon_ros.cli import main
+
+    path = _labels(tmp_path, [_hand()], image="a.png")
+    (tmp_path / "a.png").write_bytes(b"\x89PNG but not really")
+    config = tmp_path / "c.yaml"
+    config.write_text("network: {backbone: resnet18, backbone_width: 8, input_size: 64, iterations: 1}\n"
+                      "data: {kind: pseudo_label}\nmode: weak\n"
+                      "loss: {joints_3d: 0.0, vertices: 0.0, root_offset: 0.0}\n"
+                      "batch_size: 1\nmax_steps: 2\ncpu_threads: 1\n")
+    assert main(["train", str(config), "--data", str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 1
+    assert "a.png: cannot read image" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "checkpoints" / "last.pt").exists()

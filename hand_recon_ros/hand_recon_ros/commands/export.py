@@ -24,8 +24,6 @@ def register(subparsers: Any) -> None:
     parser.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a .pt checkpoint from hand-recon train")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="MODEL.onnx", help="ONNX file to write")
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17; at least 17)")
-    parser.add_argument("--mesh", action="store_true", help="also compute mesh vertices inside the graph (unused "
-                        "by the pipeline; off by default)")
     parser.set_defaults(func=run)
 
 
@@ -46,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     start = time.monotonic()
     try:
-        model, cfg = load_model(args.checkpoint, **({"mesh": False} if not args.mesh else {"mesh": True}))
+        model, cfg = load_model(args.checkpoint, mesh=False)  # the pipeline uses joints; meshes come from the lifter
         diffs = export_onnx(model, args.output, opset)
     except (CheckpointError, ExportError, ValueError) as exc:
         print(f"export: {exc}", file=sys.stderr)

@@ -68,11 +68,9 @@ def train_command(args: argparse.Namespace) -> int:
     try:
         if args.max_steps is not None and args.max_steps < 1:
             raise ConfigError(f"--max-steps: must be >= 1, got {args.max_steps}")
-        config = load_config(args.config)
-        if args.data is not None:
-            config.data.path = args.data
-        if args.images_dir is not None:
-            config.data.images_dir = args.images_dir
+        data = {key: value for key, value in (("path", args.data), ("images_dir", args.images_dir))
+                if value is not None}
+        config = load_config(args.config, data_overrides=data)
         if args.max_steps is not None:
             config.max_steps = args.max_steps
         config.validate()

@@ -77,9 +77,11 @@ def lbs(rest_vertices: torch.Tensor, weights: torch.Tensor, rotations: torch.Ten
     rest_vertices: (V, 3) metres; weights: (V, NB) rows summing to 1; rotations: (N, NB, 3, 3) and offsets (N, NB, 3)
     of each skinning bone (rest → posed: x ↦ R x + t).
     """
-    blended_r = torch.einsum("vb,nbij->nvij", weights, rotations)
-    blended_t = torch.einsum("vb,nbi->nvi", weights, offsets)
-    return torch.einsum("nvij,vj->nvi", blended_r, rest_vertices) + blended_t
+    n, nb = rotations.shape[:2]
+    # Plain matmuls (ONNX MatMul; TensorRT-friendly): blend the 3x4 bone transforms per vertex, then apply.
+    transforms = torch.cat([rotations, offsets[..., None]], dim=-1).reshape(n, nb, 12)
+    blended = torch.matmul(weights, transforms).reshape(n, -1, 3, 4)  # (N, V, 3, 4)
+    return torch.matmul(blended[..., :3], rest_vertices[..., None])[..., 0] + blended[..., 3]
 
 
 class HandLayer(nn.Module):
@@ -123,20 +125,20 @@ class HandLayer(nn.Module):
         # Left hands mirror x in the hand frame: m = 1 - 2·is_left on the x coordinate.
         mirror = torch.stack([1.0 - 2.0 * (1.0 - side), torch.ones_like(side), torch.ones_like(side)], -1)
         global_rot = rot[:, 0]
-        joints_cam = torch.einsum("nij,nkj->nki", global_rot, joints * mirror[:, None])
+        joints_cam = torch.matmul(joints * mirror[:, None], global_rot.transpose(1, 2))
         if not self.with_mesh:
             return joints_cam, None
         # Skinning bones: 0 = the hand frame (identity), 1 + 3c + k = chain c's bone k.
         bone_rot = frames @ self.base_frames.transpose(-1, -2)[None, :, None]  # (N, 5, 3, 3, 3)
         start = joints[:, CHAIN_JOINTS.reshape(-1)].reshape(-1, NUM_CHAINS, 3, 3)
         rest_start = self.rest_joints[CHAIN_JOINTS.reshape(-1)].reshape(NUM_CHAINS, 3, 3)
-        bone_off = start - torch.einsum("nckij,ckj->ncki", bone_rot, rest_start)
+        bone_off = start - torch.matmul(bone_rot, rest_start[..., None])[..., 0]
         n = pose.shape[0]
         eye = torch.eye(3, dtype=pose.dtype, device=pose.device).expand(n, 1, 3, 3)
         rotations = torch.cat([eye, bone_rot.reshape(n, -1, 3, 3)], dim=1)
         offsets = torch.cat([torch.zeros_like(bone_off[:, :1, 0]), bone_off.reshape(n, -1, 3)], dim=1)
         vertices = lbs(self.rest_vertices, self.skin_weights, rotations, offsets) * mirror[:, None]
-        return joints_cam, torch.einsum("nij,nkj->nki", global_rot, vertices)
+        return joints_cam, torch.matmul(vertices, global_rot.transpose(1, 2))
 
 
 def angles_to_pose_6d(rotation: np.ndarray, angles: np.ndarray) -> np.ndarray:

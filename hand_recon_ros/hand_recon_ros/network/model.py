@@ -127,7 +127,7 @@ class GraphConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, 42, D) → (B, 42, D)."""
-        return x + functional.relu(self.norm(torch.einsum("ij,bjd->bid", self.adjacency, self.linear(x))))
+        return x + functional.relu(self.norm(torch.matmul(self.adjacency, self.linear(x))))
 
 
 class RefinementIteration(nn.Module):
@@ -189,7 +189,7 @@ class RefinementIteration(nn.Module):
         dist2 = ((rel - t[..., None] * seg[:, :, None]) ** 2).sum(-1)
         weights = torch.exp(-dist2 / (2.0 * sigma_cells**2))  # (B, 40, hw)
         bone_feat = self.bone_proj(0.5 * (x[:, parents] + x[:, children]))  # (B, 40, C)
-        painted = torch.einsum("bkp,bkc->bcp", weights, bone_feat) / (weights.sum(1)[:, None] + 1.0)
+        painted = torch.matmul(bone_feat.transpose(1, 2), weights) / (weights.sum(1)[:, None] + 1.0)
         painted = painted.reshape(b, c, h, w)
         return fmap + self.fuse(torch.cat([fmap, painted], dim=1))
 
@@ -287,7 +287,7 @@ class TwoHandNet(nn.Module):
         sigma = cfg.center_window * float(w)
         window = -((self.grid_cells[None, None] - cells[:, :, None]) ** 2).sum(-1) / (2.0 * sigma**2)
         attention = torch.softmax(self.attention_head(fmap).reshape(b, NUM_SIDES, h * w) + window, dim=-1)
-        pooled = torch.einsum("bsp,bcp->bsc", attention, fmap.reshape(b, -1, h * w)) + self.side_embed
+        pooled = torch.matmul(attention, fmap.reshape(b, -1, h * w).transpose(1, 2)) + self.side_embed
         grid = (centers / cfg.input_size * 2.0 - 1.0)[:, :, None]  # (B, 2, 1, 2)
         read = functional.grid_sample(self.param_map_head(fmap), grid, mode="bilinear", align_corners=False)[..., 0]
         read = read.reshape(b, NUM_SIDES, self.num_params + 1, NUM_SIDES)

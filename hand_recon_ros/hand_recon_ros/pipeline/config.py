@@ -96,7 +96,6 @@ class PipelineConfig:
         if self.engine_cache_dir is not None and (not isinstance(self.engine_cache_dir, str)
                                                   or not self.engine_cache_dir):
             raise ConfigError(f"engine_cache_dir must be a non-empty path or None, got {self.engine_cache_dir!r}")
-
         if self.reconstructor not in RECONSTRUCTORS:
             raise ConfigError(f"reconstructor must be one of {RECONSTRUCTORS}, got {self.reconstructor!r}")
         if self.reconstructor == "learned" and not self.learned_model:

@@ -155,7 +155,11 @@ class HandPipeline:
             self.lifter, self.lifter_name = lifter, type(lifter).__name__
         self.learned = None  # LearnedReconstructor when reconstructor is "learned"
         if self.config.reconstructor == "learned":
-            self.learned = make_learned_reconstructor(self.config)
+            try:
+                self.learned = make_learned_reconstructor(self.config)
+            except Exception:
+                self.close()  # the palm and landmark backends are already loaded
+                raise
         self.tracker = HandTracker()
         self._frames_since_proposals = self.config.proposal_interval_frames  # first frame may propose
         self.warmup()

@@ -55,4 +55,7 @@ def coco_wholebody_records(path: str | Path | None, images_dir: str | Path | Non
         records.append(TrainRecord(where, hands, image_path=root / image["file_name"]))
     if not records:
         raise DataError(f"{path}: no annotation with a valid hand")
+    missing = sorted({r.image_path for r in records if not r.image_path.is_file()})
+    if missing:
+        raise DataError(f"{path}: {len(missing)} image(s) missing, first {missing[0]} (is data.images_dir right?)")
     return records

@@ -138,8 +138,9 @@ def resolve_config_path(name_or_path: str) -> Path:
     raise ConfigError(f"{name_or_path}: no such config file and not a shipped config ({', '.join(shipped_configs())})")
 
 
-def load_config(name_or_path: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Parse a config file (ConfigError naming the file and key) with optional top-level overrides."""
+def load_config(name_or_path: str, overrides: dict[str, Any] | None = None,
+                data_overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Parse a config file (ConfigError naming the file and key) with optional top-level / data overrides."""
     path = resolve_config_path(name_or_path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -148,6 +149,10 @@ def load_config(name_or_path: str, overrides: dict[str, Any] | None = None) -> T
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
     data.update(overrides or {})
+    if data_overrides:
+        if not isinstance(data.get("data", {}), dict):
+            raise ConfigError(f"{path}: data: expected a mapping")
+        data["data"] = {**(data.get("data") or {}), **data_overrides}
     try:
         return TrainConfig.from_dict(data, where=str(path))
     except ConfigError as exc:
