@@ -33,6 +33,11 @@ export LD_LIBRARY_PATH="$_HR_MSGS/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 # Large images over Fast DDS on one host need a bigger shared-memory segment (README, "Large images").
 export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$_HR_ROOT/hand_recon_ros/config/fastdds_shm.xml}"
-# Fast DDS 2.x (Humble, Jazzy) reads the profile from FASTRTPS_DEFAULT_PROFILES_FILE, 3.x (Kilted) from the above.
-export FASTRTPS_DEFAULT_PROFILES_FILE="${FASTRTPS_DEFAULT_PROFILES_FILE:-$FASTDDS_DEFAULT_PROFILES_FILE}"
+# Fast DDS 2.x (Jazzy) reads the profile from FASTRTPS_DEFAULT_PROFILES_FILE; 3.x (Kilted) reads the above and
+# warns on every start while the old name is set, so Kilted drops the one a Jazzy env.sh set.
+if [ "$ROS_DISTRO" = jazzy ]; then
+    export FASTRTPS_DEFAULT_PROFILES_FILE="${FASTRTPS_DEFAULT_PROFILES_FILE:-$FASTDDS_DEFAULT_PROFILES_FILE}"
+elif [ "${FASTRTPS_DEFAULT_PROFILES_FILE:-}" = "$_HR_ROOT/hand_recon_ros/config/fastdds_shm.xml" ]; then
+    unset FASTRTPS_DEFAULT_PROFILES_FILE
+fi
 unset _HR_ROOT _HR_MSGS _HR_PYVER _HR_VENV _HR_SUFFIX

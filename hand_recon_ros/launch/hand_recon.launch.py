@@ -30,9 +30,18 @@ PARAMETER_ARGUMENTS: tuple[tuple[str, str], ...] = (
     ("max_hands", "maximum number of hands"),
     ("publish_tf", "broadcast wrist TF frames (needs tf2_ros): true or false"),
 )
-# Environment variables that name the Fast DDS profile file: 3.x (Kilted) reads the first, 2.x (Humble, Jazzy)
-# the second; the node process gets both.
-FASTDDS_PROFILE_ENV_VARS: tuple[str, ...] = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
+# ROS 2 distributions on Fast DDS 2.x, which reads the profile file from FASTRTPS_DEFAULT_PROFILES_FILE; later
+# ones (Fast DDS 3.x, Kilted) read FASTDDS_DEFAULT_PROFILES_FILE and warn while the old name is set.
+FAST_DDS_2_DISTROS: frozenset[str] = frozenset({"humble", "iron", "jazzy"})
+
+
+def profile_env_vars(ros_distro: str | None) -> tuple[str, ...]:
+    """The environment variables that must name the Fast DDS profile for the node under ``ros_distro``."""
+    if (ros_distro or "").lower() in FAST_DDS_2_DISTROS:
+        return ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
+    return ("FASTDDS_DEFAULT_PROFILES_FILE",)
+
+
 # Launch arguments that become topic remaps (argument name = the node's relative topic name, default).
 REMAP_ARGUMENTS: tuple[tuple[str, str, str], ...] = (
     ("image", "image", "input image topic (image/compressed follows it)"),
@@ -78,7 +87,8 @@ def _node(context: Any) -> list:
             name="hand_recon_node",
             output="screen",
             parameters=[LaunchConfiguration("params_file"), overrides],
-            additional_env={name: LaunchConfiguration("fastdds_profile") for name in FASTDDS_PROFILE_ENV_VARS},
+            additional_env={name: LaunchConfiguration("fastdds_profile")
+                            for name in profile_env_vars(os.environ.get("ROS_DISTRO"))},
             # the node follows an `image` remap for `image/compressed` itself (image_transport's convention)
             remappings=[(topic, LaunchConfiguration(name)) for name, topic, _ in REMAP_ARGUMENTS],
         )

@@ -87,13 +87,29 @@ def test_generate_launch_description_needs_launch_only_when_called(launch_module
         pytest.skip("the ROS launch package is installed here")
 
 
-def test_the_fastdds_profile_reaches_fast_dds_2_and_3(launch_module) -> None:
-    """Humble/Jazzy (Fast DDS 2.x) read FASTRTPS_DEFAULT_PROFILES_FILE, Kilted (3.x) FASTDDS_...: both are set."""
-    assert set(launch_module.FASTDDS_PROFILE_ENV_VARS) == {"FASTDDS_DEFAULT_PROFILES_FILE",
-                                                           "FASTRTPS_DEFAULT_PROFILES_FILE"}
-    assert "for name in FASTDDS_PROFILE_ENV_VARS" in LAUNCH_FILE.read_text()  # the node's additional_env
+@pytest.mark.parametrize(("distro", "expected"), [
+    ("humble", {"FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"}),
+    ("jazzy", {"FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"}),
+    ("kilted", {"FASTDDS_DEFAULT_PROFILES_FILE"}),
+    (None, {"FASTDDS_DEFAULT_PROFILES_FILE"}),
+])
+def test_the_fastdds_profile_reaches_fast_dds_2_and_3(launch_module, distro, expected) -> None:
+    """Humble/Jazzy (Fast DDS 2.x) read FASTRTPS_DEFAULT_PROFILES_FILE, Kilted (3.x) FASTDDS_... (and warns on
+    the old name): the launch file gives the node the names its distro reads."""
+    assert set(launch_module.profile_env_vars(distro)) == expected
+    assert "for name in profile_env_vars(" in LAUNCH_FILE.read_text()  # the node's additional_env
+
+
+def test_env_sh_sets_the_profile_names_fast_dds_reads() -> None:
+    """For the distro this suite runs on (the one that is set up): the names its Fast DDS reads, and only those."""
+    distro = os.environ.get("ROS_DISTRO", "kilted")
     profile = os.path.join(str(PACKAGE_DIR), "config", "fastdds_shm.xml")
-    done = subprocess.run(["bash", "-c", f"source {PACKAGE_DIR.parent / 'env.sh'} && env"], capture_output=True,
-                          text=True, env={k: v for k, v in os.environ.items() if "PROFILES_FILE" not in k})
+    clean = {k: v for k, v in os.environ.items() if "PROFILES_FILE" not in k}
+    # sourced after the other distro's env.sh, as when one shell switches distros
+    other = "kilted" if distro == "jazzy" else "jazzy"
+    script = (f"ROS_DISTRO={other} source {PACKAGE_DIR.parent / 'env.sh'} >/dev/null 2>&1; "
+              f"ROS_DISTRO={distro} source {PACKAGE_DIR.parent / 'env.sh'} && env")
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=clean)
+    assert done.returncode == 0, done.stderr
     assert f"FASTDDS_DEFAULT_PROFILES_FILE={profile}" in done.stdout
-    assert f"FASTRTPS_DEFAULT_PROFILES_FILE={profile}" in done.stdout
+    assert (f"FASTRTPS_DEFAULT_PROFILES_FILE={profile}" in done.stdout) == (distro == "jazzy")
