@@ -6,7 +6,7 @@ ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 ROS_DISTRO ?= kilted
 export ROS_DISTRO
 
-.PHONY: help setup demo test lint bench parity clean
+.PHONY: help setup demo test lint bench parity gpu-check clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -29,6 +29,9 @@ bench: setup  ## per-stage timings on INPUT=... (default: ../shared/data/woman_h
 
 parity: setup  ## TFLite vs torch vs ONNX Runtime parity and latency report
 	@source $(ROOT)/env.sh && python $(ROOT)/benchmarks/parity_report.py --variant all
+
+gpu-check:  ## NVIDIA GPU machines only: GPU tests, engines built twice, bench per backend and precision, one table
+	@bash $(ROOT)/scripts/gpu_check.sh $(INPUT)
 
 clean:  ## remove build products (keeps the model cache)
 	rm -rf $(ROOT)/build $(ROOT)/install $(ROOT)/log $(ROOT)/.venv \

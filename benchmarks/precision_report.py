@@ -94,6 +94,24 @@ def run_variant(pipeline, frames: list[tuple[str, np.ndarray]]) -> tuple[list[di
     return hands, network_ms
 
 
+def landmarks_on_fp32_crops(pipelines: dict, frames: list[tuple[str, np.ndarray]]) -> dict[str, dict[str, float]]:
+    """The landmark network alone: every variant fed the same crops (FP32 detector ROIs); distance percentiles."""
+    from hand_recon_ros.pipeline.roi import palm_to_roi
+
+    detector = pipelines["fp32"].palm
+    rois = [[palm_to_roi(p) for p in detector.detect(rgb, 0.5)] for _, rgb in frames]
+    outputs = {label: [p.landmarks.estimate(rgb, r) for (_, rgb), r in zip(frames, rois)]
+               for label, p in pipelines.items()}
+    table = {}
+    for label, per_frame in outputs.items():
+        dists = [np.linalg.norm(a.keypoints_2d - b.keypoints_2d, axis=1)
+                 for frame_a, frame_b in zip(per_frame, outputs["fp32"]) for a, b in zip(frame_a, frame_b)]
+        flat = np.concatenate(dists) if dists else np.zeros(1)
+        table[label] = {"crops": len(dists), "p50_px": float(np.percentile(flat, 50)),
+                        "p95_px": float(np.percentile(flat, 95)), "max_px": float(flat.max())}
+    return table
+
+
 def compare(reference: list[dict], other: list[dict], names: list[str]) -> dict[str, float]:
     """Same hands (sides) per frame, and the landmark distance percentiles over paired hands."""
     same = sum(set(r) == set(o) for r, o in zip(reference, other))
@@ -131,6 +149,7 @@ def main() -> int:
                 hands[label] = found
                 times[label] += ms
         elapsed = time.monotonic() - start
+        alone = landmarks_on_fp32_crops(pipelines, frames)
     fp32_ms = float(np.median(times["fp32"]))
     print(f"cpu: {cpu_model()}; {len(frames)} frames ({len(frames) - sum(n.startswith('video') for n, _ in frames)} "
           f"photos + video), INT8 calibrated on {n_calib} other video frames; {elapsed:.0f} s")
@@ -144,6 +163,11 @@ def main() -> int:
         report["variants"][label] = c
         print(f"{label:<15}{c['frames_same_hands']:>7}/{c['frames']:<4}{c['hands_paired']:>9}{c['p50_px']:>9.2f}"
               f"{c['p95_px']:>9.2f}{c['max_px']:>9.2f}{med:>9.1f}{med / fp32_ms:>8.2f}x")
+    report["landmarks_on_fp32_crops"] = alone
+    print("landmark network alone, same FP32 detector crops:")
+    for label, c in alone.items():
+        print(f"  {label:<15}{c['crops']:>5} crops  p50 {c['p50_px']:.2f}  p95 {c['p95_px']:.2f}  "
+              f"max {c['max_px']:.2f} px")
     for label, c in report["variants"].items():
         for line in c["differing_frames"]:
             print(f"  {label}: other hands on {line}")

@@ -155,9 +155,11 @@ def test_gpu_tensorrt_buffer_providers(conv_onnx, tmp_path, buffers):
 
 
 @needs_trt
-def test_gpu_tensorrt_int8_with_calibration_folder(conv_onnx, tmp_path):
+def test_gpu_tensorrt_int8_with_calibration_folder(tmp_path):
     import cv2
+    from test_precision_graphs import _write_deep_conv_model  # deeper than the convs INT8 keeps FP32
 
+    conv_onnx = _write_deep_conv_model(tmp_path / "conv.onnx")
     calib = tmp_path / "calib"
     calib.mkdir()
     for i in range(8):
@@ -166,6 +168,8 @@ def test_gpu_tensorrt_int8_with_calibration_folder(conv_onnx, tmp_path):
                         cache_dir=str(tmp_path)) as backend:
         out = backend.run({"image": _x(2)})["out"]
     assert out.shape == (2, 4) and np.isfinite(out).all()
+    reference = _cpu_reference(conv_onnx, _x(2))["out"]
+    assert np.corrcoef(out.ravel(), reference.ravel())[0, 1] > 0.9  # INT8 tracks FP32
     graphs = list(tmp_path.glob("conv.int8.*.onnx"))
     assert graphs, "INT8 Q/DQ graph not cached"
     assert any(n.op_type == "QuantizeLinear" for n in onnx.load(str(graphs[0])).graph.node)
