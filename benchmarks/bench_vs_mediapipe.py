@@ -45,6 +45,7 @@ MODES = ("static", "tracking")
 NODE_DOMAIN_ID = 131  # this project's benchmark/test range for this work: 130-139
 NODE_STARTUP_TIMEOUT_S = 180.0
 NODE_WARMUP_S = 3.0
+LIFTER_REPEAT = 300  # back-to-back lifter calls per mode and solver
 NODE_FRAME_ID = "camera_optical_frame"
 CDR_HEADER_BYTES = 4  # CDR encapsulation header before the first field (header.stamp.sec)
 
@@ -79,6 +80,37 @@ def run_mediapipe(python: str, image: Path, frames: int, warmup: int) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"MediaPipe run failed ({python}):\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def lifter_alone_ms(pipeline: Any, rgb: np.ndarray, mode: str, repeat: int) -> dict[str, float]:
+    """Median ms of the pipeline's 3D lifter alone, called back to back on this frame's detections (hot caches,
+    no network in between), with the compiled and with the numpy solver."""
+    from hand_recon_ros.pipeline import solver_kernels
+
+    pipeline.update(mode="image" if mode == "static" else "video")
+    pipeline.reset()
+    captured: list[tuple[tuple, dict]] = []
+    lift = pipeline.lifter.lift
+    pipeline.lifter.lift = lambda *a, **k: (captured.append((a, k)), lift(*a, **k))[1]
+    try:
+        for _ in range(3):
+            pipeline.process(rgb)
+    finally:
+        pipeline.lifter.lift = lift
+    args, kwargs = captured[-1]
+    out = {}
+    for name, on in (("compiled", True), ("numpy", False)):
+        previous = solver_kernels.set_enabled(on)
+        try:
+            times = []
+            for _ in range(repeat):
+                t = time.perf_counter()
+                lift(*args, **kwargs)
+                times.append((time.perf_counter() - t) * 1000.0)
+        finally:
+            solver_kernels.set_enabled(previous)
+        out[name] = float(np.median(times))
+    return out
 
 
 def run_ours(pipeline: Any, rgb: np.ndarray, mode: str, frames: int, warmup: int,
@@ -257,6 +289,7 @@ def main() -> int:  # noqa: C901, PLR0915 - one linear report
         if photos:
             proposals["ms"] += proposals_times(pipelines[default], photos, 1)["ms"]
         print(f"round {round_index + 1}/{args.rounds} done", file=sys.stderr)
+    lifter_alone = {mode: lifter_alone_ms(pipelines[default], rgb, mode, LIFTER_REPEAT) for mode in MODES}
     for pipeline in pipelines.values():
         pipeline.close()
     node = None
@@ -314,6 +347,9 @@ def main() -> int:  # noqa: C901, PLR0915 - one linear report
     lift_n = [stage_medians["numpy-solver"][m].get("lift", float("nan")) for m in MODES]
     print(f"\n   3D lift, two hands: compiled {lift_c[0]:.2f} (image) / {lift_c[1]:.2f} (video) ms, numpy "
           f"{lift_n[0]:.2f} / {lift_n[1]:.2f} ms, ratio {lift_c[0] / lift_n[0]:.2f} / {lift_c[1] / lift_n[1]:.2f}")
+    print(f"   the lifter alone, back to back on this frame's detections: compiled "
+          f"{lifter_alone['static']['compiled']:.2f} / {lifter_alone['tracking']['compiled']:.2f} ms, numpy "
+          f"{lifter_alone['static']['numpy']:.2f} / {lifter_alone['tracking']['numpy']:.2f} ms (image / video)")
     if proposals["ms"]:
         print(f"\n5. ROI proposals ({default}): median {np.median(proposals['ms']):.1f} ms, p95 "
               f"{np.percentile(proposals['ms'], 95):.1f} ms over {len(proposals['ms'])} frames of "
@@ -335,7 +371,7 @@ def main() -> int:  # noqa: C901, PLR0915 - one linear report
         args.json.write_text(json.dumps({
             "cpu": cpu_description(), "medians_ms": medians, "p95_ms": p95, "stages_ms": stage_medians,
             "bare_ms": bare_medians, "bare_ms_by_mode": bare_by_mode, "ratios": ratios,
-            "proposals_ms": proposals["ms"], "node": node,
+            "proposals_ms": proposals["ms"], "node": node, "lifter_alone_ms": lifter_alone,
             "details": details}, indent=2))
     return 0
 
