@@ -13,7 +13,9 @@ all of them):
   3. our total against MediaPipe 0.10.14 (static_image_mode = our image mode; tracking = video mode) as ratios;
   4. our total against our bare network time (image: palm + landmarks; video: landmarks), as a ratio;
   5. ROI proposals on the InterHand2.6M photos (frames where the palm detector leaves a hand missing);
-  6. the node overhead: image → HandArray p50 over real DDS at --node-rate Hz minus the node's own pipeline p50.
+  6. the node overhead: image → HandArray p50 over real DDS at --node-rate Hz minus the node's own pipeline p50,
+     with the frames published as messages (the stamp then includes rclpy's serialisation of the 1.8 MB Image in
+     this Python publisher) and pre-serialized (only the stamp patched in: the node's and the transport's part).
 Times are wall-clock per process() call (decode excluded: every system gets the decoded RGB frame).
 """
 
@@ -22,9 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import struct
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +45,9 @@ MODES = ("static", "tracking")
 NODE_DOMAIN_ID = 131  # this project's benchmark/test range for this work: 130-139
 NODE_STARTUP_TIMEOUT_S = 180.0
 NODE_WARMUP_S = 3.0
+LIFTER_REPEAT = 300  # back-to-back lifter calls per mode and solver
+NODE_FRAME_ID = "camera_optical_frame"
+CDR_HEADER_BYTES = 4  # CDR encapsulation header before the first field (header.stamp.sec)
 
 # Runs inside the MediaPipe venv; prints one JSON object: mode -> per-frame ms, hands found, labels.
 MP_SCRIPT = r"""
@@ -73,6 +80,37 @@ def run_mediapipe(python: str, image: Path, frames: int, warmup: int) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"MediaPipe run failed ({python}):\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def lifter_alone_ms(pipeline: Any, rgb: np.ndarray, mode: str, repeat: int) -> dict[str, float]:
+    """Median ms of the pipeline's 3D lifter alone, called back to back on this frame's detections (hot caches,
+    no network in between), with the compiled and with the numpy solver."""
+    from hand_recon_ros.pipeline import solver_kernels
+
+    pipeline.update(mode="image" if mode == "static" else "video")
+    pipeline.reset()
+    captured: list[tuple[tuple, dict]] = []
+    lift = pipeline.lifter.lift
+    pipeline.lifter.lift = lambda *a, **k: (captured.append((a, k)), lift(*a, **k))[1]
+    try:
+        for _ in range(3):
+            pipeline.process(rgb)
+    finally:
+        pipeline.lifter.lift = lift
+    args, kwargs = captured[-1]
+    out = {}
+    for name, on in (("compiled", True), ("numpy", False)):
+        previous = solver_kernels.set_enabled(on)
+        try:
+            times = []
+            for _ in range(repeat):
+                t = time.perf_counter()
+                lift(*args, **kwargs)
+                times.append((time.perf_counter() - t) * 1000.0)
+        finally:
+            solver_kernels.set_enabled(previous)
+        out[name] = float(np.median(times))
+    return out
 
 
 def run_ours(pipeline: Any, rgb: np.ndarray, mode: str, frames: int, warmup: int,
@@ -115,10 +153,33 @@ def proposals_times(pipeline: Any, photos: list[Path], repeat: int) -> dict[str,
     return {"ms": times, "frames": frames}
 
 
-def node_overhead(rgb: np.ndarray, backend: str, rate_hz: float, seconds: float) -> dict[str, float]:
-    """Image → HandArray p50 over real DDS at rate_hz, the node's own pipeline p50, and their difference (ms)."""
+def _serialized_sender(rgb: np.ndarray) -> Callable[[Any, np.ndarray, bool], None]:
+    """A bench_node_latency._send that publishes the frame pre-serialized, only its stamp patched in.
+
+    The stamp is taken just before publish, so rclpy's Python-side serialisation of a 1.8 MB Image (a Python
+    camera driver's cost, 1-2 ms here) would otherwise count as node overhead.
+    """
+    from rclpy.serialization import serialize_message
+    from test_ros_peer import make_camera_info, make_image_msg
+
+    buffer = bytearray(serialize_message(make_image_msg(rgb, 0.0, NODE_FRAME_ID)))
+
+    def send(peer: Any, frame: np.ndarray, with_info: bool) -> None:
+        if with_info:
+            peer.info_pub.publish(make_camera_info(frame.shape[1], frame.shape[0], NODE_FRAME_ID))
+        sec, nanosec = divmod(time.time_ns(), 1_000_000_000)
+        struct.pack_into("<iI", buffer, CDR_HEADER_BYTES, sec, nanosec)  # header.stamp, right after encapsulation
+        peer.image_pub.publish(bytes(buffer))
+
+    return send
+
+
+def node_overhead(rgb: np.ndarray, backend: str, rate_hz: float, seconds: float) -> dict[str, Any]:
+    """Image → HandArray p50 over real DDS at rate_hz, the node's own pipeline p50, and their difference (ms),
+    with the frames published as messages (rclpy serialises them) and pre-serialized (the node's part only)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hand_recon_ros" / "test"))
+    import bench_node_latency
     from bench_node_latency import _phase
     from test_ros_peer import Peer, start_node, stop_node
 
@@ -133,12 +194,20 @@ def node_overhead(rgb: np.ndarray, backend: str, rate_hz: float, seconds: float)
         if not peer.hands:
             raise RuntimeError("the node never answered")
         _phase(peer, rgb, rate_hz, NODE_WARMUP_S)
-        steady = _phase(peer, rgb, rate_hz, seconds)
+        results = {"message": _phase(peer, rgb, rate_hz, seconds)}
+        message_send = bench_node_latency._send
+        bench_node_latency._send = _serialized_sender(rgb)
+        try:
+            results["serialized"] = _phase(peer, rgb, rate_hz, seconds)
+        finally:
+            bench_node_latency._send = message_send
     finally:
         peer.close()
         stop_node(process)
-    steady["overhead_ms"] = steady["latency_p50_ms"] - steady["node_pipeline_p50_ms"]
-    return steady
+    for steady in results.values():
+        steady["overhead_ms"] = steady["latency_p50_ms"] - steady["node_pipeline_p50_ms"]
+        steady["inside_node_ms"] = steady["node_arrival_to_publish_p50_ms"] - steady["node_pipeline_p50_ms"]
+    return results
 
 
 def _stage_medians(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -220,6 +289,7 @@ def main() -> int:  # noqa: C901, PLR0915 - one linear report
         if photos:
             proposals["ms"] += proposals_times(pipelines[default], photos, 1)["ms"]
         print(f"round {round_index + 1}/{args.rounds} done", file=sys.stderr)
+    lifter_alone = {mode: lifter_alone_ms(pipelines[default], rgb, mode, LIFTER_REPEAT) for mode in MODES}
     for pipeline in pipelines.values():
         pipeline.close()
     node = None
@@ -277,16 +347,22 @@ def main() -> int:  # noqa: C901, PLR0915 - one linear report
     lift_n = [stage_medians["numpy-solver"][m].get("lift", float("nan")) for m in MODES]
     print(f"\n   3D lift, two hands: compiled {lift_c[0]:.2f} (image) / {lift_c[1]:.2f} (video) ms, numpy "
           f"{lift_n[0]:.2f} / {lift_n[1]:.2f} ms, ratio {lift_c[0] / lift_n[0]:.2f} / {lift_c[1] / lift_n[1]:.2f}")
+    print(f"   the lifter alone, back to back on this frame's detections: compiled "
+          f"{lifter_alone['static']['compiled']:.2f} / {lifter_alone['tracking']['compiled']:.2f} ms, numpy "
+          f"{lifter_alone['static']['numpy']:.2f} / {lifter_alone['tracking']['numpy']:.2f} ms (image / video)")
     if proposals["ms"]:
         print(f"\n5. ROI proposals ({default}): median {np.median(proposals['ms']):.1f} ms, p95 "
               f"{np.percentile(proposals['ms'], 95):.1f} ms over {len(proposals['ms'])} frames of "
               f"{args.proposal_photos.name} that ran them; vs bare landmarks x{len(rois)}: "
               f"{np.median(proposals['ms']) / bare_medians[default]['landmarks']:.1f}x")
     if node is not None:
-        print(f"\n6. node ({default}, {args.node_rate:.0f} Hz, real DDS, {w}x{h} rgb8): image -> HandArray p50 "
-              f"{node['latency_p50_ms']:.1f} ms (p95 {node['latency_p95_ms']:.1f}), node pipeline p50 "
-              f"{node['node_pipeline_p50_ms']:.1f} ms, overhead {node['overhead_ms']:.1f} ms; "
-              f"processed {node['processed']}/{node['sent']}, hands/frame {node['hands_per_frame']:.2f}")
+        print(f"\n6. node ({default}, {args.node_rate:.0f} Hz, real DDS, {w}x{h} rgb8)")
+        for kind, r in node.items():
+            how = "published as a message" if kind == "message" else "published pre-serialized"
+            print(f"   {how:<26}: image -> HandArray p50 {r['latency_p50_ms']:.1f} ms (p95 "
+                  f"{r['latency_p95_ms']:.1f}), node pipeline p50 {r['node_pipeline_p50_ms']:.1f} ms, overhead "
+                  f"{r['overhead_ms']:.1f} ms ({r['inside_node_ms']:.1f} inside the node); processed "
+                  f"{r['processed']}/{r['sent']}, hands/frame {r['hands_per_frame']:.2f}")
     for mode in MODES:
         print(f"hands found [{mode}]: MediaPipe {details['mediapipe'][mode]['labels']} (mirrored-image labels), "
               + ", ".join(f"{name} {details[name][mode]['hands']}" for name in pipelines))
@@ -295,7 +371,7 @@ def main() -> int:  # noqa: C901, PLR0915 - one linear report
         args.json.write_text(json.dumps({
             "cpu": cpu_description(), "medians_ms": medians, "p95_ms": p95, "stages_ms": stage_medians,
             "bare_ms": bare_medians, "bare_ms_by_mode": bare_by_mode, "ratios": ratios,
-            "proposals_ms": proposals["ms"], "node": node,
+            "proposals_ms": proposals["ms"], "node": node, "lifter_alone_ms": lifter_alone,
             "details": details}, indent=2))
     return 0
 

@@ -149,3 +149,16 @@ def test_pipeline_3d_matches_numpy_on_the_shared_photos(shared_data_dir, model_p
     finally:
         pipeline.close()
     assert compared >= 4
+
+
+def test_a_kernel_that_fails_to_compile_falls_back_to_numpy(restore_kernels, monkeypatch, caplog):
+    def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - stands in for a numba compile error
+        raise RuntimeError("LLVM said no")
+
+    monkeypatch.setattr(sk, "pose", broken)
+    with caplog.at_level("WARNING", logger="hand_recon_ros.pipeline.solver_kernels"):
+        assert sk.warm() is False
+    assert not sk.enabled()
+    assert "compiled kernels failed (RuntimeError: LLVM said no); using the numpy solver" in caplog.text
+    scene = rf.synthetic_scene(np.random.default_rng(1), INTR)
+    assert len(rf.refine(scene.observations, INTR)) == 2  # the numpy solver runs

@@ -113,7 +113,9 @@ class LiteRTBackend(Backend):
 
         self._interpreter_class = Interpreter
         if not self.tflite_path.is_file():
-            raise BackendError(f"{self.name}: no TFLite file for {self.model_path.name}: expected {self.tflite_path}")
+            raise BackendError(f"{self.name}: no TFLite file for {self.model_path.name}: expected {self.tflite_path} "
+                               "(litert runs the original .tflite; for an ONNX file without one choose backend "
+                               "onnxruntime-cpu)")
         interpreter, _, _ = self._make_interpreter(None)
         in_details, out_details = interpreter.get_input_details(), interpreter.get_output_details()
         self._native_batch = int(in_details[0]["shape"][0])

@@ -480,17 +480,23 @@ def inverse_kinematics(joints_hand: np.ndarray, limits: np.ndarray) -> np.ndarra
 
 
 def warm() -> bool:
-    """Compile every kernel (or load it from the on-disk cache) on a tiny two-hand problem; False without numba."""
-    if numba is None:
+    """Compile every kernel (or load it from the on-disk cache) on a tiny two-hand problem.
+
+    Returns whether the kernels are in use. Without numba, or when compiling fails (logged once, with the
+    reason), the kernels are switched off and the numpy solver is used.
+    """
+    global _enabled
+    if numba is None or not _enabled:
         return False
     from hand_recon_ros.pipeline import refinement
     from hand_recon_ros.pipeline.types import CameraIntrinsics
 
     intrinsics = CameraIntrinsics.assumed(640, 480)
-    previous = set_enabled(True)
     try:
         scene = refinement.synthetic_scene(np.random.default_rng(0), intrinsics, gap_m=0.03)
         refinement.refine(scene.observations, intrinsics)
-    finally:
-        set_enabled(previous)
+    except Exception as exc:  # noqa: BLE001 - any numba/LLVM failure: fall back to the numpy solver
+        _enabled = False
+        _LOG.warning("3D solver: compiled kernels failed (%s: %s); using the numpy solver", type(exc).__name__, exc)
+        return False
     return True
