@@ -348,12 +348,13 @@ class HandReconNode(Node):
         if self._closed:
             return
         self._closed = True
-        if not self._worker.stop(WORKER_STOP_TIMEOUT_S):
-            self.get_logger().warning("worker did not stop in time")
+        worker_stopped = self._worker.stop(WORKER_STOP_TIMEOUT_S)
+        if not worker_stopped:
+            self.get_logger().warning("worker did not stop in time; the pipeline is left open for it")
         if not self._visual_worker.stop(WORKER_STOP_TIMEOUT_S):
             self.get_logger().warning("visuals worker did not stop in time")
         close_pipeline = getattr(self._pipeline, "close", None)
-        if close_pipeline is not None:
+        if close_pipeline is not None and worker_stopped:
             try:
                 close_pipeline()
             except Exception as exc:  # noqa: BLE001 - shutdown goes on; the failure is logged
