@@ -116,14 +116,15 @@ class HandReconLifecycleNode(HandReconCore, LifecycleNode):
     def _release_all(self) -> None:
         """Undo activate and configure, whatever has been done of them."""
         self._destroy_inputs()
-        self._stop_workers()
+        worker_stopped = self._stop_workers()
         if self._outputs_created:
             tf_publisher = getattr(getattr(self._tf, "_broadcaster", None), "pub_tf", None)
             if tf_publisher is not None:
                 self.destroy_publisher(tf_publisher)
             self._destroy_outputs(self.destroy_lifecycle_publisher)
             self._outputs_created = False
-        self._release_pipeline()
+        if worker_stopped:  # else the worker still runs a frame on it: leave it open rather than crash it
+            self._release_pipeline()
 
     def close(self) -> None:
         """Release everything and destroy the node. Idempotent."""

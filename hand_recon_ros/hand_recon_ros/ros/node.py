@@ -53,9 +53,9 @@ class HandReconNode(HandReconCore, Node):
         if self._closed:
             return
         self._closed = True
-        self._stop_workers()
+        worker_stopped = self._stop_workers()
         close_pipeline = getattr(self._pipeline, "close", None)
-        if close_pipeline is not None:
+        if close_pipeline is not None and worker_stopped:
             try:
                 close_pipeline()
             except Exception as exc:  # noqa: BLE001 - shutdown goes on; the failure is logged

@@ -197,12 +197,17 @@ class HandReconCore:
         self._worker.start()
         self._visual_worker.start()
 
-    def _stop_workers(self) -> None:
-        """Stop both threads, each finishing the item it is on; warn when one does not stop in time."""
+    def _stop_workers(self) -> bool:
+        """Stop both threads, each finishing the item it is on; warn when one does not stop in time. Returns
+        False when the inference worker is still running (then the pipeline must be left open for it)."""
+        stopped = {"worker": True, "visuals worker": True}
         for label, worker in (("worker", self._worker), ("visuals worker", self._visual_worker)):
             if worker is not None and not worker.stop(WORKER_STOP_TIMEOUT_S):
-                self.get_logger().warning(f"{label} did not stop in time")
+                stopped[label] = False
+                suffix = "; the pipeline is left open for it" if label == "worker" else ""
+                self.get_logger().warning(f"{label} did not stop in time{suffix}")
         self._worker = self._visual_worker = None
+        return stopped["worker"]
 
     def _listening_message(self) -> str:
         """One line naming the input and output topics."""
