@@ -351,3 +351,26 @@ def test_compressed_transport_and_undecodable_data() -> None:
         code, output = stop_node(process)
     assert code == 0, output
     assert "/cam/compressed (compressed)" in output
+
+
+def test_a_sigint_while_the_node_is_built_is_a_clean_exit() -> None:
+    """rclpy's SIGINT handler shuts the context down; the half-built node's next rcl call fails: exit 0."""
+    import rclpy
+
+    from hand_recon_ros.ros.node import build_and_spin
+
+    def interrupted() -> object:
+        rclpy.shutdown()  # what rclpy does on SIGINT, before Python sees the signal
+        raise RuntimeError("Failed to create publisher: rcl node's context is invalid")
+
+    def broken() -> object:
+        raise RuntimeError("a real fault")
+
+    rclpy.init(domain_id=170)
+    assert build_and_spin(interrupted) == 0
+    rclpy.init(domain_id=170)
+    try:
+        with pytest.raises(RuntimeError, match="a real fault"):  # with the context alive it is a fault
+            build_and_spin(broken)
+    finally:
+        rclpy.try_shutdown()

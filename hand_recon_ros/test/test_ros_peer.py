@@ -122,7 +122,11 @@ def run_fake_node(argv: list[str]) -> int:
     def build() -> HandReconNode:
         if delay_s > 0:  # a slow start-up (like loading real models), announced so a test can interrupt it
             print(STARTING_BANNER, flush=True)
-            time.sleep(delay_s)
+            # short sleeps, like model loading's Python code: a SIGINT that the kernel hands to another thread
+            # (DDS threads exist by now) is then seen within 0.1 s, not after one long sleep
+            until = time.monotonic() + delay_s
+            while time.monotonic() < until:
+                time.sleep(0.1)
         return HandReconNode(pipeline=FakePipeline())
 
     rclpy.init(args=argv)

@@ -107,6 +107,12 @@ def build_and_spin(factory: Callable[[], HandReconNode]) -> int:
         node = factory()
     except KeyboardInterrupt:
         return _interrupted_during_start_up()
+    except Exception:
+        # A SIGINT while the node is being built lets rclpy shut the context down first; the next rcl call (a
+        # create_publisher, say) then fails with "context is invalid": that is the Ctrl-C, not a fault.
+        if not rclpy.ok():
+            return _interrupted_during_start_up()
+        raise
     return spin_until_shutdown(node)
 
 
