@@ -110,7 +110,8 @@ def test_rgb_to_image_fields_round_trip(rgb: np.ndarray) -> None:
 def test_message_objects_are_accepted(rgb: np.ndarray) -> None:
     import sensor_msgs.msg as sensor_msgs  # ROS messages are required: never skipped
 
-    from hand_recon_ros.io.image_conversion import image_msg_to_rgb, rgb_to_image_msg
+    from hand_recon_ros.io.image_conversion import image_msg_to_rgb
+    from hand_recon_ros.ros.image_message import rgb_to_image_msg
 
     msg = rgb_to_image_msg(rgb)
     assert isinstance(msg, sensor_msgs.Image)

@@ -21,7 +21,6 @@ from hand_recon_ros.io.image_conversion import (
     ImageConversionError,
     compressed_msg_to_rgb,
     image_msg_to_rgb,
-    rgb_to_image_msg,
 )
 from hand_recon_ros.io.overlay import draw_overlay
 from hand_recon_ros.pipeline.depth_fusion import DepthError
@@ -32,6 +31,7 @@ from hand_recon_ros.ros.depth_pairing import DepthPairer
 from hand_recon_ros.ros.diagnostics import NodeStats, to_diagnostic_array
 from hand_recon_ros.ros.frame_slot import FrameWorker, LatestFrameSlot
 from hand_recon_ros.ros.image_cdr import image_from_serialized
+from hand_recon_ros.ros.image_message import rgb_to_image_msg
 from hand_recon_ros.ros.markers import HandMarkerBuilder
 from hand_recon_ros.ros.message_conversion import frame_result_to_hand_array, read_camera_info
 from hand_recon_ros.ros.parameters import (
