@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from hand_recon_ros.cli import main
-from hand_recon_ros.io.interhand import write_synthetic_interhand
+from hand_recon_ros.evaluation.interhand import write_synthetic_interhand
 from hand_recon_ros.models import hand_kinematics as hk
 
 EXIT_USAGE = 2

@@ -24,8 +24,8 @@ from hand_recon_ros.commands.precision_args import add_precision_arguments, prec
 from hand_recon_ros.engines.base import BackendError
 from hand_recon_ros.engines.registry import DEFAULT_BACKEND
 from hand_recon_ros.evaluation import hand_scores as em
+from hand_recon_ros.evaluation.interhand import InterHandFormatError, InterHandSample, load_interhand
 from hand_recon_ros.evaluation.metrics import HandEval, TwoHandEvaluator, format_table
-from hand_recon_ros.io.interhand import InterHandFormatError, InterHandSample, load_interhand
 from hand_recon_ros.models.model_files import ModelFileError
 from hand_recon_ros.pipeline.types import CameraIntrinsics, HandDetection
 
