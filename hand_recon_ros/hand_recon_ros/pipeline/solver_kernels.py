@@ -483,13 +483,13 @@ def warm() -> bool:
     """Compile every kernel (or load it from the on-disk cache) on a tiny two-hand problem; False without numba."""
     if numba is None:
         return False
-    from hand_recon_ros.pipeline import refinement
+    from hand_recon_ros.pipeline import refinement, synthetic_scenes
     from hand_recon_ros.pipeline.types import CameraIntrinsics
 
     intrinsics = CameraIntrinsics.assumed(640, 480)
     previous = set_enabled(True)
     try:
-        scene = refinement.synthetic_scene(np.random.default_rng(0), intrinsics, gap_m=0.03)
+        scene = synthetic_scenes.synthetic_scene(np.random.default_rng(0), intrinsics, gap_m=0.03)
         refinement.refine(scene.observations, intrinsics)
     finally:
         set_enabled(previous)
