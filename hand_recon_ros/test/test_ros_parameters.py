@@ -59,7 +59,7 @@ def test_defaults_are_valid_and_live_set_matches_the_pipeline() -> None:
 def test_pipeline_settings_build_a_valid_config() -> None:
     values = {s.name: s.default for s in PARAMETERS}
     settings = pipeline_settings(values, PipelineConfig.field_names())
-    assert settings["cache_dir"] is None and settings["mano_dir"] is None
+    assert settings["models_dir"] is None and settings["mano_dir"] is None
     assert "precision" not in settings or "precision" in PipelineConfig.field_names()
     PipelineConfig(**settings).validate()
     for field in ("backend", "model_variant", "max_hands", "mesh", "smoothing", "mirrored", "intra_op_threads"):

@@ -90,7 +90,7 @@ def build_options(args: argparse.Namespace, network: str) -> dict[str, Any]:
     from hand_recon_ros.pipeline.hand_pipeline import backend_options
 
     config = PipelineConfig(backend=args.backend, model_variant=args.variant,
-                            cache_dir=None if args.cache_dir is None else str(args.cache_dir),
+                            models_dir=None if args.cache_dir is None else str(args.cache_dir),
                             max_hands=args.max_hands, precision=args.precision,
                             calib_dir=None if args.calib_dir is None else str(args.calib_dir))
     config.validate()

@@ -58,7 +58,7 @@ def _pipeline_detector(args: argparse.Namespace) -> Detector:
     from hand_recon_ros.pipeline.config import PipelineConfig
     from hand_recon_ros.pipeline.hand_pipeline import HandPipeline
 
-    config = PipelineConfig(backend=args.backend, model_variant=args.variant, cache_dir=args.models_dir,
+    config = PipelineConfig(backend=args.backend, model_variant=args.variant, models_dir=args.models_dir,
                             mode="image", refine_3d=False, intra_op_threads=args.threads,
                             roi_proposals=getattr(args, "roi_proposals", True),
                             precision=args.precision, calib_dir=args.calib_dir,

@@ -100,7 +100,7 @@ def build_pipeline(args: argparse.Namespace, mesh: bool = False) -> Any:
     """HandPipeline from the shared options (ValueError/RuntimeError subclasses name the problem)."""
     from hand_recon_ros.pipeline.hand_pipeline import HandPipeline, backend_options
 
-    config = PipelineConfig(backend=args.backend, model_variant=args.variant, cache_dir=args.models_dir,
+    config = PipelineConfig(backend=args.backend, model_variant=args.variant, models_dir=args.models_dir,
                             max_hands=args.max_hands, mirrored=args.mirrored, mesh=mesh,
                             intra_op_threads=args.threads, mode=args.mode or "image",
                             roi_proposals=getattr(args, "roi_proposals", True),

@@ -348,7 +348,7 @@ class HandReconCore:
         from hand_recon_ros.models.model_files import ModelFileError, cached_models
 
         try:
-            cached_models(config.model_variant, config.cache_dir)
+            cached_models(config.model_variant, config.models_dir)
         except ModelFileError as exc:
             raise ModelFileError(f"{exc}, or set the parameter fetch_models:=true to let the node fetch them") from exc
 

@@ -46,7 +46,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("model_variant", "full", "Palm/landmark model size.", choices=("full", "lite"),
               pipeline_field="model_variant"),
     ParamSpec("engine_cache_dir", "", "Folder for models and built engines ('' = the default cache).",
-              pipeline_field="cache_dir"),
+              pipeline_field="models_dir"),
     ParamSpec("fetch_models", False, "Allow downloading and converting missing model files at start-up (needs "
               "PyPI); false: missing files are an error naming 'hand-recon models fetch'."),
     ParamSpec("mano_dir", "", "Folder holding the MANO model files ('' = no MANO layer).",
@@ -203,7 +203,7 @@ def pipeline_settings(values: dict[str, Any], available_fields: tuple[str, ...])
         if spec.pipeline_field is None or spec.pipeline_field not in available_fields or spec.name not in values:
             continue
         value = values[spec.name]
-        if spec.pipeline_field in ("cache_dir", "mano_dir", "calib_dir", "learned_model") and value == "":
+        if spec.pipeline_field in ("models_dir", "mano_dir", "calib_dir", "learned_model") and value == "":
             value = None
         settings[spec.pipeline_field] = value
     return settings
