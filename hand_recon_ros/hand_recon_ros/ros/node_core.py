@@ -38,6 +38,7 @@ from hand_recon_ros.ros.parameters import (
     PARAMETERS_BY_NAME,
     ParameterValueError,
     declare_parameters,
+    deprecation_warnings,
     pipeline_settings,
     validate_value,
 )
@@ -99,6 +100,8 @@ class HandReconCore:
     def _init_core(self, pipeline: Any | None) -> None:
         """Declare and validate the parameters (ParameterValueError on a bad one) and set up the shared state."""
         self._params = declare_parameters(self)
+        for warning in deprecation_warnings(self._params):
+            self.get_logger().warning(warning)
         # filter, grasp signals, wrist poses, joint states; a retargeting config that cannot load fails here
         self._teleop = TeleopOutputs(self, self._params)
         self._stats = NodeStats(self._params["no_image_timeout_s"])
