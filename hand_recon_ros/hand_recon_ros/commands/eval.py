@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from hand_recon_ros.commands.cache_args import add_engine_cache_dir_argument, add_models_dir_argument
 from hand_recon_ros.commands.precision_args import add_precision_arguments, precision_problem
 from hand_recon_ros.engines.base import BackendError
 from hand_recon_ros.engines.registry import DEFAULT_BACKEND
@@ -42,7 +43,8 @@ def register(subparsers: Any) -> None:
                         help="where the landmark crops come from (default: the palm detector)")
     parser.add_argument("--backend", default=DEFAULT_BACKEND, help="inference backend (default %(default)s)")
     parser.add_argument("--variant", choices=("full", "lite"), default="full", help="model variant")
-    parser.add_argument("--models-dir", default=None, help="model cache directory")
+    add_models_dir_argument(parser)
+    add_engine_cache_dir_argument(parser)
     parser.add_argument("--threads", type=int, default=0, help="inference threads (0 = runtime default)")
     add_precision_arguments(parser)
     parser.add_argument("--no-roi-proposals", dest="roi_proposals", action="store_false",
@@ -59,6 +61,7 @@ def _pipeline_detector(args: argparse.Namespace) -> Detector:
     from hand_recon_ros.pipeline.hand_pipeline import HandPipeline
 
     config = PipelineConfig(backend=args.backend, model_variant=args.variant, models_dir=args.models_dir,
+                            engine_cache_dir=getattr(args, "engine_cache_dir", None),
                             mode="image", refine_3d=False, intra_op_threads=args.threads,
                             roi_proposals=getattr(args, "roi_proposals", True),
                             precision=args.precision, calib_dir=args.calib_dir,
