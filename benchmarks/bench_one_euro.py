@@ -25,6 +25,7 @@ import numpy as np
 
 from hand_recon_ros.commands.bench import cpu_description
 from hand_recon_ros.pipeline import refinement as rf
+from hand_recon_ros.pipeline import synthetic_scenes
 from hand_recon_ros.pipeline.grasp_signals import GraspTracker
 from hand_recon_ros.pipeline.one_euro_filter import OneEuroFilter, OneEuroSettings
 from hand_recon_ros.pipeline.types import CameraIntrinsics, FrameResult, HandDetection, RotatedRect
@@ -79,8 +80,8 @@ def smoothing_lag(smoothing: float) -> dict[str, float]:
     from hand_recon_ros.pipeline.config import PipelineConfig
     from hand_recon_ros.pipeline.refine_lift import RefinementLifter
 
-    scene = rf.synthetic_scene(np.random.default_rng(7), INTRINSICS, noise_px=0.0, world_noise_m=0.0,
-                               world_scale_error=0.0, relative_depth_noise_px=0.0, depth_m=0.6)
+    scene = synthetic_scenes.synthetic_scene(np.random.default_rng(7), INTRINSICS, noise_px=0.0, world_noise_m=0.0,
+                                             world_scale_error=0.0, relative_depth_noise_px=0.0, depth_m=0.6)
     obs = next(o for o in scene.observations if o.side == "right")
     depth = float(scene.truth[[o.side for o in scene.observations].index("right")][0, 2])
     px_per_m = INTRINSICS.fx / depth

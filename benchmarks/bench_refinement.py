@@ -3,7 +3,7 @@
 Usage: python benchmarks/bench_refinement.py [--frames N] [--json] [--accuracy]
 Scenes are project-generated two-hand poses (apart, and touching so the non-penetration term is active);
 reports median and p95 wall time and median CPU time per frame in milliseconds. The video-mode lifter runs on
-synthetic two-hand videos (``refinement.synthetic_sequence``, 20 frames each, 0.3 m/s, 1 rad/s), so tracked
+synthetic two-hand videos (``synthetic_scenes.synthetic_sequence``, 20 frames each, 0.3 m/s, 1 rad/s), so tracked
 hands start from their previous fit. ``--accuracy`` also prints, on the same scenes (2 px keypoint noise, 6 mm
 world-landmark noise, ±10 % world scale, ±8 % true hand size), the initial placement's and the refined hands'
 errors, penetration, limit violations and bone-length drift, and on the videos the tracking modes' errors and
@@ -22,6 +22,7 @@ import numpy as np
 from hand_recon_ros.models import hand_kinematics as hk
 from hand_recon_ros.models.open_hand_mesh import posed_mesh
 from hand_recon_ros.pipeline import refinement as rf
+from hand_recon_ros.pipeline import synthetic_scenes
 from hand_recon_ros.pipeline.refine_lift import RefinementLifter
 from hand_recon_ros.pipeline.types import CameraIntrinsics, HandDetection, RotatedRect
 
@@ -31,7 +32,7 @@ GAPS_M = {"apart": 0.14, "touching": 0.035}
 FLATTENED_WORLD_DEPTH_SCALE = 0.5
 
 
-def _detections(scene: rf.SyntheticScene) -> list[HandDetection]:
+def _detections(scene: synthetic_scenes.SyntheticScene) -> list[HandDetection]:
     """Pipeline-style detections carrying the scene's noisy observations."""
     return [HandDetection(side=o.side, score=0.9, side_score=0.9, keypoints_2d=o.keypoints_px.astype(np.float32),
                           keypoints_z=(np.zeros(21) if o.keypoints_z is None else o.keypoints_z).astype(np.float32),
@@ -54,7 +55,7 @@ def _time(fn: object, items: list) -> dict[str, float]:
             "cpu_median_ms": float(np.median(cpu))}
 
 
-def accuracy(scenes: list[rf.SyntheticScene], relative_depth: bool = True) -> dict[str, float]:
+def accuracy(scenes: list[synthetic_scenes.SyntheticScene], relative_depth: bool = True) -> dict[str, float]:
     """Mean errors before/after refinement (mm, px), penetration (mm), limit violations, bone drift (mm).
 
     relative_depth False drops the observations' keypoints_z (the solver without the relative-depth prior).
@@ -85,7 +86,7 @@ def accuracy(scenes: list[rf.SyntheticScene], relative_depth: bool = True) -> di
     return out
 
 
-def tracking_accuracy(sequences: list[list[rf.SyntheticScene]], config: dict) -> dict[str, float]:
+def tracking_accuracy(sequences: list[list[synthetic_scenes.SyntheticScene]], config: dict) -> dict[str, float]:
     """Root-relative MPJPE, wrist error and jitter (joint second difference minus the truth's), mm, over videos."""
     errors, wrists, jitter = [], [], []
     for sequence in sequences:
@@ -124,11 +125,11 @@ def main() -> None:
     rng = np.random.default_rng(0)
     report = {}
     for name, gap in GAPS_M.items():
-        scenes = [rf.synthetic_scene(rng, INTRINSICS, gap_m=gap) for _ in range(args.frames)]
-        sequences = [rf.synthetic_sequence(rng, INTRINSICS, SEQUENCE_FRAMES, gap_m=gap)
+        scenes = [synthetic_scenes.synthetic_scene(rng, INTRINSICS, gap_m=gap) for _ in range(args.frames)]
+        sequences = [synthetic_scenes.synthetic_sequence(rng, INTRINSICS, SEQUENCE_FRAMES, gap_m=gap)
                      for _ in range(max(args.frames // SEQUENCE_FRAMES, 1))]
 
-        def refine_and_mesh(scene: rf.SyntheticScene) -> None:
+        def refine_and_mesh(scene: synthetic_scenes.SyntheticScene) -> None:
             for fit, obs in zip(rf.refine(scene.observations, INTRINSICS), scene.observations):
                 posed_mesh(fit.rotation, fit.translation, fit.angles, obs.bone_lengths, obs.side, fit.palm_spread)
 
@@ -154,8 +155,9 @@ def main() -> None:
                 report[name][f"accuracy, videos, {label}"] = tracking_accuracy(sequences, config)
             report[name]["accuracy, no relative depth"] = accuracy(scenes, relative_depth=False)
     if args.accuracy:
-        flat = [rf.synthetic_scene(rng, INTRINSICS, gap_m=GAPS_M["apart"],
-                                   world_depth_scale=FLATTENED_WORLD_DEPTH_SCALE) for _ in range(args.frames)]
+        flat = [synthetic_scenes.synthetic_scene(rng, INTRINSICS, gap_m=GAPS_M["apart"],
+                                                 world_depth_scale=FLATTENED_WORLD_DEPTH_SCALE)
+                for _ in range(args.frames)]
         report["flattened world"] = {"accuracy": accuracy(flat),
                                      "accuracy, no relative depth": accuracy(flat, relative_depth=False)}
     if args.json:

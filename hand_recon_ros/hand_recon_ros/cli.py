@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    for message in getattr(args, "deprecation_warnings", None) or []:  # deprecated option names (cache_args)
+        logging.getLogger("hand_recon_ros.cli").warning("%s", message)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -11,7 +11,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from hand_recon_ros.io.bag_reader import BagError, iter_bag_images, list_image_topics
-from hand_recon_ros.ros.image_conversion import ImageConversionError
+from hand_recon_ros.io.image_conversion import ImageConversionError
 
 TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)
 Image = TYPESTORE.types["sensor_msgs/msg/Image"]

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from hand_recon_ros.cli import main
+from hand_recon_ros.evaluation.interhand import load_interhand
 from hand_recon_ros.io.image_source import iter_video, read_image
-from hand_recon_ros.io.interhand import load_interhand
 from hand_recon_ros.pipeline.depth_fusion import SURFACE_OFFSET_M
 
 CONSTANT_DEPTH_M = 0.7

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hand_recon_ros.models import hand_kinematics as hk
-from hand_recon_ros.pipeline import refinement
+from hand_recon_ros.pipeline import refinement, synthetic_scenes
 from hand_recon_ros.pipeline.depth_fusion import (
     MIN_DEPTH_JOINTS,
     SURFACE_OFFSET_M,
@@ -107,7 +107,7 @@ def test_joint_depths_keep_the_hand_and_drop_the_background_holes_and_outliers()
 
 
 def test_all_nan_depth_is_exactly_the_monocular_solve() -> None:
-    scene = refinement.synthetic_scene(np.random.default_rng(4), INTR)
+    scene = synthetic_scenes.synthetic_scene(np.random.default_rng(4), INTR)
     mono = refinement.refine(scene.observations, INTR)
     nan = refinement.refine([dataclasses.replace(o, depth_m=np.full(21, np.nan)) for o in scene.observations], INTR)
     for a, b in zip(mono, nan):

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from hand_recon_ros.commands.eval import evaluate, make_lifters
-from hand_recon_ros.io.interhand import InterHandFormatError, load_interhand, write_synthetic_interhand
+from hand_recon_ros.evaluation import hand_scores as em
+from hand_recon_ros.evaluation.evaluate import evaluate, make_lifters
+from hand_recon_ros.evaluation.interhand import InterHandFormatError, load_interhand, write_synthetic_interhand
 from hand_recon_ros.models import hand_kinematics as hk
-from hand_recon_ros.pipeline import eval_metrics as em
 from hand_recon_ros.pipeline.types import HandDetection, RotatedRect
 
 FOCAL = (1200.0, 1210.0)

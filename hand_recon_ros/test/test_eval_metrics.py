@@ -78,8 +78,8 @@ def test_eval_report_prints_both_conventions(tmp_path) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from test_eval import _synthetic_set
 
-    from hand_recon_ros.commands.eval import evaluate, format_summary, make_lifters
-    from hand_recon_ros.io.interhand import load_interhand
+    from hand_recon_ros.evaluation.evaluate import evaluate, format_summary, make_lifters
+    from hand_recon_ros.evaluation.interhand import load_interhand
     from hand_recon_ros.pipeline.types import HandDetection, RotatedRect
 
     rng = np.random.default_rng(5)

@@ -7,8 +7,8 @@ import pytest
 from rclpy.serialization import serialize_message
 from sensor_msgs.msg import Image
 
+from hand_recon_ros.io.image_conversion import image_msg_to_rgb
 from hand_recon_ros.ros.image_cdr import CdrFormatError, image_from_serialized, parse_image_cdr
-from hand_recon_ros.ros.image_conversion import image_msg_to_rgb
 
 
 def _image(frame_id: str, encoding: str, height: int = 5, width: int = 7, channels: int = 3) -> Image:

@@ -1,4 +1,4 @@
-"""ros.image_conversion: every supported encoding against an OpenCV/numpy reference, step, endianness, refusals."""
+"""io.image_conversion: every supported encoding against an OpenCV/numpy reference, step, endianness, refusals."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hand_recon_ros.ros.image_conversion import (
+from hand_recon_ros.io.image_conversion import (
     SUPPORTED_ENCODINGS,
     ImageConversionError,
     compressed_to_rgb,
@@ -110,7 +110,8 @@ def test_rgb_to_image_fields_round_trip(rgb: np.ndarray) -> None:
 def test_message_objects_are_accepted(rgb: np.ndarray) -> None:
     import sensor_msgs.msg as sensor_msgs  # ROS messages are required: never skipped
 
-    from hand_recon_ros.ros.image_conversion import image_msg_to_rgb, rgb_to_image_msg
+    from hand_recon_ros.io.image_conversion import image_msg_to_rgb
+    from hand_recon_ros.ros.image_message import rgb_to_image_msg
 
     msg = rgb_to_image_msg(rgb)
     assert isinstance(msg, sensor_msgs.Image)
@@ -147,7 +148,7 @@ def _png_header(width: int, height: int) -> bytes:
 
 
 def test_compressed_header_sizes_are_read_without_decoding(rgb: np.ndarray) -> None:
-    from hand_recon_ros.ros.image_conversion import compressed_image_size
+    from hand_recon_ros.io.image_conversion import compressed_image_size
 
     jpeg = cv2.imencode(".jpg", rgb)[1].tobytes()
     png = cv2.imencode(".png", rgb)[1].tobytes()

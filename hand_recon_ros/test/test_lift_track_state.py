@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hand_recon_ros.models import hand_kinematics as hk
-from hand_recon_ros.pipeline import refine_lift
+from hand_recon_ros.pipeline import refine_lift, synthetic_scenes
 from hand_recon_ros.pipeline import refinement as rf
 from hand_recon_ros.pipeline.refine_lift import RefinementLifter
 from hand_recon_ros.pipeline.types import CameraIntrinsics, HandDetection, RotatedRect
@@ -18,7 +18,7 @@ def _video_lifter() -> RefinementLifter:
     return RefinementLifter(type("Cfg", (), {"mode": "video", "smoothing": 0.5})())
 
 
-def _detections(scene: rf.SyntheticScene, shift_px: float = 0.0) -> list[HandDetection]:
+def _detections(scene: synthetic_scenes.SyntheticScene, shift_px: float = 0.0) -> list[HandDetection]:
     return [HandDetection(side=o.side, score=0.9, side_score=0.9,
                           keypoints_2d=(o.keypoints_px + shift_px).astype(np.float32),
                           keypoints_z=np.zeros(21, np.float32), world_landmarks=o.world.astype(np.float32),
@@ -54,7 +54,7 @@ def _poison_first_hand(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("stamps", ["advancing", "constant", "zero"])
 def test_a_non_finite_fit_stays_with_its_hand(monkeypatch, stamps):
-    scene = rf.synthetic_scene(np.random.default_rng(21), INTR)
+    scene = synthetic_scenes.synthetic_scene(np.random.default_rng(21), INTR)
     stamp = {"advancing": lambda k: k / 30.0, "constant": lambda k: 1234.5, "zero": lambda k: 0.0}[stamps]
     lifter, reference = _video_lifter(), _video_lifter()
     for k in range(2):
@@ -75,7 +75,7 @@ def test_a_non_finite_fit_stays_with_its_hand(monkeypatch, stamps):
 
 
 def test_the_other_hand_gets_the_same_answer_as_without_the_bad_fit(monkeypatch):
-    scene = rf.synthetic_scene(np.random.default_rng(22), INTR)
+    scene = synthetic_scenes.synthetic_scene(np.random.default_rng(22), INTR)
     lifter, reference = _video_lifter(), _video_lifter()
     for one in (lifter, reference):
         one.lift(_detections(scene), INTR, 0.0)
@@ -88,7 +88,7 @@ def test_the_other_hand_gets_the_same_answer_as_without_the_bad_fit(monkeypatch)
 
 @pytest.mark.parametrize("stamp", [0.0, 42.0, None])
 def test_tracks_expire_by_the_host_clock_when_stamps_do_not_advance(stamp):
-    scene = rf.synthetic_scene(np.random.default_rng(23), INTR)
+    scene = synthetic_scenes.synthetic_scene(np.random.default_rng(23), INTR)
     clock = _FakeClock()
     lifter = _video_lifter()
     lifter._clock = clock
@@ -110,7 +110,7 @@ def test_tracks_expire_by_the_host_clock_when_stamps_do_not_advance(stamp):
 
 def test_bone_lengths_converge_within_the_first_frames():
     rng = np.random.default_rng(24)
-    scene = rf.synthetic_scene(rng, INTR)
+    scene = synthetic_scenes.synthetic_scene(rng, INTR)
     lifter = _video_lifter()
     history = []
     for k in range(3 * refine_lift.BONE_LENGTH_FRAMES):
@@ -126,7 +126,7 @@ def test_bone_lengths_converge_within_the_first_frames():
 
 
 def test_a_still_hand_keeps_its_fit_and_a_moving_one_is_solved():
-    scene = rf.synthetic_scene(np.random.default_rng(25), INTR)
+    scene = synthetic_scenes.synthetic_scene(np.random.default_rng(25), INTR)
     lifter = _video_lifter()
     first = lifter.lift(_detections(scene), INTR, 0.0)
     for k in range(1, 30):  # the same keypoints (sub-threshold jitter) for a second

@@ -136,12 +136,12 @@ def test_bad_files_named(tmp_path, mano_dir):
 
 
 def test_lifter_uses_mano_when_the_folder_has_models(mano_dir):
-    from hand_recon_ros.pipeline import refinement as rf
+    from hand_recon_ros.pipeline import synthetic_scenes
     from hand_recon_ros.pipeline.refine_lift import RefinementLifter
     from hand_recon_ros.pipeline.types import CameraIntrinsics, HandDetection, RotatedRect
 
     intr = CameraIntrinsics(600.0, 600.0, 320.0, 240.0, 640, 480)
-    scene = rf.synthetic_scene(np.random.default_rng(3), intr)
+    scene = synthetic_scenes.synthetic_scene(np.random.default_rng(3), intr)
     dets = [HandDetection(side=o.side, score=0.9, side_score=0.9, keypoints_2d=o.keypoints_px,
                           keypoints_z=np.zeros(21), world_landmarks=o.world, roi=RotatedRect(0, 0, 200, 200, 0.0))
             for o in scene.observations]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -143,18 +144,31 @@ def test_cli_fetch_quiet_and_info(
 ) -> None:
     cache = tmp_path / "cache"
     _seed_cache(cache, cached_tflite)
-    assert cli_main(["models", "fetch", "--variant", "all", "--no-convert", "--quiet", "--cache-dir", str(cache)]) == 0
+    assert cli_main(["models", "fetch", "--variant", "all", "--no-convert", "--quiet", "--models-dir", str(cache)]) == 0
     assert capsys.readouterr().out == ""
-    assert cli_main(["models", "info", "--cache-dir", str(cache)]) == 1  # ONNX files not converted yet
+    assert cli_main(["models", "info", "--models-dir", str(cache)]) == 1  # ONNX files not converted yet
     out = capsys.readouterr().out
     assert mf.TFLITE_FILES["hand_landmark_lite"].sha256 in out and "not converted yet" in out
     (cache / "palm_detection_lite.tflite").write_bytes(b"junk")
-    assert cli_main(["models", "info", "--variant", "lite", "--cache-dir", str(cache)]) == 1
+    assert cli_main(["models", "info", "--variant", "lite", "--models-dir", str(cache)]) == 1
     assert "CORRUPT" in capsys.readouterr().out
 
 
+def test_cli_cache_dir_is_a_deprecated_name_of_models_dir(
+    tmp_path: Path, cached_tflite: dict[str, Path], capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`--cache-dir DIR` still selects the model folder and logs one WARNING naming --models-dir."""
+    cache = tmp_path / "cache"
+    _seed_cache(cache, cached_tflite)
+    with caplog.at_level(logging.WARNING, logger="hand_recon_ros.cli"):
+        assert cli_main(["models", "info", "--variant", "lite", "--cache-dir", str(cache)]) == 1  # no ONNX yet
+    assert f"cache: {cache}" in capsys.readouterr().out
+    warnings = [r.getMessage() for r in caplog.records if "--cache-dir is deprecated" in r.getMessage()]
+    assert len(warnings) == 1 and "use --models-dir" in warnings[0]
+
+
 def test_cli_fetch_offline_reports_error(offline: None, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert cli_main(["models", "fetch", "--quiet", "--cache-dir", str(tmp_path / "empty")]) == 1
+    assert cli_main(["models", "fetch", "--quiet", "--models-dir", str(tmp_path / "empty")]) == 1
     err = capsys.readouterr().err
     assert "palm_detection_full.tflite" in err and "hand-recon models fetch" in err
 

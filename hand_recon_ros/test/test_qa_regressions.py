@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from hand_recon_ros.cli import main
-from hand_recon_ros.io.interhand import write_synthetic_interhand
+from hand_recon_ros.evaluation.interhand import write_synthetic_interhand
 from hand_recon_ros.models import hand_kinematics as hk
 
 EXIT_USAGE = 2
@@ -76,7 +76,7 @@ def test_models_info_names_a_corrupt_onnx_file(model_paths, tmp_path, capsys):
     for path in (model_paths.palm_tflite, model_paths.landmark_tflite, model_paths.landmark_onnx):
         shutil.copy(path, tmp_path / path.name)
     (tmp_path / model_paths.palm_onnx.name).write_bytes(b"garbage")
-    status = main(["models", "info", "--variant", "full", "--cache-dir", str(tmp_path)])
+    status = main(["models", "info", "--variant", "full", "--models-dir", str(tmp_path)])
     out = capsys.readouterr().out
     assert status == 1
     assert f"{tmp_path / model_paths.palm_onnx.name}  CORRUPT" in out

@@ -10,6 +10,7 @@ from scipy.spatial.transform import Rotation
 
 from hand_recon_ros.models import hand_kinematics as hk
 from hand_recon_ros.pipeline import refinement as rf
+from hand_recon_ros.pipeline import synthetic_scenes
 from hand_recon_ros.pipeline.camera import project, undistort_keypoints
 from hand_recon_ros.pipeline.refine_lift import DetectionError, RefinementLifter
 from hand_recon_ros.pipeline.types import CameraIntrinsics, HandDetection, RotatedRect
@@ -25,7 +26,7 @@ def test_refined_hands_closer_to_truth_than_initial_placement():
     rng = np.random.default_rng(1)
     before, after, res_before, res_after = [], [], [], []
     for _ in range(12):
-        scene = rf.synthetic_scene(rng, INTR)
+        scene = synthetic_scenes.synthetic_scene(rng, INTR)
         for fit, truth in zip(rf.refine(scene.observations, INTR), scene.truth):
             before.append(_root_relative_error_m(fit.initial_joints, truth))
             after.append(_root_relative_error_m(fit.joints, truth))
@@ -38,7 +39,7 @@ def test_refined_hands_closer_to_truth_than_initial_placement():
 
 def test_limits_hold_and_bone_lengths_stay_fixed():
     rng = np.random.default_rng(2)
-    scene = rf.synthetic_scene(rng, INTR, noise_px=6.0, world_noise_m=0.02)
+    scene = synthetic_scenes.synthetic_scene(rng, INTR, noise_px=6.0, world_noise_m=0.02)
     lengths = hk.BONE_LENGTH_PRIOR_M * 1.1
     for obs in scene.observations:
         obs.bone_lengths = lengths
@@ -48,10 +49,10 @@ def test_limits_hold_and_bone_lengths_stay_fixed():
         np.testing.assert_allclose(hk.bone_lengths_of(fit.joints), lengths, atol=1e-9)
 
 
-def _interpenetrating_scene(rng: np.random.Generator) -> rf.SyntheticScene:
+def _interpenetrating_scene(rng: np.random.Generator) -> synthetic_scenes.SyntheticScene:
     """Truth hands that do not touch, observed so that the initial placement makes them interpenetrate."""
     while True:
-        scene = rf.synthetic_scene(rng, INTR, gap_m=0.035)
+        scene = synthetic_scenes.synthetic_scene(rng, INTR, gap_m=0.035)
         if rf.penetration_depths(*scene.truth).max() == 0.0:
             fits = rf.refine(scene.observations, INTR, rf.RefineSettings(iterations=0))
             if rf.penetration_depths(fits[0].initial_joints, fits[1].initial_joints).max() > 0.003:
@@ -82,7 +83,7 @@ def test_segment_distances_match_brute_force():
 
 def test_bad_observation_named():
     rng = np.random.default_rng(5)
-    scene = rf.synthetic_scene(rng, INTR)
+    scene = synthetic_scenes.synthetic_scene(rng, INTR)
     scene.observations[1].keypoints_px = np.zeros((20, 2))
     with pytest.raises(rf.RefinementError, match="hand 1: keypoints_px"):
         rf.refine(scene.observations, INTR)
@@ -99,7 +100,7 @@ def test_undistort_round_trip():
     np.testing.assert_array_equal(undistort_keypoints(distorted.reshape(-1, 2), INTR), distorted.reshape(-1, 2))
 
 
-def _detections(scene: rf.SyntheticScene, track_ids: tuple[int, int] = (0, 1)) -> list[HandDetection]:
+def _detections(scene: synthetic_scenes.SyntheticScene, track_ids: tuple[int, int] = (0, 1)) -> list[HandDetection]:
     dets = []
     for obs, tid in zip(scene.observations, track_ids):
         dets.append(HandDetection(
@@ -111,7 +112,7 @@ def _detections(scene: rf.SyntheticScene, track_ids: tuple[int, int] = (0, 1)) -
 
 def test_lifter_outputs_metric_hands_and_meshes():
     rng = np.random.default_rng(7)
-    scene = rf.synthetic_scene(rng, INTR)
+    scene = synthetic_scenes.synthetic_scene(rng, INTR)
     lifter = RefinementLifter(None)
     results = lifter.lift(_detections(scene), INTR, 0.0, want_mesh=True)
     assert [r.side for r in results] == ["left", "right"]
@@ -131,7 +132,7 @@ def test_lifter_outputs_metric_hands_and_meshes():
 
 def test_video_mode_smooths_and_adapts_bone_lengths():
     rng = np.random.default_rng(8)
-    scene = rf.synthetic_scene(rng, INTR, noise_px=0.5)
+    scene = synthetic_scenes.synthetic_scene(rng, INTR, noise_px=0.5)
 
     class Cfg:
         mode, smoothing = "video", 1.0
@@ -175,7 +176,7 @@ def test_pipeline_with_refinement_on_a_real_photo(woman_hands_path, model_paths)
 
 def test_analytic_joint_jacobian_matches_finite_differences():
     rng = np.random.default_rng(9)
-    scene = rf.synthetic_scene(rng, INTR)
+    scene = synthetic_scenes.synthetic_scene(rng, INTR)
     batch, x, r_ref, _ = rf.initialise(scene.observations, INTR)
     x[:, rf.SPREAD] = 0.1
     x[:, rf.ANGLES:] += rng.normal(0.0, 0.2, x[:, rf.ANGLES:].shape)  # off the limits' edges, any pose
@@ -211,7 +212,7 @@ def test_relative_depth_prior_recovers_shape_when_world_landmarks_are_flattened(
     rng = np.random.default_rng(11)
     with_prior, without = [], []
     for _ in range(15):
-        scene = rf.synthetic_scene(rng, INTR, world_depth_scale=0.3)
+        scene = synthetic_scenes.synthetic_scene(rng, INTR, world_depth_scale=0.3)
         plain = [rf.HandObservation(o.side, o.keypoints_px, o.confidence, o.world) for o in scene.observations]
         for fit, bare, truth in zip(rf.refine(scene.observations, INTR), rf.refine(plain, INTR), scene.truth):
             with_prior.append(_root_relative_error_m(fit.joints, truth))
@@ -221,7 +222,7 @@ def test_relative_depth_prior_recovers_shape_when_world_landmarks_are_flattened(
 
 def test_lifter_passes_relative_depth_only_when_present():
     rng = np.random.default_rng(12)
-    scene = rf.synthetic_scene(rng, INTR, world_depth_scale=0.3)
+    scene = synthetic_scenes.synthetic_scene(rng, INTR, world_depth_scale=0.3)
     dets = _detections(scene)
     for det, obs in zip(dets, scene.observations):
         det.keypoints_z = obs.keypoints_z.astype(np.float32)
@@ -243,7 +244,7 @@ def test_wrist_poses_batch_matches_single_and_flags_degenerate_hands():
     from hand_recon_ros.pipeline.wrist_pose import wrist_pose, wrist_poses
 
     rng = np.random.default_rng(13)
-    scene = rf.synthetic_scene(rng, INTR)
+    scene = synthetic_scenes.synthetic_scene(rng, INTR)
     degenerate = np.zeros((21, 3))
     poses = wrist_poses([scene.truth[0], degenerate, scene.truth[1]], ["left", "right", "right"])
     for (position, quat), joints, side in zip([poses[0], poses[2]], scene.truth, ["left", "right"]):
@@ -259,7 +260,7 @@ def test_wrist_poses_batch_matches_single_and_flags_degenerate_hands():
         np.testing.assert_allclose(Rotation.from_quat(quat).as_matrix(), wrist_frame(joints, side), atol=1e-9)
 
 
-def _sequence_errors(lifter: RefinementLifter, sequence: list[rf.SyntheticScene]) -> tuple[float, float]:
+def _sequence_errors(lifter: RefinementLifter, sequence: list[synthetic_scenes.SyntheticScene]) -> tuple[float, float]:
     """Mean root-relative error and mean joint jitter (second difference minus the truth's), metres."""
     joints, errors, jitter = [], [], []
     for k, scene in enumerate(sequence):
@@ -275,7 +276,7 @@ def _sequence_errors(lifter: RefinementLifter, sequence: list[rf.SyntheticScene]
 
 
 def test_synthetic_sequence_moves_smoothly_and_keeps_hands_apart():
-    sequence = rf.synthetic_sequence(np.random.default_rng(3), INTR, 20, speed_m_s=0.3)
+    sequence = synthetic_scenes.synthetic_sequence(np.random.default_rng(3), INTR, 20, speed_m_s=0.3)
     assert len(sequence) == 20 and all(len(s.truth) == 2 for s in sequence)
     steps = [np.linalg.norm(b.truth[0][0] - a.truth[0][0]) for a, b in zip(sequence, sequence[1:])]
     np.testing.assert_allclose(steps, 0.3 / 30.0, rtol=1e-6)  # the wrist moves at the requested speed
@@ -286,7 +287,7 @@ def test_synthetic_sequence_moves_smoothly_and_keeps_hands_apart():
 
 def test_warm_start_in_video_mode_is_smoother_and_no_less_accurate():
     rng = np.random.default_rng(11)
-    sequences = [rf.synthetic_sequence(rng, INTR, 20) for _ in range(3)]
+    sequences = [synthetic_scenes.synthetic_sequence(rng, INTR, 20) for _ in range(3)]
 
     def config(warm: bool) -> object:
         return type("Cfg", (), {"mode": "video", "smoothing": 0.5, "warm_start": warm})()
@@ -300,7 +301,7 @@ def test_warm_start_in_video_mode_is_smoother_and_no_less_accurate():
 
 
 def test_warm_start_is_the_solvers_starting_point():
-    scene = rf.synthetic_scene(np.random.default_rng(12), INTR)
+    scene = synthetic_scenes.synthetic_scene(np.random.default_rng(12), INTR)
     first = rf.refine(scene.observations, INTR)
     warm = [replace(o, warm_start=f) for o, f in zip(scene.observations, first)]
     fits = rf.refine(warm, INTR, rf.RefineSettings(warm_iterations=0))

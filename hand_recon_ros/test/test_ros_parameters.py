@@ -12,6 +12,7 @@ from hand_recon_ros.ros.parameters import (
     PARAMETERS,
     PARAMETERS_BY_NAME,
     ParameterValueError,
+    deprecation_warnings,
     descriptor,
     pipeline_settings,
     validate_value,
@@ -59,11 +60,72 @@ def test_defaults_are_valid_and_live_set_matches_the_pipeline() -> None:
 def test_pipeline_settings_build_a_valid_config() -> None:
     values = {s.name: s.default for s in PARAMETERS}
     settings = pipeline_settings(values, PipelineConfig.field_names())
-    assert settings["cache_dir"] is None and settings["mano_dir"] is None
+    assert settings["models_dir"] is None and settings["mano_dir"] is None
     assert "precision" not in settings or "precision" in PipelineConfig.field_names()
     PipelineConfig(**settings).validate()
     for field in ("backend", "model_variant", "max_hands", "mesh", "smoothing", "mirrored", "intra_op_threads"):
         assert field in settings
+
+
+def test_models_dir_and_engine_cache_dir_each_reach_their_own_field(tmp_path: Path) -> None:
+    """models_dir holds the model files, engine_cache_dir only the engines; neither use is deprecated."""
+    values = {s.name: s.default for s in PARAMETERS}
+    values.update(models_dir=str(tmp_path / "models"), engine_cache_dir=str(tmp_path / "engines"))
+    settings = pipeline_settings(values, PipelineConfig.field_names())
+    assert (settings["models_dir"], settings["engine_cache_dir"]) == (str(tmp_path / "models"),
+                                                                      str(tmp_path / "engines"))
+    assert deprecation_warnings(values) == []
+    values.update(engine_cache_dir="")
+    settings = pipeline_settings(values, PipelineConfig.field_names())
+    assert (settings["models_dir"], settings["engine_cache_dir"]) == (str(tmp_path / "models"), None)
+    PipelineConfig(**settings).validate()
+
+
+def test_engine_cache_dir_alone_is_still_the_model_folder_with_one_warning(tmp_path: Path) -> None:
+    """The deprecated use (engine_cache_dir without models_dir) keeps its old meaning and says how to move on."""
+    values = {s.name: s.default for s in PARAMETERS}
+    values.update(engine_cache_dir=str(tmp_path))
+    settings = pipeline_settings(values, PipelineConfig.field_names())
+    assert (settings["models_dir"], settings["engine_cache_dir"]) == (str(tmp_path), None)
+    PipelineConfig(**settings).validate()
+    warnings = deprecation_warnings(values)
+    assert len(warnings) == 1 and str(tmp_path) in warnings[0] and "set models_dir" in warnings[0]
+
+
+def test_node_reads_models_from_the_deprecated_engine_cache_dir_and_warns_once(tmp_path: Path) -> None:
+    """A real node started with engine_cache_dir alone logs one deprecation WARNING and looks for its models there."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    env = dict(os.environ, ROS_DOMAIN_ID=str(210 + os.getpid() % 5))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hand_recon_ros.ros.node", "--ros-args", "-p", f"engine_cache_dir:={tmp_path}"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 90.0
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any("could not load the hand pipeline" in line or "pipeline ready" in line for line in list(lines)):
+                break
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=5)
+    output = "".join(lines)
+    assert sum("without models_dir is read as the model folder" in line for line in lines) == 1, output
+    assert f"model files missing or not verified in {tmp_path}" in output, output
 
 
 def test_descriptors_carry_ranges_and_read_only() -> None:

@@ -17,8 +17,8 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
+from hand_recon_ros.io.image_conversion import image_msg_to_rgb  # noqa: E402
 from hand_recon_ros.ros.camera_publisher import SourceError, camera_info_topic_for, iter_source_frames  # noqa: E402
-from hand_recon_ros.ros.image_conversion import image_msg_to_rgb  # noqa: E402
 
 DOMAIN_ID = 72 + os.getpid() % 30  # 72..101
 RUN_TIMEOUT_S = 60.0

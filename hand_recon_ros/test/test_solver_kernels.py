@@ -15,6 +15,7 @@ import pytest
 
 from hand_recon_ros.pipeline import refinement as rf
 from hand_recon_ros.pipeline import solver_kernels as sk
+from hand_recon_ros.pipeline import synthetic_scenes
 from hand_recon_ros.pipeline.types import CameraIntrinsics
 
 INTR = CameraIntrinsics(600.0, 600.0, 320.0, 240.0, 640, 480)
@@ -56,7 +57,7 @@ def test_kernels_are_on_by_default_with_numba():
 @pytest.mark.parametrize("gap_m", GAPS_M)
 def test_refine_matches_numpy_on_synthetic_scenes(gap_m):
     rng = np.random.default_rng(int(gap_m * 1000))
-    scenes = [rf.synthetic_scene(rng, INTR, gap_m=gap_m) for _ in range(SCENES_PER_GAP)]
+    scenes = [synthetic_scenes.synthetic_scene(rng, INTR, gap_m=gap_m) for _ in range(SCENES_PER_GAP)]
     reference, compiled = _both(lambda: [rf.refine(s.observations, INTR) for s in scenes])
     for a, b in zip(reference, compiled):
         assert _max_joint_difference_m(a, b) < PARITY_TOL_M
@@ -66,7 +67,7 @@ def test_refine_matches_numpy_on_synthetic_scenes(gap_m):
 
 
 def test_video_mode_with_warm_start_and_smoothness_matches_numpy():
-    scenes = rf.synthetic_sequence(np.random.default_rng(3), INTR, VIDEO_FRAMES, gap_m=0.04)
+    scenes = synthetic_scenes.synthetic_sequence(np.random.default_rng(3), INTR, VIDEO_FRAMES, gap_m=0.04)
     settings = rf.RefineSettings(temporal_sigma_m=0.01)
 
     def track() -> list[list[rf.HandFit]]:
@@ -85,7 +86,7 @@ def test_video_mode_with_warm_start_and_smoothness_matches_numpy():
 
 
 def test_each_kernel_matches_its_numpy_block():
-    scene = rf.synthetic_scene(np.random.default_rng(11), INTR, gap_m=0.03)
+    scene = synthetic_scenes.synthetic_scene(np.random.default_rng(11), INTR, gap_m=0.03)
     (batch_a, x_a, r_a, j_a), (batch_b, x_b, r_b, j_b) = _both(lambda: rf.initialise(scene.observations, INTR))
     np.testing.assert_allclose(batch_b.world, batch_a.world, atol=1e-12)
     np.testing.assert_allclose(batch_b.rotations, batch_a.rotations, atol=1e-10)

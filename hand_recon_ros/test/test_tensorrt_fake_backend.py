@@ -164,7 +164,10 @@ def model_copy(tmp_path, model_paths) -> Path:
     return folder
 
 
-def test_a_prebuilt_engine_is_found_by_the_node_settings(fake_trt, model_copy, monkeypatch, capsys):
+@pytest.mark.parametrize("folders", ["engines_beside_models", "engine_cache_dir"])
+def test_a_prebuilt_engine_is_found_by_the_node_settings(fake_trt, model_copy, monkeypatch, capsys, folders):
+    """build-engine and the node agree on the engine file: engines/ beside the models (the deprecated
+    engine_cache_dir-alone setting), or a separate engine_cache_dir (--engine-cache-dir = the parameter)."""
     from hand_recon_ros.cli import main as cli_main
     from hand_recon_ros.engines import cuda_buffers
     from hand_recon_ros.pipeline.config import PipelineConfig
@@ -174,21 +177,30 @@ def test_a_prebuilt_engine_is_found_by_the_node_settings(fake_trt, model_copy, m
     monkeypatch.setattr(cuda_buffers, "cuda_unavailable_reason", lambda: None)  # the stand-in "GPU" is there
     monkeypatch.setattr(ek, "live_device_identity", lambda device_id=0, buffers="auto":
                         ek.device_identity_of(fake.FakeDeviceBuffers(device_id)))
-    assert cli_main(["build-engine", "--cache-dir", str(model_copy)]) == 0
+    engines = model_copy.parent / "engines_elsewhere"
+    if folders == "engine_cache_dir":
+        cli_folders = ["--models-dir", str(model_copy), "--engine-cache-dir", str(engines)]
+        node_folders = {"models_dir": str(model_copy), "engine_cache_dir": str(engines)}
+    else:
+        cli_folders = ["--models-dir", str(model_copy)]
+        node_folders = {"engine_cache_dir": str(model_copy)}  # deprecated: the model folder, engines beside
+    assert cli_main(["build-engine", *cli_folders]) == 0
     built = capsys.readouterr().out
     assert "palm: built" in built and "landmark: built" in built
-    assert cli_main(["build-engine", "--cache-dir", str(model_copy), "--print-key"]) == 0
+    assert cli_main(["build-engine", *cli_folders, "--print-key"]) == 0
     keys = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
     builds = fake.Builder._builds
-    # The node: its parameter defaults, backend tensorrt, the same model folder.
+    # The node: its parameter defaults, backend tensorrt, the same folders.
     values = {spec.name: spec.default for spec in PARAMETERS}
-    values.update(backend="tensorrt", engine_cache_dir=str(model_copy), refine_3d=False)
+    values.update(backend="tensorrt", refine_3d=False, **node_folders)
     config = PipelineConfig(**pipeline_settings(values, PipelineConfig.field_names()))
     pipeline = HandPipeline(config)
     try:
         for backend, label in ((pipeline.palm.backend, "palm"), (pipeline.landmarks.backend, "landmark")):
             assert backend.built is False, f"{label}: the node built instead of loading the prebuilt engine"
             assert keys[label] == f"key {backend.engine_path.name.split('.')[-2]} engine {backend.engine_path}"
+            expected = engines if folders == "engine_cache_dir" else model_copy / "engines"
+            assert backend.engine_path.parent == expected, backend.engine_path
     finally:
         pipeline.close()
     assert fake.Builder._builds == builds

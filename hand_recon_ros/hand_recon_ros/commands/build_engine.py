@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hand_recon_ros.commands.cache_args import add_engine_cache_dir_argument, add_models_dir_argument
 from hand_recon_ros.commands.precision_args import add_precision_arguments, precision_problem
 from hand_recon_ros.engines.base import BackendError, BackendUnavailableError
 from hand_recon_ros.engines.engine_cache import DEFAULT_WORKSPACE_MB
@@ -47,8 +48,10 @@ def register(subparsers: Any) -> None:
                         help=f"builder workspace limit in MiB (default: {DEFAULT_WORKSPACE_MB}, as the node uses)")
     parser.add_argument("--print-key", action="store_true",
                         help="print each network's engine key and file name, build nothing")
-    parser.add_argument("--cache-dir", type=Path, default=None,
-                        help="model cache folder (engines go to its engines/ subfolder)")
+    add_models_dir_argument(parser, deprecated_cache_dir=True,
+                            help_text="folder of the model files (engines go to its engines/ subfolder unless "
+                                      "--engine-cache-dir is given)")
+    add_engine_cache_dir_argument(parser)
     parser.add_argument("--variant", choices=("full", "lite"), default="full", help="model variant (default: full)")
     parser.add_argument("--rebuild", action="store_true", help="build even when a matching engine is cached")
     parser.add_argument("--model", type=Path, default=None, metavar="MODEL.onnx",
@@ -90,7 +93,7 @@ def build_options(args: argparse.Namespace, network: str) -> dict[str, Any]:
     from hand_recon_ros.pipeline.hand_pipeline import backend_options
 
     config = PipelineConfig(backend=args.backend, model_variant=args.variant,
-                            cache_dir=None if args.cache_dir is None else str(args.cache_dir),
+                            models_dir=args.models_dir, engine_cache_dir=args.engine_cache_dir,
                             max_hands=args.max_hands, precision=args.precision,
                             calib_dir=None if args.calib_dir is None else str(args.calib_dir))
     config.validate()
@@ -146,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         networks = [("learned", "learned", args.model)]
     else:
         try:
-            paths = ensure_models(args.variant, args.cache_dir, quiet=False)
+            paths = ensure_models(args.variant, args.models_dir, quiet=False)
         except (ModelFileError, ValueError) as exc:
             print(f"build-engine: {exc}", file=sys.stderr)
             return EXIT_FAILED

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from hand_recon_ros.commands.cache_args import add_models_dir_argument
 from hand_recon_ros.models import model_files as mf
 
 VARIANT_CHOICES: tuple[str, ...] = (*mf.VARIANTS, "all")
@@ -26,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ):
         sub = actions.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--variant", choices=VARIANT_CHOICES, default="all" if name == "info" else "full")
-        sub.add_argument("--cache-dir", type=Path, default=None, help="model cache directory (overrides the env var)")
+        add_models_dir_argument(sub, deprecated_cache_dir=True,
+                                help_text="folder of the model files (overrides the env var)")
         if name == "fetch":
             sub.add_argument("--quiet", action="store_true", help="print nothing when all is cached and valid")
             sub.add_argument("--no-convert", action="store_true", help="only fetch and verify the TFLite files")
@@ -50,7 +52,7 @@ def _run(args: argparse.Namespace) -> int:
 def _fetch(args: argparse.Namespace) -> int:
     try:
         for variant in _variants(args.variant):
-            paths = mf.ensure_models(variant, cache_dir=args.cache_dir, convert=not args.no_convert, quiet=args.quiet)
+            paths = mf.ensure_models(variant, cache_dir=args.models_dir, convert=not args.no_convert, quiet=args.quiet)
             if not args.quiet:
                 print(f"[{variant}]")
                 for label, path in _labelled(paths):
@@ -71,7 +73,7 @@ def _labelled(paths: mf.ModelPaths) -> list[tuple[str, Path]]:
 
 
 def _info(args: argparse.Namespace) -> int:
-    cache = mf.model_cache_dir(args.cache_dir)
+    cache = mf.model_cache_dir(args.models_dir)
     print(f"cache: {cache}  (source: {mf.MEDIAPIPE_REQUIREMENT} wheel, Apache-2.0)")
     missing = 0
     for variant in _variants(args.variant):

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hand_recon_ros.commands.cache_args import add_engine_cache_dir_argument, add_models_dir_argument
 from hand_recon_ros.commands.precision_args import add_precision_arguments, precision_problem
 from hand_recon_ros.engines.base import BackendError, BackendUnavailableError
 from hand_recon_ros.engines.registry import canonical_backend_name
@@ -42,7 +43,8 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=0, help="inference threads (0 = runtime default)")
     parser.add_argument("--no-roi-proposals", dest="roi_proposals", action="store_false",
                         help="do not search ROI proposals for hands the palm detector misses (faster, fewer hands)")
-    parser.add_argument("--models-dir", default=None, help="model cache directory (default: the user cache)")
+    add_models_dir_argument(parser)
+    add_engine_cache_dir_argument(parser)
     parser.add_argument("--palm-onnx", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--landmark-onnx", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--topic", default=None, help="image topic to read from rosbag2 inputs")
@@ -100,7 +102,8 @@ def build_pipeline(args: argparse.Namespace, mesh: bool = False) -> Any:
     """HandPipeline from the shared options (ValueError/RuntimeError subclasses name the problem)."""
     from hand_recon_ros.pipeline.hand_pipeline import HandPipeline, backend_options
 
-    config = PipelineConfig(backend=args.backend, model_variant=args.variant, cache_dir=args.models_dir,
+    config = PipelineConfig(backend=args.backend, model_variant=args.variant, models_dir=args.models_dir,
+                            engine_cache_dir=getattr(args, "engine_cache_dir", None),
                             max_hands=args.max_hands, mirrored=args.mirrored, mesh=mesh,
                             intra_op_threads=args.threads, mode=args.mode or "image",
                             roi_proposals=getattr(args, "roi_proposals", True),

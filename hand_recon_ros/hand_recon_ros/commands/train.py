@@ -54,16 +54,12 @@ def _device(name: str | None) -> str:
 
 def train_command(args: argparse.Namespace) -> int:
     """Parse the config, train, report the last step and checkpoint."""
+    from hand_recon_ros.network.config import NetworkConfigError
     from hand_recon_ros.training.checkpoint_io import CheckpointError
     from hand_recon_ros.training.config import load_config, resolve_config_path
     from hand_recon_ros.training.config_schema import ConfigError
     from hand_recon_ros.training.records import DataError
     from hand_recon_ros.training.trainer import train
-
-    try:
-        from hand_recon_ros.network.config import NetworkConfigError
-    except ImportError:  # the network package not built yet: no network-config errors to map
-        NetworkConfigError = ConfigError  # noqa: N806
 
     try:
         if args.max_steps is not None and args.max_steps < 1:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hand_recon_ros.pipeline.eval_metrics import similarity_align
+from hand_recon_ros.evaluation.hand_scores import similarity_align
 from hand_recon_ros.skeleton import MIDDLE_MCP, WRIST
 
 MM_PER_M = 1000.0

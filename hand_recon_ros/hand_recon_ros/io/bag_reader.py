@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from hand_recon_ros.ros.image_conversion import compressed_msg_to_rgb, image_msg_to_rgb
+from hand_recon_ros.io.image_conversion import compressed_msg_to_rgb, image_msg_to_rgb
 
 IMAGE_MSGTYPES: tuple[str, ...] = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 
@@ -55,7 +55,7 @@ def iter_bag_images(path: str | Path, topic: str | None = None) -> Iterator[BagI
     """
     from rosbags.highlevel import AnyReader
 
-    from hand_recon_ros.ros.image_conversion import ImageConversionError
+    from hand_recon_ros.io.image_conversion import ImageConversionError
 
     bag = Path(path)
     if not bag.exists():

@@ -200,7 +200,7 @@ def _cache_lock(cache_dir: Path) -> Iterator[None]:
     except OSError as exc:
         raise ModelFileError(
             f"cannot write to the model cache {cache_dir} ({exc}); make it writable, "
-            f"or set ${CACHE_ENV_VAR} / pass --cache-dir to a writable directory"
+            f"or set ${CACHE_ENV_VAR} / pass --models-dir to a writable directory"
         ) from exc
     with fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
@@ -216,7 +216,7 @@ def _make_cache_dir(cache_dir: Path) -> Path:
     except OSError as exc:
         raise ModelFileError(
             f"cannot create the model cache directory {cache_dir} ({exc}); "
-            f"set ${CACHE_ENV_VAR} or pass --cache-dir to a writable directory"
+            f"set ${CACHE_ENV_VAR} or pass --models-dir to a writable directory"
         ) from exc
     return cache_dir
 
@@ -428,7 +428,7 @@ def cached_models(variant: str = "full", cache_dir: str | Path | None = None) ->
         raise ModelFileError(
             f"model files missing or not verified in {cache}: {', '.join(missing)}. Fix: run "
             f"'hand-recon models fetch --variant {variant}"
-            + (f" --cache-dir {cache}'" if cache_dir not in (None, "") else "'")
+            + (f" --models-dir {cache}'" if cache_dir not in (None, "") else "'")
             + " once (needs access to PyPI)"
         )
     return paths

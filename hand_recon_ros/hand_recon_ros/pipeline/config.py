@@ -28,7 +28,7 @@ class PipelineConfig:
 
     backend: str = "litert"
     model_variant: str = "full"
-    cache_dir: str | None = None
+    models_dir: str | None = None  # model files (None: $HAND_RECON_CACHE_DIR, else ~/.cache/hand_recon_ros)
     max_hands: int = 2
     min_detection_score: float = 0.5
     min_presence_score: float = 0.5

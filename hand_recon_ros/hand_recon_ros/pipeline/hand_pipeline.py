@@ -142,7 +142,7 @@ class HandPipeline:
             from hand_recon_ros.engines.registry import create_backend
             from hand_recon_ros.models.model_files import ensure_models
 
-            paths = ensure_models(self.config.model_variant, self.config.cache_dir)
+            paths = ensure_models(self.config.model_variant, self.config.models_dir)
             palm_backend = palm_backend or create_backend(
                 self.config.backend, paths.palm_onnx, **backend_options(self.config, "palm"))
             landmark_backend = landmark_backend or create_backend(

@@ -488,12 +488,12 @@ def warm() -> bool:
     global _enabled
     if numba is None or not _enabled:
         return False
-    from hand_recon_ros.pipeline import refinement
+    from hand_recon_ros.pipeline import refinement, synthetic_scenes
     from hand_recon_ros.pipeline.types import CameraIntrinsics
 
     intrinsics = CameraIntrinsics.assumed(640, 480)
     try:
-        scene = refinement.synthetic_scene(np.random.default_rng(0), intrinsics, gap_m=0.03)
+        scene = synthetic_scenes.synthetic_scene(np.random.default_rng(0), intrinsics, gap_m=0.03)
         refinement.refine(scene.observations, intrinsics)
     except Exception as exc:  # noqa: BLE001 - any numba/LLVM failure: fall back to the numpy solver
         _enabled = False

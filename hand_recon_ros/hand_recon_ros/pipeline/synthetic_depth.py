@@ -15,6 +15,7 @@ import numpy as np
 from hand_recon_ros.models import hand_kinematics as hk
 from hand_recon_ros.models.open_hand_mesh import posed_mesh
 from hand_recon_ros.pipeline import refinement
+from hand_recon_ros.pipeline import synthetic_scenes as scenes
 from hand_recon_ros.pipeline.types import CameraIntrinsics
 
 # Sensor model (RealSense D4xx-like): depth noise sigma = base + quadratic · z² (metres).
@@ -101,7 +102,7 @@ class RgbdScene:
     16UC1 depth image (millimetres) rendered from the posed hand meshes in front of a wall, and the noise-free
     render (metres) to draw more sensor frames from."""
 
-    scene: refinement.SyntheticScene
+    scene: scenes.SyntheticScene
     bone_lengths: list[np.ndarray]
     depth_mm: np.ndarray
     clean_m: np.ndarray
@@ -109,40 +110,40 @@ class RgbdScene:
     def observe_again(self, rng: np.random.Generator, intrinsics: CameraIntrinsics, noise_px: float = 2.0
                       ) -> tuple[list[refinement.HandObservation], np.ndarray]:
         """Fresh observations and a fresh 16UC1 sensor frame of the same still hands (a video of a still scene)."""
-        observations = [refinement._observe(rng, intrinsics, o.side, joints, noise_px, 0.006, 0.1, 1.0,
-                                            refinement.RELATIVE_DEPTH_SCALE_RANGE, 3.0)
+        observations = [scenes._observe(rng, intrinsics, o.side, joints, noise_px, 0.006, 0.1, 1.0,
+                                        scenes.RELATIVE_DEPTH_SCALE_RANGE, 3.0)
                         for o, joints in zip(self.scene.observations, self.scene.truth)]
         return observations, sensor_depth(self.clean_m, rng)
 
 
 def synthetic_rgbd_scene(rng: np.random.Generator, intrinsics: CameraIntrinsics, depth_m: float = 0.6,
                          size_scale: float | None = None, gap_m: float = 0.12, noise_px: float = 2.0) -> RgbdScene:
-    """Left and right hand ``depth_m`` from the camera (see ``refinement.synthetic_scene`` for the 2D/world noise)
+    """Left and right hand ``depth_m`` from the camera (see ``synthetic_scenes.synthetic_scene`` for the 2D/world noise)
     with a rendered, sensor-noised depth image; ``size_scale`` fixes both hands' size relative to the adult prior
     (None: the scene's own 0.92-1.08 spread)."""
     truth, observations, lengths_all, meshes = [], [], [], []
-    for side, rotation, wrist, angles, lengths in refinement._two_hand_poses(rng, gap_m, depth_m):
+    for side, rotation, wrist, angles, lengths in scenes._two_hand_poses(rng, gap_m, depth_m):
         if size_scale is not None:
             lengths = hk.BONE_LENGTH_PRIOR_M * size_scale
         joints = hk.pose_joints(rotation, wrist, angles, lengths, side)
         truth.append(joints)
         lengths_all.append(lengths)
-        observations.append(refinement._observe(rng, intrinsics, side, joints, noise_px, 0.006, 0.1, 1.0,
-                                                refinement.RELATIVE_DEPTH_SCALE_RANGE, 3.0))
+        observations.append(scenes._observe(rng, intrinsics, side, joints, noise_px, 0.006, 0.1, 1.0,
+                                            scenes.RELATIVE_DEPTH_SCALE_RANGE, 3.0))
         meshes.append(posed_mesh(rotation, wrist, angles, lengths, side))
     clean = render_depth(meshes, intrinsics, background_m=depth_m + BACKGROUND_BEHIND_M)
-    return RgbdScene(refinement.SyntheticScene(truth, observations), lengths_all, sensor_depth(clean, rng), clean)
+    return RgbdScene(scenes.SyntheticScene(truth, observations), lengths_all, sensor_depth(clean, rng), clean)
 
 
 def synthetic_rgbd_sequence(rng: np.random.Generator, intrinsics: CameraIntrinsics, frames: int,
                             depth_m: float = 0.6, speed_m_s: float = 0.3, turn_rad_s: float = 1.0,
                             fps: float = 30.0, size_scale: float | None = None) -> list[RgbdScene]:
-    """A two-hand RGB-D video like ``refinement.synthetic_sequence`` (wrists moving together at ``speed_m_s``,
+    """A two-hand RGB-D video like ``synthetic_scenes.synthetic_sequence`` (wrists moving together at ``speed_m_s``,
     hands turning at ``turn_rad_s``, fingers moving), each frame rendered and sensor-noised; ``size_scale`` as in
     ``synthetic_rgbd_scene``."""
     from scipy.spatial.transform import Rotation
 
-    start, end = refinement._two_hand_poses(rng, 0.14, depth_m), refinement._two_hand_poses(rng, 0.14, depth_m)
+    start, end = scenes._two_hand_poses(rng, 0.14, depth_m), scenes._two_hand_poses(rng, 0.14, depth_m)
     direction = rng.normal(0.0, 1.0, 3)
     velocity = direction / np.linalg.norm(direction) * speed_m_s / fps
     turns = []
@@ -161,10 +162,10 @@ def synthetic_rgbd_sequence(rng: np.random.Generator, intrinsics: CameraIntrinsi
             joints = hk.pose_joints(rotation, wrist, angles, lengths, side)
             truth.append(joints)
             lengths_all.append(lengths)
-            observations.append(refinement._observe(rng, intrinsics, side, joints, 2.0, 0.006, 0.1, 1.0,
-                                                    refinement.RELATIVE_DEPTH_SCALE_RANGE, 3.0))
+            observations.append(scenes._observe(rng, intrinsics, side, joints, 2.0, 0.006, 0.1, 1.0,
+                                                scenes.RELATIVE_DEPTH_SCALE_RANGE, 3.0))
             meshes.append(posed_mesh(rotation, wrist, angles, lengths, side))
         clean = render_depth(meshes, intrinsics, background_m=depth_m + BACKGROUND_BEHIND_M)
-        out.append(RgbdScene(refinement.SyntheticScene(truth, observations), lengths_all, sensor_depth(clean, rng),
+        out.append(RgbdScene(scenes.SyntheticScene(truth, observations), lengths_all, sensor_depth(clean, rng),
                              clean))
     return out

@@ -122,7 +122,7 @@ class CameraPublisher:
         """Publish one RGB frame (stamped now) and its CameraInfo; returns the Image message."""
         from std_msgs.msg import Header
 
-        from hand_recon_ros.ros.image_conversion import rgb_to_image_msg
+        from hand_recon_ros.ros.image_message import rgb_to_image_msg
 
         header = Header()
         header.stamp = self.node.get_clock().now().to_msg()

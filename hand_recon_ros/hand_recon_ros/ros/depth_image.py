@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from hand_recon_ros.io.image_conversion import MAX_IMAGE_SIDE_PX
 from hand_recon_ros.pipeline.depth_fusion import DepthError, depth_to_metres
-from hand_recon_ros.ros.image_conversion import MAX_IMAGE_SIDE_PX
 
 # Depth encodings we read: numpy dtype (little-endian) per encoding (sensor_msgs/image_encodings.hpp names).
 DEPTH_ENCODINGS: dict[str, str] = {"16UC1": "u2", "mono16": "u2", "32FC1": "f4"}

@@ -17,6 +17,11 @@ from typing import Any
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
+from hand_recon_ros.io.image_conversion import (
+    ImageConversionError,
+    compressed_msg_to_rgb,
+    image_msg_to_rgb,
+)
 from hand_recon_ros.io.overlay import draw_overlay
 from hand_recon_ros.pipeline.depth_fusion import DepthError
 from hand_recon_ros.pipeline.hand_pipeline import ImageFormatError
@@ -26,18 +31,14 @@ from hand_recon_ros.ros.depth_pairing import DepthPairer
 from hand_recon_ros.ros.diagnostics import NodeStats, to_diagnostic_array
 from hand_recon_ros.ros.frame_slot import FrameWorker, LatestFrameSlot
 from hand_recon_ros.ros.image_cdr import image_from_serialized
-from hand_recon_ros.ros.image_conversion import (
-    ImageConversionError,
-    compressed_msg_to_rgb,
-    image_msg_to_rgb,
-    rgb_to_image_msg,
-)
+from hand_recon_ros.ros.image_message import rgb_to_image_msg
 from hand_recon_ros.ros.markers import HandMarkerBuilder
 from hand_recon_ros.ros.message_conversion import frame_result_to_hand_array, read_camera_info
 from hand_recon_ros.ros.parameters import (
     PARAMETERS_BY_NAME,
     ParameterValueError,
     declare_parameters,
+    deprecation_warnings,
     pipeline_settings,
     validate_value,
 )
@@ -99,6 +100,8 @@ class HandReconCore:
     def _init_core(self, pipeline: Any | None) -> None:
         """Declare and validate the parameters (ParameterValueError on a bad one) and set up the shared state."""
         self._params = declare_parameters(self)
+        for warning in deprecation_warnings(self._params):
+            self.get_logger().warning(warning)
         # filter, grasp signals, wrist poses, joint states; a retargeting config that cannot load fails here
         self._teleop = TeleopOutputs(self, self._params)
         self._stats = NodeStats(self._params["no_image_timeout_s"])
@@ -353,7 +356,7 @@ class HandReconCore:
         from hand_recon_ros.models.model_files import ModelFileError, cached_models
 
         try:
-            cached_models(config.model_variant, config.cache_dir)
+            cached_models(config.model_variant, config.models_dir)
         except ModelFileError as exc:
             raise ModelFileError(f"{exc}, or set the parameter fetch_models:=true to let the node fetch them") from exc
 

@@ -45,8 +45,11 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               pipeline_field="calib_dir"),
     ParamSpec("model_variant", "full", "Palm/landmark model size.", choices=("full", "lite"),
               pipeline_field="model_variant"),
-    ParamSpec("engine_cache_dir", "", "Folder for models and built engines ('' = the default cache).",
-              pipeline_field="cache_dir"),
+    ParamSpec("models_dir", "", "Folder of the model files ('' = $HAND_RECON_CACHE_DIR, else "
+              "~/.cache/hand_recon_ros).", pipeline_field="models_dir"),
+    ParamSpec("engine_cache_dir", "", "Folder for built engines and precision graphs only ('' = engines/ beside the "
+              "model files). Set alone (models_dir ''), it is read as before: the model folder (deprecated).",
+              pipeline_field="engine_cache_dir"),
     ParamSpec("fetch_models", False, "Allow downloading and converting missing model files at start-up (needs "
               "PyPI); false: missing files are an error naming 'hand-recon models fetch'."),
     ParamSpec("mano_dir", "", "Folder holding the MANO model files ('' = no MANO layer).",
@@ -110,6 +113,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               maximum=3600.0, live=True),
 )
 PARAMETERS_BY_NAME: dict[str, ParamSpec] = {spec.name: spec for spec in PARAMETERS}
+# PipelineConfig fields that are paths: the parameter's '' is None there.
+PATH_FIELDS: frozenset[str] = frozenset({"models_dir", "engine_cache_dir", "mano_dir", "calib_dir", "learned_model"})
 
 
 def validate_value(name: str, value: Any) -> Any:
@@ -203,7 +208,22 @@ def pipeline_settings(values: dict[str, Any], available_fields: tuple[str, ...])
         if spec.pipeline_field is None or spec.pipeline_field not in available_fields or spec.name not in values:
             continue
         value = values[spec.name]
-        if spec.pipeline_field in ("cache_dir", "mano_dir", "calib_dir", "learned_model") and value == "":
+        if spec.pipeline_field in PATH_FIELDS and value == "":
             value = None
         settings[spec.pipeline_field] = value
+    if engine_cache_dir_as_models_dir(values) and "models_dir" in available_fields:
+        settings["models_dir"], settings["engine_cache_dir"] = values["engine_cache_dir"], None
     return settings
+
+
+def engine_cache_dir_as_models_dir(values: dict[str, Any]) -> bool:
+    """True when ``engine_cache_dir`` is set without ``models_dir``: the deprecated use, read as the model folder."""
+    return bool(values.get("engine_cache_dir")) and "models_dir" in values and not values["models_dir"]
+
+
+def deprecation_warnings(values: dict[str, Any]) -> list[str]:
+    """One message per deprecated parameter use in ``values`` (the node logs each once at start-up)."""
+    if not engine_cache_dir_as_models_dir(values):
+        return []
+    return [f"engine_cache_dir:={values['engine_cache_dir']} without models_dir is read as the model folder "
+            "(deprecated): set models_dir for the model files and engine_cache_dir only for engines"]

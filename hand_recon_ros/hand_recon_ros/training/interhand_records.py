@@ -1,4 +1,4 @@
-"""TrainRecords from an InterHand2.6M-format folder (io/interhand.py reads the annotations).
+"""TrainRecords from an InterHand2.6M-format folder (evaluation/interhand.py reads the annotations).
 
 ``path`` holds ``*_data.json``, ``*_camera.json`` and ``*_joint_3d.json``; image file names are relative to
 ``images_dir`` (InterHand2.6M's own layout: annotations/train + images/train) or to ``path`` when it is not
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hand_recon_ros.io.interhand import InterHandFormatError, load_interhand
+from hand_recon_ros.evaluation.interhand import InterHandFormatError, load_interhand
 from hand_recon_ros.training.records import DataError, HandLabel, TrainRecord, check_hand
 
 

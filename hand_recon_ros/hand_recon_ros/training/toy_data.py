@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hand_recon_ros.io.interhand import write_synthetic_interhand
+from hand_recon_ros.evaluation.interhand import write_synthetic_interhand
 from hand_recon_ros.models.hand_kinematics import BONE_LENGTH_PRIOR_M, pose_joints, random_angles
 from hand_recon_ros.skeleton import BONES, NUM_JOINTS
 from hand_recon_ros.training.records import HandLabel, TrainRecord

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from hand_recon_ros.io.interhand import GroundTruthHand
+from hand_recon_ros.evaluation.interhand import GroundTruthHand
 
 MM_PER_M = 1000.0
 # A prediction matches a ground-truth hand of its side when its mean 2D keypoint distance is below this

@@ -193,16 +193,3 @@ def rgb_to_image_fields(rgb: np.ndarray) -> dict[str, Any]:
         "data": np.ascontiguousarray(rgb).tobytes(),
     }
 
-
-def rgb_to_image_msg(rgb: np.ndarray, header: Any = None) -> Any:
-    """A sensor_msgs/Image (rgb8) holding ``rgb``, with ``header`` copied in when given."""
-    from sensor_msgs.msg import Image
-
-    msg = Image()
-    if header is not None:
-        msg.header = header
-    fields = rgb_to_image_fields(rgb)
-    msg.height, msg.width = fields["height"], fields["width"]
-    msg.encoding, msg.is_bigendian, msg.step = fields["encoding"], fields["is_bigendian"], fields["step"]
-    msg.data = fields["data"]
-    return msg
