@@ -161,5 +161,5 @@ def test_a_kernel_that_fails_to_compile_falls_back_to_numpy(restore_kernels, mon
         assert sk.warm() is False
     assert not sk.enabled()
     assert "compiled kernels failed (RuntimeError: LLVM said no); using the numpy solver" in caplog.text
-    scene = rf.synthetic_scene(np.random.default_rng(1), INTR)
+    scene = synthetic_scenes.synthetic_scene(np.random.default_rng(1), INTR)
     assert len(rf.refine(scene.observations, INTR)) == 2  # the numpy solver runs
