@@ -131,6 +131,17 @@ def allegro_leap() -> RobotRetargeting:
     return RobotRetargeting(["allegro_hand_right", "leap_hand_left"], robots_dir())
 
 
+def test_loading_leaves_no_temporary_urdf_copies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # dex-retargeting writes each URDF to a mkdtemp folder it never removes: a node restarting, or the tests,
+    # would fill /tmp with one folder per config load.
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    RobotRetargeting(["allegro_hand_right"], robots_dir())
+    assert list(tmp_path.iterdir()) == []
+    assert tempfile.tempdir == str(tmp_path)  # restored
+
+
 def test_configs_load_per_side_with_the_robot_joint_names(allegro_leap: RobotRetargeting) -> None:
     right, left = allegro_leap.by_side["right"], allegro_leap.by_side["left"]
     assert right.urdf_path.name == "allegro_hand_right.urdf" and left.urdf_path.name == "leap_hand_left.urdf"

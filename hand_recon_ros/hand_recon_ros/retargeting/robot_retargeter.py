@@ -14,8 +14,9 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,7 +147,8 @@ class HandRetargeter:
         self.urdf_path = resolve_urdf(cfg["urdf_path"], urdf_root, self.config_path)
         try:
             built = RetargetingConfig.from_dict(cfg, {"urdf_path": str(self.urdf_path)})
-            self._retargeting = built.build()
+            with _library_temp_dir():
+                self._retargeting = built.build()
         except Exception as exc:  # the library raises ValueError, RuntimeError, XML and pinocchio errors
             raise RetargetingError(
                 f"retargeting config {self.config_path} with URDF {self.urdf_path} cannot be loaded: "
@@ -242,3 +244,16 @@ class RobotRetargeting:
     def failures(self) -> dict[str, int]:
         """Failed hands per side and reason, e.g. {'right: nlopt status -4': 2}."""
         return {f"{side}: {reason}": n for side, r in self.by_side.items() for reason, n in r.failures.items()}
+
+
+@contextlib.contextmanager
+def _library_temp_dir() -> Iterator[None]:
+    """Run dex-retargeting's build with its temporary URDF copy (``tempfile.mkdtemp``, never removed by the
+    library: one folder per build) inside a folder of ours that is deleted afterwards; pinocchio has read it."""
+    previous = tempfile.tempdir
+    with tempfile.TemporaryDirectory(prefix="hand_recon_retarget-") as folder:
+        tempfile.tempdir = folder
+        try:
+            yield
+        finally:
+            tempfile.tempdir = previous
