@@ -150,8 +150,11 @@ def test_landmark_calibration_uses_hand_crops_from_the_detector(model_paths, wom
     from hand_recon_ros.pipeline.calibration_crops import landmark_calibration_samples
 
     rgb = cv2.cvtColor(cv2.imread(str(woman_hands_path)), cv2.COLOR_BGR2RGB)
+    from hand_recon_ros.pipeline.calibration_crops import CALIB_PROPOSAL_CROPS_PER_IMAGE
+
     crops = landmark_calibration_samples(model_paths.landmark_onnx, [rgb, np.zeros_like(rgb)], (224, 224, 3))
-    assert crops.shape == (4, 224, 224, 3)  # two hands: detector crop + landmark-centred crop each; blank: none
+    # Two hands: detector crop + landmark-centred crop each; both images: a few generic proposal crops.
+    assert crops.shape == (4 + 2 * CALIB_PROPOSAL_CROPS_PER_IMAGE, 224, 224, 3)
     assert crops.dtype == np.float32 and 0.0 <= crops.min() and crops.max() <= 1.0 and crops.std() > 0.05
     assert pg.sample_method(model_paths.landmark_onnx) != pg.sample_method(model_paths.palm_onnx)
 

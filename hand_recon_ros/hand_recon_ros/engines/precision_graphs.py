@@ -61,7 +61,7 @@ SampleMaker = Callable[[Path, list[np.ndarray], tuple[int, ...]], np.ndarray]
 #: entry are calibrated on letterboxed whole images.
 _SAMPLE_MAKERS: dict[str, tuple[str, str]] = {
     "hand_landmark": ("hand_recon_ros.pipeline.calibration_crops:landmark_calibration_samples",
-                      "fp32-detector-hand-crops-v1"),
+                      "fp32-detector-hand-crops+proposals-v2"),
 }
 LETTERBOX_METHOD = "letterbox-whole-image-v1"
 _temp_dirs: list[str] = []
