@@ -122,10 +122,11 @@ def run_fake_node(argv: list[str]) -> int:
     def build() -> HandReconNode:
         if delay_s > 0:  # a slow start-up (like loading real models), announced so a test can interrupt it
             print(STARTING_BANNER, flush=True)
-            # short sleeps, like model loading's Python code: a SIGINT that the kernel hands to another thread
-            # (DDS threads exist by now) is then seen within 0.1 s, not after one long sleep
+            # Short sleeps that stop once rclpy's SIGINT handler has shut the context down (it may do so without
+            # a KeyboardInterrupt reaching this thread): the node's construction then fails on the dead context,
+            # which build_and_spin must turn into a clean "interrupted during start-up" exit.
             until = time.monotonic() + delay_s
-            while time.monotonic() < until:
+            while time.monotonic() < until and rclpy.ok():
                 time.sleep(0.1)
         return HandReconNode(pipeline=FakePipeline())
 
