@@ -19,9 +19,8 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.task import Future
 
-from hand_recon_ros.retargeting.robot_retargeter import RetargetingError
 from hand_recon_ros.ros.node_core import HandReconCore
-from hand_recon_ros.ros.parameters import ParameterValueError
+from hand_recon_ros.ros.node_start import start_node
 
 NODE_NAME = "hand_recon_node"
 # After the finalized state is reached, spin this long so the shutdown service answer reaches its caller (s).
@@ -137,25 +136,8 @@ class HandReconLifecycleNode(HandReconCore, LifecycleNode):
 
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``hand_recon_lifecycle_node``; returns the exit status (0 after shutdown or Ctrl-C)."""
-    try:
-        rclpy.init(args=args)
-    except RuntimeError as exc:  # rclpy's RCLError: e.g. an unreadable --params-file or malformed --ros-args
-        print(f"[FATAL] [{NODE_NAME}]: cannot start ROS 2 with these arguments: {exc}", file=sys.stderr)
-        return 2
-    try:
-        node = HandReconLifecycleNode()
-    except KeyboardInterrupt:
-        rclpy.try_shutdown()
-        return 0
-    except ParameterValueError as exc:
-        rclpy.logging.get_logger(NODE_NAME).fatal(f"invalid parameter: {exc}")
-        rclpy.try_shutdown()
-        return 2
-    except RetargetingError as exc:
-        rclpy.logging.get_logger(NODE_NAME).fatal(f"retargeting cannot start: {exc}")
-        rclpy.try_shutdown()
-        return 2
-    return spin_until_finalized(node)
+    node = start_node(HandReconLifecycleNode, NODE_NAME, args)
+    return node if isinstance(node, int) else spin_until_finalized(node)
 
 
 def spin_until_finalized(node: HandReconLifecycleNode) -> int:

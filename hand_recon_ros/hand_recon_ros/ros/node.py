@@ -16,7 +16,6 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
-from hand_recon_ros.retargeting.robot_retargeter import RetargetingError
 from hand_recon_ros.ros.node_core import (  # noqa: F401 - re-exported: tests and tools import them from here
     DIAGNOSTICS_PERIOD_S,
     LOG_THROTTLE_S,
@@ -26,7 +25,7 @@ from hand_recon_ros.ros.node_core import (  # noqa: F401 - re-exported: tests an
     WORKER_STOP_TIMEOUT_S,
     HandReconCore,
 )
-from hand_recon_ros.ros.parameters import ParameterValueError
+from hand_recon_ros.ros.node_start import interrupted_during_start_up, start_node
 
 NODE_NAME = "hand_recon_node"
 
@@ -65,40 +64,12 @@ class HandReconNode(HandReconCore, Node):
 
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``hand_recon_node`` / ``python -m hand_recon_ros.ros.node``; returns the exit status."""
-    try:
-        rclpy.init(args=args)
-    except RuntimeError as exc:  # rclpy's RCLError: e.g. an unreadable --params-file or malformed --ros-args
-        print(f"[FATAL] [{NODE_NAME}]: cannot start ROS 2 with these arguments: {exc}", file=sys.stderr)
-        return 2
-    try:
-        node = HandReconNode()
-    except KeyboardInterrupt:
-        return _interrupted_during_start_up()
-    except ParameterValueError as exc:
-        rclpy.logging.get_logger(NODE_NAME).fatal(f"invalid parameter: {exc}")
-        rclpy.try_shutdown()
-        return 2
-    except RetargetingError as exc:
-        rclpy.logging.get_logger(NODE_NAME).fatal(f"retargeting cannot start: {exc}")
-        rclpy.try_shutdown()
-        return 2
-    except ModuleNotFoundError as exc:
-        if exc.name != "hand_recon_msgs" and not str(exc.name).startswith("hand_recon_msgs."):
-            raise
-        rclpy.logging.get_logger(NODE_NAME).fatal(
-            f"{exc}: build and source the hand_recon_msgs package (colcon build; source install/setup.bash, "
-            "or `source env.sh` in the source tree)"
-        )
-        rclpy.try_shutdown()
-        return 2
-    return spin_until_shutdown(node)
+    node = start_node(HandReconNode, NODE_NAME, args)
+    return node if isinstance(node, int) else spin_until_shutdown(node)
 
 
 def _interrupted_during_start_up() -> int:
-    """Ctrl-C/SIGINT before the node finished starting: say so and shut rclpy down; a clean exit (0)."""
-    rclpy.logging.get_logger(NODE_NAME).info("interrupted during start-up; shutting down")
-    rclpy.try_shutdown()
-    return 0
+    return interrupted_during_start_up(NODE_NAME)
 
 
 def build_and_spin(factory: Callable[[], HandReconNode]) -> int:
