@@ -43,6 +43,33 @@ def profile_env_vars(ros_distro: str | None) -> tuple[str, ...]:
     return ("FASTDDS_DEFAULT_PROFILES_FILE",)
 
 
+def node_environment() -> dict[str, Any]:
+    """``additional_env`` for a hand_recon node process: the ``fastdds_profile`` argument under every name this
+    distro's Fast DDS reads (shared by the plain, lifecycle and teleop launch files)."""
+    from launch.substitutions import LaunchConfiguration
+
+    return {name: LaunchConfiguration("fastdds_profile") for name in profile_env_vars(os.environ.get("ROS_DISTRO"))}
+
+
+def base_arguments(share: str, params_description: str = "node parameter file") -> list:
+    """The ``params_file`` and ``fastdds_profile`` launch arguments every hand_recon launch file declares."""
+    from launch.actions import DeclareLaunchArgument
+    from launch.substitutions import EnvironmentVariable
+
+    return [
+        DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "hand_recon.yaml"),
+                              description=params_description),
+        # The node publishes and receives large messages (images, mesh markers): a big shared-memory segment
+        # keeps Fast DDS from dropping them; an existing FASTDDS_DEFAULT_PROFILES_FILE wins.
+        DeclareLaunchArgument(
+            "fastdds_profile",
+            default_value=EnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE",
+                                              default_value=os.path.join(share, "config", "fastdds_shm.xml")),
+            description="Fast DDS profile XML for the node process",
+        ),
+    ]
+
+
 # Launch arguments that become topic remaps (argument name = the node's relative topic name, default).
 REMAP_ARGUMENTS: tuple[tuple[str, str, str], ...] = (
     ("image", "image", "input image topic (image/compressed follows it)"),
@@ -88,8 +115,7 @@ def _node(context: Any) -> list:
             name="hand_recon_node",
             output="screen",
             parameters=[LaunchConfiguration("params_file"), overrides],
-            additional_env={name: LaunchConfiguration("fastdds_profile")
-                            for name in profile_env_vars(os.environ.get("ROS_DISTRO"))},
+            additional_env=node_environment(),
             # the node follows an `image` remap for `image/compressed` itself (image_transport's convention)
             remappings=[(topic, LaunchConfiguration(name)) for name, topic, _ in REMAP_ARGUMENTS],
         )
@@ -101,21 +127,8 @@ def generate_launch_description():  # noqa: ANN201 - launch types are imported l
     from ament_index_python.packages import get_package_share_directory
     from launch import LaunchDescription
     from launch.actions import DeclareLaunchArgument, OpaqueFunction
-    from launch.substitutions import EnvironmentVariable
 
-    share = get_package_share_directory("hand_recon_ros")
-    arguments = [
-        DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "hand_recon.yaml"),
-                              description="node parameter file"),
-        # The node publishes large messages (overlay images, mesh markers): a big shared-memory segment keeps
-        # Fast DDS from dropping them; an existing FASTDDS_DEFAULT_PROFILES_FILE wins.
-        DeclareLaunchArgument(
-            "fastdds_profile",
-            default_value=EnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE",
-                                              default_value=os.path.join(share, "config", "fastdds_shm.xml")),
-            description="Fast DDS profile XML for the node process",
-        ),
-    ]
+    arguments = base_arguments(get_package_share_directory("hand_recon_ros"))
     arguments += [DeclareLaunchArgument(name, default_value="", description=f"{text} ('' = from params_file)")
                   for name, text in PARAMETER_ARGUMENTS]
     arguments += [DeclareLaunchArgument(name, default_value=topic, description=text)

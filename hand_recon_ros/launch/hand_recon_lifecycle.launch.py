@@ -56,7 +56,7 @@ def _node(context: Any) -> list:
         namespace=LaunchConfiguration("namespace"),
         output="screen",
         parameters=[LaunchConfiguration("params_file"), plain.parameter_overrides(configurations)],
-        additional_env={"FASTDDS_DEFAULT_PROFILES_FILE": LaunchConfiguration("fastdds_profile")},
+        additional_env=plain.node_environment(),
         remappings=[(topic, LaunchConfiguration(name)) for name, topic, _ in plain.REMAP_ARGUMENTS],
     )
     actions: list = [node]
@@ -77,19 +77,10 @@ def generate_launch_description():  # noqa: ANN201 - launch types are imported l
     from ament_index_python.packages import get_package_share_directory
     from launch import LaunchDescription
     from launch.actions import DeclareLaunchArgument, OpaqueFunction
-    from launch.substitutions import EnvironmentVariable
 
     plain = plain_launch_module()
-    share = get_package_share_directory("hand_recon_ros")
-    arguments = [
-        DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "hand_recon.yaml"),
-                              description="node parameter file"),
-        DeclareLaunchArgument(
-            "fastdds_profile",
-            default_value=EnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE",
-                                              default_value=os.path.join(share, "config", "fastdds_shm.xml")),
-            description="Fast DDS profile XML for the node process",
-        ),
+    arguments = plain.base_arguments(get_package_share_directory("hand_recon_ros"))
+    arguments += [
         DeclareLaunchArgument("namespace", default_value="", description="node namespace"),
         DeclareLaunchArgument(AUTOSTART_ARGUMENT[0], default_value=AUTOSTART_ARGUMENT[1],
                               description=AUTOSTART_ARGUMENT[2]),

@@ -12,6 +12,7 @@ CameraInfo) and ``depth`` (depth aligned to colour, 16UC1 millimetres). Outputs 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from typing import Any
 
@@ -38,6 +39,15 @@ REMAP_ARGUMENTS: tuple[tuple[str, str, str], ...] = (
     ("camera_info", "/camera/camera/color/camera_info", "CameraInfo of the colour image"),
     ("depth", "/camera/camera/aligned_depth_to_color/image_raw", "depth registered to the colour image"),
 )
+
+
+def plain_launch_module() -> Any:
+    """hand_recon.launch.py (beside this file) as a module: its launch arguments and node environment are shared."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hand_recon.launch.py")
+    spec = importlib.util.spec_from_file_location("hand_recon_launch", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def node_parameters(configurations: dict[str, str]) -> dict[str, Any]:
@@ -68,7 +78,7 @@ def _node(context: Any) -> list:
             name="hand_recon_node",
             output="screen",
             parameters=[LaunchConfiguration("params_file"), node_parameters(dict(context.launch_configurations))],
-            additional_env={"FASTDDS_DEFAULT_PROFILES_FILE": LaunchConfiguration("fastdds_profile")},
+            additional_env=plain_launch_module().node_environment(),
             remappings=[(topic, LaunchConfiguration(topic)) for topic, _, _ in REMAP_ARGUMENTS],
         )
     ]
@@ -79,19 +89,9 @@ def generate_launch_description():  # noqa: ANN201 - launch types are imported l
     from ament_index_python.packages import get_package_share_directory
     from launch import LaunchDescription
     from launch.actions import DeclareLaunchArgument, OpaqueFunction
-    from launch.substitutions import EnvironmentVariable
 
-    share = get_package_share_directory("hand_recon_ros")
-    arguments = [
-        DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "hand_recon.yaml"),
-                              description="node parameter file (the teleop settings are applied on top)"),
-        DeclareLaunchArgument(
-            "fastdds_profile",
-            default_value=EnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE",
-                                              default_value=os.path.join(share, "config", "fastdds_shm.xml")),
-            description="Fast DDS profile XML for the node process (colour + depth images are large)",
-        ),
-    ]
+    arguments = plain_launch_module().base_arguments(
+        get_package_share_directory("hand_recon_ros"), "node parameter file (the teleop settings are applied on top)")
     arguments += [DeclareLaunchArgument(name, default_value="", description=text)
                   for name, text in PARAMETER_ARGUMENTS]
     arguments += [DeclareLaunchArgument(topic, default_value=default, description=text)

@@ -97,7 +97,15 @@ def test_the_fastdds_profile_reaches_fast_dds_2_and_3(launch_module, distro, exp
     """Humble/Jazzy (Fast DDS 2.x) read FASTRTPS_DEFAULT_PROFILES_FILE, Kilted (3.x) FASTDDS_... (and warns on
     the old name): the launch file gives the node the names its distro reads."""
     assert set(launch_module.profile_env_vars(distro)) == expected
-    assert "for name in profile_env_vars(" in LAUNCH_FILE.read_text()  # the node's additional_env
+    assert "for name in profile_env_vars(" in LAUNCH_FILE.read_text()  # node_environment()
+
+
+@pytest.mark.parametrize("name", ["hand_recon.launch.py", "hand_recon_lifecycle.launch.py", "teleop.launch.py"])
+def test_every_launch_file_gives_its_node_the_distros_profile_names(name: str) -> None:
+    # The lifecycle and teleop files once set only FASTDDS_DEFAULT_PROFILES_FILE, which Humble/Jazzy ignore.
+    text = (PACKAGE_DIR / "launch" / name).read_text()
+    assert "additional_env=" in text
+    assert all("node_environment()" in line for line in text.splitlines() if "additional_env=" in line)
 
 
 def test_env_sh_sets_the_profile_names_fast_dds_reads() -> None:
