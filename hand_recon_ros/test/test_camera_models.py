@@ -10,13 +10,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+import sensor_msgs.msg  # noqa: F401 - required (the ROS wheels), never skipped
+from sensor_msgs.msg import CameraInfo  # noqa: E402
 
 from hand_recon_ros.pipeline.camera import pixel_rays, project, undistort_keypoints
 from hand_recon_ros.pipeline.types import CameraIntrinsics, IntrinsicsError
-
-pytest.importorskip("sensor_msgs.msg")
-from sensor_msgs.msg import CameraInfo  # noqa: E402
-
 from hand_recon_ros.ros.message_conversion import intrinsics_to_camera_info, read_camera_info  # noqa: E402
 
 WIDTH, HEIGHT = 1280, 800

@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import missing
 
 from hand_recon_ros.cli import main
 from hand_recon_ros.evaluation.interhand import load_interhand
@@ -97,7 +98,7 @@ def test_video_with_a_constant_depth_map_puts_the_hand_there_in_every_frame(shar
 
     video = shared_data_dir / "video" / "right_hand_motion.mp4"
     if not video.is_file():
-        pytest.skip(f"{video} not present")
+        missing(f"{video} not present")
     pipeline = HandPipeline(PipelineConfig(mode="video"))
     depths = []
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from hand_recon_ros.training.run_log import read_metrics
 from hand_recon_ros.training.trainer import default_model_factory, evaluate_keypoints
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import SHARED_DATA  # noqa: E402
+from conftest import SHARED_DATA, missing  # noqa: E402
 
 FRAMES = 90
 
@@ -29,9 +28,7 @@ FRAMES = 90
 def video_labels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     video = SHARED_DATA / "video" / "right_hand_motion.mp4"
     if not video.is_file():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{video} is missing (CI=true: the shared data must be present)")
-        pytest.skip(f"{video} not present (set HAND_RECON_SHARED_DATA)")
+        missing(f"{video} not present (set HAND_RECON_SHARED_DATA)")
     out = tmp_path_factory.mktemp("pseudo") / "labels.json"
     assert main(["pseudo-label", str(video), "--max-frames", str(FRAMES), "--every", "2", "-o", str(out),
                  "--quiet"]) == 0

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import missing
 
 from hand_recon_ros.models.hand_kinematics import BONE_LENGTH_PRIOR_M, JOINT_LIMITS_RAD, pose_joints, random_angles
 from hand_recon_ros.retargeting.operator_frame import OPERATOR_FROM_WRIST, OperatorFrameError, to_operator_frame
@@ -28,9 +29,7 @@ MIRROR_X = np.array([-1.0, 1.0, 1.0])
 def robots_dir() -> Path:
     """../shared/robots, or a skip (a failure under CI=true) when it is absent."""
     if not (ROBOTS_DIR / "allegro_hand_right.urdf").is_file():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"robot URDFs missing at {ROBOTS_DIR}")
-        pytest.skip(f"robot URDFs not present at {ROBOTS_DIR} (set HAND_RECON_ROBOTS_DIR)")
+        missing(f"robot URDFs not present at {ROBOTS_DIR} (set HAND_RECON_ROBOTS_DIR)")
     return ROBOTS_DIR
 
 
@@ -55,7 +54,7 @@ FIST[1:, :, 0] = 0.9 * JOINT_LIMITS_RAD[1:, :, 0, 1]  # fingers (not the thumb) 
 
 # -- operator frame (pure numpy) -----------------------------------------------------------------------------
 def test_operator_matrices_are_the_librarys() -> None:
-    constants = pytest.importorskip("dex_retargeting.constants")
+    import dex_retargeting.constants as constants  # requirements/teleop.txt, installed by make setup
     np.testing.assert_array_equal(OPERATOR_FROM_WRIST["right"], constants.OPERATOR2MANO_RIGHT)
     np.testing.assert_array_equal(OPERATOR_FROM_WRIST["left"], constants.OPERATOR2MANO_LEFT)
 

@@ -4,7 +4,6 @@ time per hand) are reported by benchmarks/bench_retargeting.py, not asserted her
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+from conftest import missing
 from test_retargeting import robots_dir  # noqa: E402
 
 from hand_recon_ros.io.image_source import iter_frames  # noqa: E402
@@ -26,9 +26,7 @@ FPS = 30.0
 def video_right_hands(shared_data_dir: Path, model_paths) -> list[np.ndarray | None]:
     path = shared_data_dir / "video" / "right_hand_motion.mp4"
     if not path.is_file():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{path} missing")
-        pytest.skip(f"{path} not present")
+        missing(f"{path} not present")
     pipeline = HandPipeline(PipelineConfig(mode="video"))
     hands = []
     for frame in iter_frames([str(path)]):

@@ -11,10 +11,10 @@ import os
 import sys
 from pathlib import Path
 
+import hand_recon_msgs.msg  # noqa: F401 - built by make setup, never skipped
 import pytest
+import rclpy  # noqa: F401 - required, never skipped
 
-pytest.importorskip("rclpy")
-pytest.importorskip("hand_recon_msgs.msg")
 sys.path.insert(0, str(Path(__file__).parent))
 from fuzz_messages import AFTER_FRAMES, run_phase  # noqa: E402
 from test_ros_peer import first_pixel_image  # noqa: E402

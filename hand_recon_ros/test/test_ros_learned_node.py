@@ -11,11 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import hand_recon_msgs.msg  # noqa: F401 - built by make setup, never skipped
 import numpy as np
 import pytest
+import rclpy  # noqa: F401 - required, never skipped
 
-pytest.importorskip("rclpy")
-pytest.importorskip("hand_recon_msgs.msg")
 sys.path.insert(0, str(Path(__file__).parent))
 from test_ros_peer import Peer, start_node, stop_node  # noqa: E402
 

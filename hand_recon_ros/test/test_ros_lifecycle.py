@@ -14,11 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import hand_recon_msgs.msg  # noqa: F401 - built by make setup, never skipped
 import pytest
+import rclpy  # noqa: F401 - required, never skipped
 
-pytest.importorskip("rclpy")
-pytest.importorskip("hand_recon_msgs.msg")
-lifecycle_msgs = pytest.importorskip("lifecycle_msgs")
 sys.path.insert(0, str(Path(__file__).parent))
 from lifecycle_msgs.msg import State, Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402

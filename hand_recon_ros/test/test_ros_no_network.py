@@ -45,8 +45,6 @@ def test_cached_models_refuses_a_corrupt_file(tmp_path: Path, model_paths) -> No
 
 
 def test_plain_node_without_models_reports_the_fix_and_stays_up(tmp_path: Path) -> None:
-    pytest.importorskip("rclpy")
-    pytest.importorskip("hand_recon_msgs.msg")
     from test_ros_peer import Peer, start_node, stop_node
 
     process = start_node(DOMAIN_ID, {"engine_cache_dir": str(tmp_path)}, fake=False, env=NO_NETWORK_ENV)

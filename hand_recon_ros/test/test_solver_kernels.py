@@ -24,7 +24,6 @@ SCENES_PER_GAP = 6
 GAPS_M = (0.14, 0.035)  # apart, and touching (the non-penetration term is active)
 VIDEO_FRAMES = 8
 
-pytestmark = pytest.mark.skipif(sk.numba is None, reason="numba not installed (the numpy solver is used)")
 
 
 @pytest.fixture
