@@ -31,9 +31,9 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
     ("data", "message"),
     [
         ({"backbon": "resnet18"}, "unknown key(s) ['backbon']"),
-        ({"iterations": "3"}, "iterations must be int, got str"),
-        ({"residual": 1}, "residual must be bool, got int"),
-        ({"input_size": True}, "input_size must be int, got bool"),
+        ({"iterations": "3"}, "my.yaml.iterations: expected an integer, got str"),
+        ({"residual": 1}, "my.yaml.residual: expected bool, got int"),
+        ({"input_size": True}, "my.yaml.input_size: expected an integer, got bool"),
         ({"backbone": "vgg"}, "backbone must be one of"),
         ({"input_size": 100}, "input_size must be a multiple of 32"),
         ({"joint_dim": 10, "transformer_heads": 4}, "joint_dim (10) must be a multiple of transformer_heads"),

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from hand_recon_ros.cli import main
+from hand_recon_ros.config_schema import ConfigError
 from hand_recon_ros.training.config import TrainConfig, load_config, shipped_configs
-from hand_recon_ros.training.config_schema import ConfigError
 
 
 def test_shipped_configs_parse() -> None:

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from hand_recon_ros.config_schema import ConfigError
 from hand_recon_ros.training import checkpoint_io
 from hand_recon_ros.training.checkpoint_io import CheckpointError, read_checkpoint
 from hand_recon_ros.training.config import TrainConfig, load_config
-from hand_recon_ros.training.config_schema import ConfigError
 from hand_recon_ros.training.crop_dataset import HandCropDataset
 from hand_recon_ros.training.run_log import read_metrics
 from hand_recon_ros.training.toy_data import toy_records

@@ -54,10 +54,9 @@ def _device(name: str | None) -> str:
 
 def train_command(args: argparse.Namespace) -> int:
     """Parse the config, train, report the last step and checkpoint."""
-    from hand_recon_ros.network.config import NetworkConfigError
+    from hand_recon_ros.config_schema import ConfigError
     from hand_recon_ros.training.checkpoint_io import CheckpointError
     from hand_recon_ros.training.config import load_config, resolve_config_path
-    from hand_recon_ros.training.config_schema import ConfigError
     from hand_recon_ros.training.records import DataError
     from hand_recon_ros.training.trainer import train
 
@@ -72,12 +71,12 @@ def train_command(args: argparse.Namespace) -> int:
         config.validate()
         device = _device(args.device)
         run_dir = Path(args.out) if args.out else Path("runs") / resolve_config_path(args.config).stem
-    except (ConfigError, NetworkConfigError, ValueError) as exc:
+    except (ConfigError, ValueError) as exc:  # NetworkConfigError is a ConfigError
         print(f"hand-recon train: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
         result = train(config, run_dir, device=device, resume=args.resume, quiet=args.quiet)
-    except (ConfigError, NetworkConfigError) as exc:
+    except ConfigError as exc:
         print(f"hand-recon train: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (DataError, CheckpointError, FloatingPointError, OSError) as exc:

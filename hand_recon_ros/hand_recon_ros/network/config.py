@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from typing import Any
+
+from hand_recon_ros.config_schema import ConfigError, from_dict
 
 BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "mediapipe")
 HAND_MODELS: tuple[str, ...] = ("kinematic", "mano")
@@ -13,7 +13,7 @@ HAND_MODELS: tuple[str, ...] = ("kinematic", "mano")
 INPUT_SIZE_MULTIPLE_PX = 32
 
 
-class NetworkConfigError(ValueError):
+class NetworkConfigError(ConfigError):
     """A network config with an unknown key, a value of the wrong type or out of range; the message names it."""
 
 
@@ -57,17 +57,10 @@ class NetworkConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None, source: str = "network config") -> NetworkConfig:
         """Build and validate from a plain dict; unknown keys and wrong types are errors naming the key."""
-        data = {} if data is None else data
-        if not isinstance(data, dict):
-            raise NetworkConfigError(f"{source}: expected a mapping, got {type(data).__name__}")
-        unknown = sorted(set(data) - set(cls.field_names()))
-        if unknown:
-            raise NetworkConfigError(f"{source}: unknown key(s) {unknown}; known keys: {list(cls.field_names())}")
-        hints = typing.get_type_hints(cls)
-        values: dict[str, Any] = {}
-        for name, value in data.items():
-            values[name] = _coerce(source, name, value, hints[name])
-        config = cls(**values)
+        try:
+            config = from_dict(cls, data, source)
+        except ConfigError as exc:
+            raise NetworkConfigError(str(exc)) from None
         config.validate(source)
         return config
 
@@ -104,24 +97,6 @@ class NetworkConfig:
             raise NetworkConfigError(f"{source}: center_window must be in (0, 1], got {self.center_window}")
         if self.bone_sigma_cells <= 0.0:
             raise NetworkConfigError(f"{source}: bone_sigma_cells must be > 0, got {self.bone_sigma_cells}")
-
-
-def _coerce(source: str, name: str, value: Any, hint: Any) -> Any:
-    """``value`` checked against the field's type hint (ints accepted for floats, bools never for numbers)."""
-    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    if value is None and type(None) in allowed:
-        return None
-    for kind in allowed:
-        if kind is bool and isinstance(value, bool):
-            return value
-        if kind is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if kind is str and isinstance(value, str):
-            return value
-    wanted = " or ".join("null" if k is type(None) else k.__name__ for k in allowed)
-    raise NetworkConfigError(f"{source}: {name} must be {wanted}, got {type(value).__name__} {value!r}")
 
 
 # A network small enough to train on a CPU in tests and the tiny-synthetic config (~0.1 M parameters).

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import yaml
 
-from hand_recon_ros.training.config_schema import ConfigError, from_dict, to_dict
+from hand_recon_ros.config_schema import ConfigError, from_dict, to_dict
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DATA_KINDS = ("toy", "interhand", "coco_wholebody", "pseudo_label")

@@ -24,6 +24,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
+from hand_recon_ros.config_schema import ConfigError
 from hand_recon_ros.training.checkpoint_io import (
     CheckpointError,
     read_checkpoint,
@@ -32,7 +33,6 @@ from hand_recon_ros.training.checkpoint_io import (
     save_checkpoint,
 )
 from hand_recon_ros.training.config import TrainConfig, dump_config
-from hand_recon_ros.training.config_schema import ConfigError
 from hand_recon_ros.training.crop_dataset import HandCropDataset
 from hand_recon_ros.training.data_sources import load_records, split_records
 from hand_recon_ros.training.losses import compute_losses, keypoint_error_px
