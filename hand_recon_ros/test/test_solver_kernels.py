@@ -215,3 +215,24 @@ def test_a_kernel_that_fails_to_compile_falls_back_to_numpy(restore_kernels, mon
     assert "compiled kernels failed (RuntimeError: LLVM said no); using the numpy solver" in caplog.text
     scene = synthetic_scenes.synthetic_scene(np.random.default_rng(1), INTR)
     assert len(rf.refine(scene.observations, INTR)) == 2  # the numpy solver runs
+
+
+def test_wrist_quaternions_match_wrist_poses():
+    from hand_recon_ros.pipeline.wrist_pose import MIN_AXIS_LENGTH_M, wrist_poses
+
+    rng = np.random.default_rng(21)
+    scene = synthetic_scenes.synthetic_scene(rng, INTR)
+    hands = [t for _ in range(20) for t in synthetic_scenes.synthetic_scene(rng, INTR).truth] + list(scene.truth)
+    degenerate = np.array(scene.truth[0])
+    degenerate[9] = degenerate[0]  # wrist and middle MCP coincide: no frame
+    collinear = np.array(scene.truth[1])
+    collinear[5], collinear[17] = collinear[9], 2.0 * collinear[9] - collinear[0]  # palm points on one line
+    hands += [degenerate, collinear]
+    sides = ["left" if i % 2 == 0 else "right" for i in range(len(hands))]
+    reference = wrist_poses(hands, sides)
+    quats, defined = sk.wrist_quaternions(np.stack(hands), np.array([s == "right" for s in sides]), MIN_AXIS_LENGTH_M)
+    assert [q is not None for _, q in reference] == defined.tolist()
+    assert not defined[-1] and not defined[-2] and defined[:-2].all()
+    for (_, q_ref), q, ok in zip(reference, quats, defined):
+        if ok:
+            np.testing.assert_allclose(q, q_ref, atol=1e-9)

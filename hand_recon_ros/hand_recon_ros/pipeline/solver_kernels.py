@@ -729,6 +729,78 @@ def solve(uv: np.ndarray, conf: np.ndarray, intr: np.ndarray, lengths: np.ndarra
     return joints, joints0, r_ref, x, residual, initial_residual
 
 
+# -- wrist poses of the refined hands (wrist_pose.wrist_poses) --------------------------------------------------
+@_jit
+def wrist_quaternions(joints: np.ndarray, right: np.ndarray, min_axis: float
+                      ) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Wrist-frame quaternions (B, 4) x, y, z, w (w >= 0) of joints (B, 21, 3), and whether each frame is defined
+    (B,): wrist_pose.wrist_frame's axes (x wrist→middle MCP, z out of the palm, y = z × x) without its checks'
+    exceptions (a frame with an axis shorter than min_axis, or non-finite joints, is not defined)."""
+    b = joints.shape[0]
+    quats = np.zeros((b, 4))
+    ok = np.zeros(b, np.bool_)
+    frame = np.empty((3, 3))
+    for h in range(b):
+        finite = True
+        for n in range(21):
+            for i in range(3):
+                if not math.isfinite(joints[h, n, i]):
+                    finite = False
+        if not finite:
+            continue
+        x0, x1, x2 = (joints[h, 9, 0] - joints[h, 0, 0], joints[h, 9, 1] - joints[h, 0, 1],
+                      joints[h, 9, 2] - joints[h, 0, 2])
+        a0, a1, a2 = (joints[h, 5, 0] - joints[h, 0, 0], joints[h, 5, 1] - joints[h, 0, 1],
+                      joints[h, 5, 2] - joints[h, 0, 2])
+        c0, c1, c2 = (joints[h, 17, 0] - joints[h, 0, 0], joints[h, 17, 1] - joints[h, 0, 1],
+                      joints[h, 17, 2] - joints[h, 0, 2])
+        if not right[h]:  # (pinky - wrist) x (index - wrist) on a left hand
+            a0, a1, a2, c0, c1, c2 = c0, c1, c2, a0, a1, a2
+        n0, n1, n2 = a1 * c2 - a2 * c1, a2 * c0 - a0 * c2, a0 * c1 - a1 * c0
+        x_len = math.sqrt(x0 * x0 + x1 * x1 + x2 * x2)
+        if x_len < min_axis:
+            continue
+        x0, x1, x2 = x0 / x_len, x1 / x_len, x2 / x_len
+        d = n0 * x0 + n1 * x1 + n2 * x2
+        z0, z1, z2 = n0 - d * x0, n1 - d * x1, n2 - d * x2
+        z_len = math.sqrt(z0 * z0 + z1 * z1 + z2 * z2)
+        if z_len < min_axis:
+            continue
+        z0, z1, z2 = z0 / z_len, z1 / z_len, z2 / z_len
+        y0, y1, y2 = z1 * x2 - z2 * x1, z2 * x0 - z0 * x2, z0 * x1 - z1 * x0
+        frame[0, 0], frame[1, 0], frame[2, 0] = x0, x1, x2
+        frame[0, 1], frame[1, 1], frame[2, 1] = y0, y1, y2
+        frame[0, 2], frame[1, 2], frame[2, 2] = z0, z1, z2
+        # Quaternion of the rotation matrix (Shepperd: the largest of w, x, y, z first, for accuracy).
+        trace = frame[0, 0] + frame[1, 1] + frame[2, 2]
+        if trace >= frame[0, 0] and trace >= frame[1, 1] and trace >= frame[2, 2]:
+            w = 0.5 * math.sqrt(max(1.0 + trace, 0.0))
+            f = 0.25 / w
+            qx, qy, qz = ((frame[2, 1] - frame[1, 2]) * f, (frame[0, 2] - frame[2, 0]) * f,
+                          (frame[1, 0] - frame[0, 1]) * f)
+        elif frame[0, 0] >= frame[1, 1] and frame[0, 0] >= frame[2, 2]:
+            qx = 0.5 * math.sqrt(max(1.0 + 2.0 * frame[0, 0] - trace, 0.0))
+            f = 0.25 / qx
+            w, qy, qz = ((frame[2, 1] - frame[1, 2]) * f, (frame[0, 1] + frame[1, 0]) * f,
+                         (frame[0, 2] + frame[2, 0]) * f)
+        elif frame[1, 1] >= frame[2, 2]:
+            qy = 0.5 * math.sqrt(max(1.0 + 2.0 * frame[1, 1] - trace, 0.0))
+            f = 0.25 / qy
+            w, qx, qz = ((frame[0, 2] - frame[2, 0]) * f, (frame[0, 1] + frame[1, 0]) * f,
+                         (frame[1, 2] + frame[2, 1]) * f)
+        else:
+            qz = 0.5 * math.sqrt(max(1.0 + 2.0 * frame[2, 2] - trace, 0.0))
+            f = 0.25 / qz
+            w, qx, qy = ((frame[1, 0] - frame[0, 1]) * f, (frame[0, 2] + frame[2, 0]) * f,
+                         (frame[1, 2] + frame[2, 1]) * f)
+        if w < 0.0:
+            w, qx, qy, qz = -w, -qx, -qy, -qz
+        norm = math.sqrt(w * w + qx * qx + qy * qy + qz * qz)
+        quats[h, 0], quats[h, 1], quats[h, 2], quats[h, 3] = qx / norm, qy / norm, qz / norm, w / norm
+        ok[h] = True
+    return quats, ok
+
+
 def warm() -> bool:
     """Compile every kernel (or load it from the on-disk cache) on a tiny two-hand problem.
 
@@ -744,7 +816,8 @@ def warm() -> bool:
     intrinsics = CameraIntrinsics.assumed(640, 480)
     try:
         scene = synthetic_scenes.synthetic_scene(np.random.default_rng(0), intrinsics, gap_m=0.03)
-        refinement.refine(scene.observations, intrinsics)
+        fits = refinement.refine(scene.observations, intrinsics)
+        wrist_quaternions(np.stack([fit.joints for fit in fits]), np.array([True, False]), 1e-6)
     except Exception as exc:  # noqa: BLE001 - any numba/LLVM failure: fall back to the numpy solver
         _enabled = False
         _LOG.warning("3D solver: compiled kernels failed (%s: %s); using the numpy solver", type(exc).__name__, exc)
