@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hand_recon_ros.engines.base import Backend, BackendError
+from hand_recon_ros.pipeline import prepost_kernels, solver_kernels
 from hand_recon_ros.pipeline.roi import LANDMARK_INPUT_SIZE_PX, crop_roi
 from hand_recon_ros.pipeline.types import RotatedRect
 
@@ -93,18 +94,31 @@ class LandmarkEstimator:
         world = np.asarray(out[WORLD_OUTPUT], np.float32).reshape(n, 21, 3)
         presence = np.asarray(out[PRESENCE_OUTPUT], np.float32).reshape(n).tolist()
         right = np.asarray(out[HANDEDNESS_OUTPUT], np.float32).reshape(n).tolist()
-        # Crop → image affine of every ROI at once: [u, v] ↦ A·[u, v] + o (roi.crop_to_image_matrix, batched).
         params = np.array([(r.cx, r.cy, r.width, r.height, r.rotation) for r in rois])
-        cos_r, sin_r = np.cos(params[:, 4]), np.sin(params[:, 4])
-        sx, sy = params[:, 2] / LANDMARK_INPUT_SIZE_PX, params[:, 3] / LANDMARK_INPUT_SIZE_PX
-        linear = np.stack([np.stack([cos_r * sx, -sin_r * sy], -1), np.stack([sin_r * sx, cos_r * sy], -1)], 1)
-        offset = params[:, :2] - linear.sum(axis=2) * (LANDMARK_INPUT_SIZE_PX / 2.0)
-        keypoints = (np.einsum("nij,nkj->nki", linear, raw[:, :, :2].astype(np.float64))
-                     + offset[:, None]).astype(np.float32)
-        z_px = (raw[:, :, 2] / NORMALIZE_Z * sx[:, None].astype(np.float32)).astype(np.float32)
-        zeros, ones = np.zeros(n), np.ones(n)
-        rot = np.stack([np.stack([cos_r, -sin_r, zeros], -1), np.stack([sin_r, cos_r, zeros], -1),
-                        np.stack([zeros, zeros, ones], -1)], 1).astype(np.float32)
-        world_image = np.matmul(world, rot.transpose(0, 2, 1)).astype(np.float32)
+        if solver_kernels.enabled():
+            keypoints, z_px, world_image = prepost_kernels.landmarks_to_image(
+                np.ascontiguousarray(raw), np.ascontiguousarray(world), params, float(LANDMARK_INPUT_SIZE_PX),
+                NORMALIZE_Z)
+        else:
+            keypoints, z_px, world_image = _landmarks_to_image(raw, world, params)
         return [LandmarkOutput(keypoints_2d=keypoints[i], keypoints_z=z_px[i], world_landmarks=world_image[i],
                                presence=presence[i], right_probability=right[i]) for i in range(n)]
+
+
+def _landmarks_to_image(raw: np.ndarray, world: np.ndarray, params: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Keypoints (N, 21, 2) pixels, relative depth (N, 21) and world landmarks in image axes (N, 21, 3) float32
+    for ROIs (N, 5) = cx, cy, width, height, rotation: the numpy reference of prepost_kernels.landmarks_to_image."""
+    n = len(params)
+    # Crop → image affine of every ROI at once: [u, v] ↦ A·[u, v] + o (roi.crop_to_image_matrix, batched).
+    cos_r, sin_r = np.cos(params[:, 4]), np.sin(params[:, 4])
+    sx, sy = params[:, 2] / LANDMARK_INPUT_SIZE_PX, params[:, 3] / LANDMARK_INPUT_SIZE_PX
+    linear = np.stack([np.stack([cos_r * sx, -sin_r * sy], -1), np.stack([sin_r * sx, cos_r * sy], -1)], 1)
+    offset = params[:, :2] - linear.sum(axis=2) * (LANDMARK_INPUT_SIZE_PX / 2.0)
+    keypoints = (np.einsum("nij,nkj->nki", linear, raw[:, :, :2].astype(np.float64))
+                 + offset[:, None]).astype(np.float32)
+    z_px = (raw[:, :, 2] / np.float32(NORMALIZE_Z) * sx[:, None].astype(np.float32)).astype(np.float32)
+    zeros, ones = np.zeros(n), np.ones(n)
+    rot = np.stack([np.stack([cos_r, -sin_r, zeros], -1), np.stack([sin_r, cos_r, zeros], -1),
+                    np.stack([zeros, zeros, ones], -1)], 1).astype(np.float32)
+    return keypoints, z_px, np.matmul(world, rot.transpose(0, 2, 1)).astype(np.float32)

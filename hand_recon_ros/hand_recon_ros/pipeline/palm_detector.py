@@ -6,8 +6,16 @@ import cv2
 import numpy as np
 
 from hand_recon_ros.engines.base import Backend, BackendError
+from hand_recon_ros.pipeline import solver_kernels
 from hand_recon_ros.pipeline.anchors import PALM_INPUT_SIZE_PX, generate_anchors
-from hand_recon_ros.pipeline.palm_decode import Letterbox, PalmDetection, decode_palms, unletterbox, weighted_nms
+from hand_recon_ros.pipeline.palm_decode import (
+    Letterbox,
+    PalmDetection,
+    compiled_palms,
+    decode_palms,
+    unletterbox,
+    weighted_nms,
+)
 
 PALM_BOXES_OUTPUT = "Identity"
 PALM_SCORES_OUTPUT = "Identity_1"
@@ -74,6 +82,9 @@ class PalmDetector:
         """
         box, fit = self._resize(image_rgb)
         outputs = self.backend.run_filled(1, lambda tensor: self._write(tensor, fit, border=True))
+        if solver_kernels.enabled():
+            return compiled_palms(outputs[PALM_BOXES_OUTPUT], outputs[PALM_SCORES_OUTPUT], self.anchors, min_score,
+                                  box, max_count)
         boxes, scores = decode_palms(outputs[PALM_BOXES_OUTPUT], outputs[PALM_SCORES_OUTPUT], self.anchors, min_score)
         boxes, scores = weighted_nms(boxes, scores, max_count=max_count)
         return unletterbox(boxes, scores, box)

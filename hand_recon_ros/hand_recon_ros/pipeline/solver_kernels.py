@@ -818,6 +818,9 @@ def warm() -> bool:
         scene = synthetic_scenes.synthetic_scene(np.random.default_rng(0), intrinsics, gap_m=0.03)
         fits = refinement.refine(scene.observations, intrinsics)
         wrist_quaternions(np.stack([fit.joints for fit in fits]), np.array([True, False]), 1e-6)
+        from hand_recon_ros.pipeline import prepost_kernels
+
+        prepost_kernels.warm()
     except Exception as exc:  # noqa: BLE001 - any numba/LLVM failure: fall back to the numpy solver
         _enabled = False
         _LOG.warning("3D solver: compiled kernels failed (%s: %s); using the numpy solver", type(exc).__name__, exc)
