@@ -63,3 +63,20 @@ def test_landmark_kernel_matches_its_numpy_reference():
     for a, b in zip(reference, compiled):
         assert b.dtype == np.float32 and b.shape == a.shape
         np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6)
+
+
+def test_a_prepost_kernel_that_fails_switches_the_kernels_off(monkeypatch, caplog):
+    from hand_recon_ros.pipeline import solver_kernels as sk
+
+    def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - stands in for a numba compile error
+        raise RuntimeError("LLVM said no")
+
+    previous = sk.set_enabled(True)
+    try:
+        monkeypatch.setattr(pk, "palm_detections", broken)
+        with caplog.at_level("WARNING", logger="hand_recon_ros.pipeline.solver_kernels"):
+            assert sk.warm() is False
+        assert not sk.enabled()  # so the palm detector and landmark estimator take their numpy paths
+        assert "compiled kernels failed (RuntimeError: LLVM said no)" in caplog.text
+    finally:
+        sk.set_enabled(previous)
