@@ -163,3 +163,47 @@ def test_other_batches_run_as_chunks_of_few_kept_interpreters(model_paths):
         assert sorted(lite._interpreters) == [1, 2, 8]  # never one interpreter per batch size
     with pytest.raises(BackendError, match="litert: max_batch must be >= 1, got 0"):
         create_backend("litert", model_paths.landmark_onnx, max_batch=0)
+
+
+@pytest.mark.parametrize("backend_name", ["litert", "onnxruntime-cpu", "auto"])
+def test_run_filled_gives_what_run_gives(model_paths, backend_name):
+    # litert fills the interpreter's own input tensor; the others a kept buffer; batch 3 is chunked on litert
+    with create_backend(backend_name, model_paths.landmark_onnx, max_batch=8) as backend:
+        for batch in (2, 1, 3, 2):
+            x = _real_input((batch, *backend.inputs[0].shape[1:]), seed=10 + batch)
+            reference = backend.run({"image": x})
+
+            def fill(buffer: np.ndarray, x: np.ndarray = x) -> None:
+                assert buffer.shape == x.shape and buffer.dtype == np.float32
+                buffer[...] = x
+
+            got = backend.run_filled(batch, fill)
+            assert set(got) == set(reference)
+            for name, value in got.items():
+                np.testing.assert_array_equal(value, reference[name], err_msg=name)
+
+
+def test_run_filled_that_keeps_the_buffer_is_a_clear_error(model_paths):
+    kept = []
+    with create_backend("litert", model_paths.palm_onnx) as backend:
+        with pytest.raises(BackendError, match="inference failed"):
+            backend.run_filled(1, kept.append)
+        kept.clear()
+        assert backend.run_filled(1, lambda buffer: buffer.fill(0.5))  # usable again once the array is let go
+
+
+def test_palm_detector_rewrites_the_letterbox_border_every_frame(model_paths, woman_hands_path):
+    from hand_recon_ros.pipeline.palm_detector import PalmDetector
+
+    rgb = cv2.cvtColor(cv2.imread(str(woman_hands_path)), cv2.COLOR_BGR2RGB)
+    with create_backend("litert", model_paths.palm_onnx) as backend:
+        detector = PalmDetector(backend)
+        first = detector.detect(rgb, 0.5)
+        backend.run_filled(1, lambda buffer: buffer.fill(1.0))  # garbage left in the interpreter's input tensor
+        again = detector.detect(rgb, 0.5)
+        interpreter, inputs, _ = backend._interpreters[1]
+        np.testing.assert_array_equal(interpreter.get_tensor(inputs[0]), detector.preprocess(rgb)[0])  # border 0
+        assert len(first) == len(again) == 2
+        for a, b in zip(first, again):
+            np.testing.assert_array_equal(a.box, b.box)
+            np.testing.assert_array_equal(a.keypoints, b.keypoints)

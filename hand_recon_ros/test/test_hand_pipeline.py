@@ -84,23 +84,23 @@ def test_mirrored_input_swaps_the_labels(fresh, woman):
 def test_video_mode_tracks_without_the_detector(fresh, woman):
     fresh.update(mode="video")
     calls = {"palm": 0, "landmark_batches": []}
-    palm_detect, landmark_run = fresh.palm.detect, fresh.landmarks.backend.run
+    palm_detect, landmark_run = fresh.palm.detect, fresh.landmarks.backend.run_filled
 
     def counting_detect(*args, **kwargs):
         calls["palm"] += 1
         return palm_detect(*args, **kwargs)
 
-    def recording_run(feeds):
-        calls["landmark_batches"].append(next(iter(feeds.values())).shape[0])
-        return landmark_run(feeds)
+    def recording_run(batch, fill):
+        calls["landmark_batches"].append(batch)
+        return landmark_run(batch, fill)
 
     fresh.palm.detect = counting_detect
-    fresh.landmarks.backend.run = recording_run
+    fresh.landmarks.backend.run_filled = recording_run
     try:
         results = [fresh.process(woman, timestamp_s=0.033 * i) for i in range(4)]
     finally:
         del fresh.palm.detect
-        del fresh.landmarks.backend.run
+        del fresh.landmarks.backend.run_filled
     assert calls["palm"] == 1  # both hands tracked after the first frame
     assert calls["landmark_batches"] == [2, 2, 2, 2]  # all hands of a frame in one call
     ids = [sorted((h.detection.track_id, h.side) for h in r.hands) for r in results]

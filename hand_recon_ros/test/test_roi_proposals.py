@@ -157,13 +157,13 @@ def test_pipeline_finds_a_hand_the_detector_cannot(fresh, woman, woman_hands):
 
 def test_no_landmark_call_exceeds_the_backend_max_batch(fresh, woman, monkeypatch):
     sizes: list[int] = []
-    run = fresh.landmarks.backend.run
+    run_filled = fresh.landmarks.backend.run_filled  # the estimator's one way into the network
 
-    def recording_run(feeds):
-        sizes.extend(v.shape[0] for v in feeds.values())
-        return run(feeds)
+    def recording_run_filled(batch, fill):
+        sizes.append(batch)
+        return run_filled(batch, fill)
 
-    monkeypatch.setattr(fresh.landmarks.backend, "run", recording_run)
+    monkeypatch.setattr(fresh.landmarks.backend, "run_filled", recording_run_filled)
     fresh.update(min_detection_score=1.0)
     try:
         fresh.process(woman)

@@ -84,6 +84,59 @@ def test_video_mode_with_warm_start_and_smoothness_matches_numpy():
     assert max(_max_joint_difference_m(a, b) for a, b in zip(reference, compiled)) < PARITY_TOL_M
 
 
+def _with_depth(observations: list[rf.HandObservation], truth: list[np.ndarray], rng: np.random.Generator,
+                bias_m: float = 0.02) -> list[rf.HandObservation]:
+    """The observations with noisy joint depths (biased, a few joints unknown), as a depth camera gives."""
+    out = []
+    for obs, joints in zip(observations, truth):
+        depth = joints[:, 2] + bias_m + rng.normal(0.0, 0.004, 21)
+        depth[rng.choice(21, 5, replace=False)] = np.nan
+        out.append(rf.HandObservation(obs.side, obs.keypoints_px, obs.confidence, obs.world, obs.bone_lengths,
+                                      obs.previous, obs.keypoints_z, obs.warm_start, depth))
+    return out
+
+
+@pytest.mark.parametrize("gap_m", GAPS_M)
+def test_solve_with_the_depth_term_matches_numpy(gap_m):
+    rng = np.random.default_rng(int(gap_m * 1000) + 7)
+    scenes = [synthetic_scenes.synthetic_scene(rng, INTR, gap_m=gap_m) for _ in range(4)]
+    observed = [_with_depth(s.observations, s.truth, rng) for s in scenes]
+    reference, compiled = _both(lambda: [rf.refine(o, INTR) for o in observed])
+    for a, b in zip(reference, compiled):
+        assert _max_joint_difference_m(a, b) < PARITY_TOL_M
+    # the depth term did act: the solve moved the hands towards the (biased) measured depth
+    mono = [rf.refine(s.observations, INTR) for s in scenes]
+    assert np.mean([fb.translation[2] - fm.translation[2] for b, m in zip(compiled, mono)
+                    for fb, fm in zip(b, m)]) > 0.005
+
+
+def test_video_mode_with_depth_mixed_warm_and_one_hand_matches_numpy():
+    rng = np.random.default_rng(5)
+    scenes = synthetic_scenes.synthetic_sequence(rng, INTR, 5, gap_m=0.035)
+    settings = rf.RefineSettings(temporal_sigma_m=0.01)
+
+    def track() -> list[list[rf.HandFit]]:
+        fits: list[list[rf.HandFit]] = []
+        single.clear()
+        depth_rng = np.random.default_rng(9)
+        for frame, scene in enumerate(scenes):
+            observations = _with_depth(scene.observations, scene.truth, depth_rng)
+            if fits:  # the left hand is tracked (warm start, previous joints), the right one starts cold
+                prev = fits[-1][0]
+                observations[0] = rf.HandObservation(
+                    observations[0].side, observations[0].keypoints_px, observations[0].confidence,
+                    observations[0].world, previous=prev.joints, keypoints_z=observations[0].keypoints_z,
+                    warm_start=prev, depth_m=observations[0].depth_m if frame % 2 else None)
+            fits.append(rf.refine(observations, INTR, settings))
+            single.append(rf.refine(observations[:1], INTR, settings))  # one hand (no contact term)
+        return fits + single
+
+    single: list[list[rf.HandFit]] = []
+    reference, compiled = _both(track)
+    assert len(reference) == len(compiled) == 2 * len(scenes)
+    assert max(_max_joint_difference_m(a, b) for a, b in zip(reference, compiled)) < PARITY_TOL_M
+
+
 def test_each_kernel_matches_its_numpy_block():
     scene = synthetic_scenes.synthetic_scene(np.random.default_rng(11), INTR, gap_m=0.03)
     (batch_a, x_a, r_a, j_a), (batch_b, x_b, r_b, j_b) = _both(lambda: rf.initialise(scene.observations, INTR))
@@ -155,10 +208,31 @@ def test_a_kernel_that_fails_to_compile_falls_back_to_numpy(restore_kernels, mon
     def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - stands in for a numba compile error
         raise RuntimeError("LLVM said no")
 
-    monkeypatch.setattr(sk, "pose", broken)
+    monkeypatch.setattr(sk, "solve", broken)
     with caplog.at_level("WARNING", logger="hand_recon_ros.pipeline.solver_kernels"):
         assert sk.warm() is False
     assert not sk.enabled()
     assert "compiled kernels failed (RuntimeError: LLVM said no); using the numpy solver" in caplog.text
     scene = synthetic_scenes.synthetic_scene(np.random.default_rng(1), INTR)
     assert len(rf.refine(scene.observations, INTR)) == 2  # the numpy solver runs
+
+
+def test_wrist_quaternions_match_wrist_poses():
+    from hand_recon_ros.pipeline.wrist_pose import MIN_AXIS_LENGTH_M, wrist_poses
+
+    rng = np.random.default_rng(21)
+    scene = synthetic_scenes.synthetic_scene(rng, INTR)
+    hands = [t for _ in range(20) for t in synthetic_scenes.synthetic_scene(rng, INTR).truth] + list(scene.truth)
+    degenerate = np.array(scene.truth[0])
+    degenerate[9] = degenerate[0]  # wrist and middle MCP coincide: no frame
+    collinear = np.array(scene.truth[1])
+    collinear[5], collinear[17] = collinear[9], 2.0 * collinear[9] - collinear[0]  # palm points on one line
+    hands += [degenerate, collinear]
+    sides = ["left" if i % 2 == 0 else "right" for i in range(len(hands))]
+    reference = wrist_poses(hands, sides)
+    quats, defined = sk.wrist_quaternions(np.stack(hands), np.array([s == "right" for s in sides]), MIN_AXIS_LENGTH_M)
+    assert [q is not None for _, q in reference] == defined.tolist()
+    assert not defined[-1] and not defined[-2] and defined[:-2].all()
+    for (_, q_ref), q, ok in zip(reference, quats, defined):
+        if ok:
+            np.testing.assert_allclose(q, q_ref, atol=1e-9)

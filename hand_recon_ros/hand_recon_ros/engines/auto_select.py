@@ -165,6 +165,13 @@ class AutoBackend(Backend):
         assert self.selected is not None
         return self.selected._run_impl(feeds)
 
+    def run_filled(self, batch: int, fill: Any) -> dict[str, np.ndarray]:
+        """The chosen backend's run_filled (LiteRT's writes straight into its interpreter)."""
+        if not self._loaded:
+            self.load()
+        assert self.selected is not None
+        return self.selected.run_filled(batch, fill)
+
     def _close_impl(self) -> None:
         if self.selected is not None:
             self.selected.close()

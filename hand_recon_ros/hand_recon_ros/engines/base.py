@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import abc
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -77,6 +78,7 @@ class Backend(abc.ABC):
         self._loaded = False
         self.inputs: list[TensorSpec] = []
         self.outputs: list[TensorSpec] = []
+        self._fill_buffers: dict[int, np.ndarray] = {}  # run_filled's input arrays, one per batch size
 
     # -- public API ---------------------------------------------------------------------------------
     @property
@@ -105,6 +107,35 @@ class Backend(abc.ABC):
             self.load()
         self._check_feeds(feeds)
         return self._run_impl(feeds)
+
+    def run_filled(self, batch: int, fill: Callable[[np.ndarray], None]) -> dict[str, np.ndarray]:
+        """Run one batch of a single-input model whose input ``fill`` writes in place.
+
+        ``fill`` gets a writable array (batch, *input shape) of the input's dtype and must write all of it; a
+        backend with a runtime-owned input buffer (LiteRT) hands over that buffer, saving the copy ``run`` makes.
+        ``fill`` must not keep the array. Other backends fill a kept buffer and ``run`` it.
+        """
+        if not self._loaded:
+            self.load()
+        buffer = self._input_buffer(batch)
+        fill(buffer)
+        return self.run({self.inputs[0].name: buffer})
+
+    def _input_buffer(self, batch: int) -> np.ndarray:
+        """A kept array (batch, *input shape) for run_filled (one per batch size); BackendError when the model
+        has several inputs or a dynamic dimension besides the batch."""
+        buffers = self._fill_buffers
+        buffer = buffers.get(batch)
+        if buffer is None:
+            if len(self.inputs) != 1:
+                raise BackendError(f"{self.name}: {self.model_path.name}: run_filled needs a single-input model, "
+                                   f"this one has {self.input_names}")
+            spec = self.inputs[0]
+            if batch < 1 or not all(isinstance(d, int) and d > 0 for d in spec.shape[1:]):
+                raise BackendError(f"{self.name}: {self.model_path.name}: run_filled needs batch >= 1 and a fixed "
+                                   f"input shape besides the batch, got batch {batch} for {spec.shape}")
+            buffer = buffers[batch] = np.zeros((batch, *spec.shape[1:]), spec.dtype)
+        return buffer
 
     def close(self) -> None:
         """Release the model and any device memory (idempotent)."""

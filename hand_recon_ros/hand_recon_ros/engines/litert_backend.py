@@ -155,6 +155,28 @@ class LiteRTBackend(Backend):
             raise BackendError(f"{self.name}: {self.tflite_path.name}: inference failed: {exc}") from exc
         return {spec.name: interpreter.get_tensor(index) for spec, index in zip(self.outputs, out_index)}
 
+    def run_filled(self, batch: int, fill: Any) -> dict[str, np.ndarray]:
+        """Backend.run_filled writing straight into the interpreter's own input tensor (no set_tensor copy) for the
+        kept batch sizes; any other batch goes through a buffer and chunks as ``run`` does."""
+        if not self._loaded:
+            self.load()
+        if len(self.inputs) != 1 or batch not in self._sizes:
+            return super().run_filled(batch, fill)
+        entry = self._interpreters.get(batch)
+        if entry is None:
+            entry = self._interpreters[batch] = self._make_interpreter(batch)
+        interpreter, in_index, out_index = entry
+        view = interpreter.tensor(in_index[0])()  # valid until the next invoke: dropped before it
+        try:
+            fill(view)
+        finally:
+            del view
+        try:
+            interpreter.invoke()
+        except (ValueError, RuntimeError) as exc:  # also a fill that kept the array (LiteRT refuses to invoke)
+            raise BackendError(f"{self.name}: {self.tflite_path.name}: inference failed: {exc}") from exc
+        return {spec.name: interpreter.get_tensor(index) for spec, index in zip(self.outputs, out_index)}
+
     def chunk_sizes(self, batch: int) -> list[int]:
         """How a batch is split over the kept interpreter sizes: largest kept size that fits first."""
         chunks, left = [], batch

@@ -166,16 +166,17 @@ class HandPipeline:
 
     def warmup(self) -> None:
         """Run both networks once on blank input so the first real frame does not pay ONNX Runtime's set-up."""
+        # The compiled kernels first (palm/landmark post-processing and the solver; loaded from the cache that make
+        # setup fills): a kernel that fails to compile switches them all off, so the numpy paths run instead.
+        from hand_recon_ros.pipeline.solver_kernels import warm
+
+        warm()
         blank = np.zeros((PALM_INPUT_SIZE_PX, PALM_INPUT_SIZE_PX, 3), np.uint8)
         self.palm.detect(blank, 1.0)
         roi = RotatedRect(PALM_INPUT_SIZE_PX / 2.0, PALM_INPUT_SIZE_PX / 2.0, 100.0, 100.0, 0.0)
         self.landmarks.estimate(blank, [roi] * 2)
         if self.config.roi_proposals:  # the first proposal call (a full chunk) should not pay set-up either
             self.landmarks.estimate(blank, [roi] * MAX_PROPOSAL_BATCH)
-        if self.lifter_name == "refinement":  # load the compiled solver now (compiles only if make setup did not)
-            from hand_recon_ros.pipeline.solver_kernels import warm
-
-            warm()
         if self.learned is not None:
             self.learned.warmup()
 

@@ -153,3 +153,32 @@ def unletterbox(boxes: np.ndarray, scores: np.ndarray, letterbox: Letterbox) -> 
             PalmDetection(float(score), np.concatenate([centre, wh]).astype(np.float32), keypoints.astype(np.float32))
         )
     return detections
+
+
+def compiled_palms(raw_boxes: np.ndarray, raw_logits: np.ndarray, anchors: np.ndarray, min_score: float,
+                   letterbox: Letterbox, max_count: int | None = None) -> list[PalmDetection]:
+    """decode_palms + weighted_nms + unletterbox in one compiled call (prepost_kernels.palm_detections)."""
+    from hand_recon_ros.pipeline import prepost_kernels
+
+    boxes = np.ascontiguousarray(raw_boxes, dtype=np.float32).reshape(-1, NUM_PALM_COORDS)
+    logits = np.ascontiguousarray(raw_logits, dtype=np.float32).reshape(-1)
+    if boxes.shape[0] != anchors.shape[0] or logits.shape[0] != anchors.shape[0]:
+        raise ValueError(
+            f"palm outputs do not match the anchors: {boxes.shape[0]} boxes, {logits.shape[0]} scores, "
+            f"{anchors.shape[0]} anchors"
+        )
+    threshold = _logit_threshold(min_score)
+    rows, scores = prepost_kernels.palm_detections(
+        boxes, logits, anchors, float(min_score), 0.0 if threshold is None else threshold, threshold is not None,
+        int(letterbox.size_px), NMS_IOU_THRESHOLD, -1 if max_count is None else int(max_count),
+        float(letterbox.scale), float(letterbox.pad_x_px), float(letterbox.pad_y_px))
+    return [PalmDetection(float(score), row[:4], row[4:].reshape(NUM_PALM_KEYPOINTS, 2))
+            for row, score in zip(rows, scores.tolist())]
+
+
+def _logit_threshold(min_score: float) -> float | None:
+    """The logit below which no score reaches min_score (less a float32 margin), or None when nothing can be
+    pre-selected (min_score <= 0, or >= 1 where scores round to 1.0)."""
+    if 0.0 < min_score < 1.0:
+        return float(np.float32(float(logit(min_score)) - LOGIT_MARGIN))
+    return None

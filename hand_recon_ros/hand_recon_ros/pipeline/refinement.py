@@ -83,6 +83,11 @@ _LIMITS_ACTIVE = hk.JOINT_LIMITS_RAD.reshape(-1, 2)[hk.ACTIVE_ANGLES]
 _LIMITS_FLAT = np.ascontiguousarray(hk.JOINT_LIMITS_RAD.reshape(-1, 2))
 # Noise scales in the order solver_kernels.residual_2d reads them.
 _KERNEL_SIGMAS = np.array([REPROJECTION_SIGMA_M, *_WORLD_SIGMAS_M, ANGLE_PRIOR_SIGMA_RAD, SPREAD_PRIOR_SIGMA_RAD])
+# Scalar constants in the order solver_kernels.solve reads them (solver_kernels.SOLVE_CONSTS).
+_SOLVE_CONSTS = np.array([LM_DAMPING, HUBER_PX, MIN_DEPTH_M, MAX_DEPTH_M, DEPTH_SIGMA_BASE_M,
+                          DEPTH_SIGMA_QUADRATIC_PER_M, DEPTH_HUBER_M, ANCHOR_SIGMA_M, PENETRATION_SIGMA_M,
+                          CONTACT_MARGIN_M, PALM_ADAPT_WEIGHT])
+_LIMITS_ACTIVE_C = np.ascontiguousarray(_LIMITS_ACTIVE)
 
 
 class RefinementError(ValueError):
@@ -528,6 +533,8 @@ def refine(observations: list[HandObservation], intrinsics: CameraIntrinsics,
     settings = settings or RefineSettings()
     if not observations:
         return []
+    if _sk.enabled():
+        return _refine_compiled(observations, intrinsics, settings)
     batch, x, r_ref, joints0 = initialise(observations, intrinsics)
     initial_residual = np.linalg.norm(_project(batch, joints0) - batch.uv, axis=-1)
     angle_prior = batch.angle_prior
@@ -562,3 +569,74 @@ def refine(observations: list[HandObservation], intrinsics: CameraIntrinsics,
         ))
     return fits
 
+
+
+def _stack(observations: list[HandObservation], name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """One field of every observation stacked to (B, *shape) float64; RefinementError (naming the hand) when a
+    shape is wrong or a value is not finite."""
+    try:
+        stacked = np.array([getattr(o, name) for o in observations], dtype=np.float64)
+    except (ValueError, TypeError):  # ragged shapes
+        stacked = None
+    if stacked is None or stacked.shape[1:] != shape or not np.isfinite(stacked).all():
+        for i, obs in enumerate(observations):
+            _check_observation(i, obs)
+        raise RefinementError(f"{name} of the observations cannot be stacked to {shape}")  # pragma: no cover
+    return stacked
+
+
+def _refine_compiled(observations: list[HandObservation], intrinsics: CameraIntrinsics,
+                     settings: RefineSettings) -> list[HandFit]:
+    """refine() as one compiled call (solver_kernels.solve): the same maths as the numpy path below it, without
+    its per-step Python and numpy glue (which costs more than the arithmetic when the caches are cold)."""
+    b = len(observations)
+    uv = _stack(observations, "keypoints_px", (NUM_JOINTS, 2))
+    conf = _stack(observations, "confidence", (NUM_JOINTS,))
+    world = _stack(observations, "world", (NUM_JOINTS, 3))
+    lengths = _stack(observations, "bone_lengths", (len(BONES),))
+    sides = [o.side for o in observations]
+    if any(side not in ("left", "right") for side in sides) or np.any(lengths <= 0) or any(
+            o.depth_m is not None for o in observations):
+        for i, obs in enumerate(observations):  # the precise error (or the depth check) per hand
+            _check_observation(i, obs)
+    np.clip(conf, 0.0, 1.0, out=conf)
+    mirror = np.array([hk.side_mirror(side) for side in sides])
+    kz = np.zeros((b, NUM_JOINTS))
+    kz_weight = np.zeros(b)
+    depth = np.full((b, NUM_JOINTS), np.nan)
+    has_depth = False
+    previous = np.zeros((b, NUM_JOINTS, 3))
+    has_previous = np.zeros(b, np.bool_)
+    warm = np.zeros(b, np.bool_)
+    warm_rotation = np.zeros((b, 3, 3))
+    warm_translation = np.zeros((b, 3))
+    warm_spread = np.zeros(b)
+    warm_angles = np.zeros((b, len(hk.ACTIVE_ANGLES)))
+    for i, obs in enumerate(observations):
+        if obs.keypoints_z is not None:
+            kz[i] = obs.keypoints_z
+            kz_weight[i] = 1.0 / RELATIVE_DEPTH_SIGMA_M
+        if obs.depth_m is not None:
+            depth[i] = obs.depth_m
+            has_depth = True
+        if obs.previous is not None:
+            previous[i] = obs.previous
+            has_previous[i] = True
+        if obs.warm_start is not None:
+            _check_warm_start(i, obs.warm_start)
+            warm[i] = True
+            warm_rotation[i] = obs.warm_start.rotation
+            warm_translation[i] = obs.warm_start.translation
+            warm_spread[i] = obs.warm_start.palm_spread
+            warm_angles[i] = np.asarray(obs.warm_start.angles, dtype=np.float64).reshape(-1)[hk.ACTIVE_ANGLES]
+    temporal = settings.temporal_sigma_m if has_previous.any() and settings.temporal_sigma_m is not None else -1.0
+    iterations = settings.warm_iterations if warm.all() else settings.iterations
+    intr = np.array([intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy], dtype=np.float64)
+    joints, joints0, r_ref, x, residual, initial = _sk.solve(
+        uv, conf, intr, lengths, mirror, kz, kz_weight, world, depth, has_depth, previous, has_previous, warm,
+        warm_rotation, warm_translation, warm_spread, warm_angles, int(iterations), int(settings.steps_2d),
+        float(temporal), _KERNEL_SIGMAS, _LIMITS_FLAT, _LIMITS_ACTIVE_C, BONE_RADIUS_M, _SOLVE_CONSTS)
+    angles = _full_angles(x[:, ANGLES:])
+    return [HandFit(joints=joints[i], initial_joints=joints0[i], rotation=r_ref[i], translation=x[i, 3:6].copy(),
+                    angles=angles[i], palm_spread=float(x[i, SPREAD]), residual_px=residual[i],
+                    initial_residual_px=initial[i]) for i in range(b)]

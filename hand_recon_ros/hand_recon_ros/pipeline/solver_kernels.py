@@ -479,6 +479,328 @@ def inverse_kinematics(joints_hand: np.ndarray, limits: np.ndarray) -> np.ndarra
     return out
 
 
+# -- the whole solve in one call (refinement.refine: initialise, every iteration, the final pose) ---------------
+#: Order of the scalar constants solve() reads from its ``consts`` array (refinement._SOLVE_CONSTS fills it).
+SOLVE_CONSTS = ("lm_damping", "huber_px", "min_depth_m", "max_depth_m", "depth_sigma_base_m",
+                "depth_sigma_quadratic_per_m", "depth_huber_m", "anchor_sigma_m", "penetration_sigma_m",
+                "contact_margin_m", "palm_adapt_weight")
+
+
+@_jit
+def _project_residual(joints: np.ndarray, uv: np.ndarray, intr: np.ndarray,
+                      out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Pixel distance (B, 21) between projected joints and keypoints into out (refinement._project + norm)."""
+    for h in range(joints.shape[0]):
+        for n in range(21):
+            z = max(joints[h, n, 2], 1e-6)
+            du = intr[0] * joints[h, n, 0] / z + intr[2] - uv[h, n, 0]
+            dv = intr[1] * joints[h, n, 1] / z + intr[3] - uv[h, n, 1]
+            out[h, n] = math.sqrt(du * du + dv * dv)
+
+
+@_jit
+def _depth_residual(depth: np.ndarray, joints: np.ndarray, jac: np.ndarray, res: np.ndarray, jr: np.ndarray,
+                    offset: int, consts: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Depth-camera residuals (refinement._residual_depth) into res[:, offset:offset + 21], jr[:, :, offset:...]."""
+    base, quad, huber_m = consts[4], consts[5], consts[6]
+    for h in range(joints.shape[0]):
+        for n in range(21):
+            d = depth[h, n]
+            if math.isfinite(d):
+                sigma = base + quad * d * d
+                error = joints[h, n, 2] - d
+                weight = math.sqrt(min(1.0, huber_m / max(abs(error), 1e-9))) / sigma
+            else:
+                error, weight = joints[h, n, 2], 0.0
+            res[h, offset + n] = error * weight
+            for q in range(jac.shape[1]):
+                jr[h, q, offset + n] = jac[h, q, n, 2] * weight
+
+
+@_jit
+def _contacts(joints: np.ndarray, radii: np.ndarray, margin: float
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """refinement._contact_pairs for two hands: bone indices of hand 0 (K,), of hand 1 (K,), clearance targets (K,)
+    (K = 0 when apart or not two hands)."""
+    empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0)
+    if joints.shape[0] != 2:
+        return empty_i, empty_i, empty_f
+    reach = 2.0 * radii.max() + margin
+    for i in range(3):
+        lo0, hi0 = joints[0, :, i].min(), joints[0, :, i].max()
+        lo1, hi1 = joints[1, :, i].min(), joints[1, :, i].max()
+        if lo0 > hi1 + reach or lo1 > hi0 + reach:
+            return empty_i, empty_i, empty_f
+    p1 = np.empty((400, 3))
+    q1 = np.empty((400, 3))
+    p2 = np.empty((400, 3))
+    q2 = np.empty((400, 3))
+    for a in range(20):
+        for b in range(20):
+            k = a * 20 + b
+            for i in range(3):
+                p1[k, i] = joints[0, _BONES[a, 0], i]
+                q1[k, i] = joints[0, _BONES[a, 1], i]
+                p2[k, i] = joints[1, _BONES[b, 0], i]
+                q2[k, i] = joints[1, _BONES[b, 1], i]
+    raw, _, _ = segment_closest(p1, q1, p2, q2)
+    count = 0
+    for k in range(400):
+        if raw[k] < radii[k // 20] + radii[k % 20] + margin:
+            count += 1
+    ia = np.empty(count, np.int64)
+    ib = np.empty(count, np.int64)
+    target = np.empty(count)
+    j = 0
+    for k in range(400):
+        r = radii[k // 20] + radii[k % 20]
+        if raw[k] < r + margin:
+            ia[j], ib[j] = k // 20, k % 20
+            target[j] = r - 0.5 * max(r - raw[k], 0.0)
+            j += 1
+    return ia, ib, target
+
+
+@_jit
+def _residual_3d(joints: np.ndarray, jac: np.ndarray, ia: np.ndarray, ib: np.ndarray, target: np.ndarray,
+                 previous: np.ndarray, has_previous: np.ndarray, temporal_sigma: float, consts: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """refinement._residual_3d with the anchor at the current joints: residuals (B, M), Jacobian (B, P, M)."""
+    b, p = joints.shape[0], jac.shape[1]
+    count = ia.shape[0]
+    temporal = temporal_sigma > 0.0
+    m = 63 + count + (63 if temporal else 0)
+    res = np.zeros((b, m))
+    jr = np.zeros((b, p, m))
+    anchor_sigma, pen_sigma = consts[7], consts[8]
+    for h in range(b):
+        for n in range(21):
+            for i in range(3):
+                for q in range(p):
+                    jr[h, q, 3 * n + i] = jac[h, q, n, i] / anchor_sigma
+        if count > 0:
+            mine = ia if h == 0 else ib
+            theirs = ib if h == 0 else ia
+            other = 1 - h
+            p1 = np.empty((count, 3))
+            q1 = np.empty((count, 3))
+            p2 = np.empty((count, 3))
+            q2 = np.empty((count, 3))
+            for k in range(count):
+                for i in range(3):
+                    p1[k, i] = joints[h, _BONES[mine[k], 0], i]
+                    q1[k, i] = joints[h, _BONES[mine[k], 1], i]
+                    p2[k, i] = joints[other, _BONES[theirs[k], 0], i]
+                    q2[k, i] = joints[other, _BONES[theirs[k], 1], i]
+            dist, s, direction = segment_closest(p1, q1, p2, q2)
+            for k in range(count):
+                if dist[k] >= target[k]:
+                    continue
+                res[h, 63 + k] = (target[k] - dist[k]) / pen_sigma
+                parent, child = _BONES[mine[k], 0], _BONES[mine[k], 1]
+                for q in range(p):
+                    grad = 0.0
+                    for i in range(3):
+                        grad += (jac[h, q, parent, i] * direction[k, i] * (1.0 - s[k])
+                                 + jac[h, q, child, i] * direction[k, i] * s[k])
+                    jr[h, q, 63 + k] = -grad / pen_sigma
+        if temporal:
+            start = 63 + count
+            for n in range(21):
+                for i in range(3):
+                    if has_previous[h]:
+                        res[h, start + 3 * n + i] = (joints[h, n, i] - previous[h, n, i]) / temporal_sigma
+                    for q in range(p):
+                        jr[h, q, start + 3 * n + i] = jac[h, q, n, i] / temporal_sigma
+    return res, jr
+
+
+@_jit
+def solve(uv: np.ndarray, conf: np.ndarray, intr: np.ndarray, lengths: np.ndarray, mirror: np.ndarray,
+          kz: np.ndarray, kz_weight: np.ndarray, world_in: np.ndarray, depth: np.ndarray, has_depth: bool,
+          previous: np.ndarray, has_previous: np.ndarray, warm: np.ndarray, warm_rotation: np.ndarray,
+          warm_translation: np.ndarray, warm_spread: np.ndarray, warm_angles: np.ndarray, iterations: int,
+          steps_2d: int, temporal_sigma: float, sigmas: np.ndarray, limits_flat: np.ndarray,
+          limits_active: np.ndarray, radii: np.ndarray, consts: np.ndarray
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+    """refinement.refine in one compiled call: (joints, initial joints (B, 21, 3), rotations (B, 3, 3), parameters
+    (B, 28), reprojection error and initial reprojection error (B, 21) pixels).
+
+    depth (B, 21) NaN where unknown (read only when has_depth); previous (B, 21, 3) read where has_previous (B,);
+    warm (B,) marks hands starting from warm_rotation (B, 3, 3), warm_translation (B, 3), warm_spread (B,) and
+    warm_angles (B, 21 active); temporal_sigma <= 0: no smoothness term; consts in SOLVE_CONSTS order.
+    """
+    b = uv.shape[0]
+    damping, huber_px, depth_lo, depth_hi, palm_weight = consts[0], consts[1], consts[2], consts[3], consts[10]
+    world, rotations, local_world = observation_frames(world_in, uv, intr, lengths, mirror)
+    palm = np.empty((b, 5, 3))
+    for h in range(b):  # hand_kinematics.personal_palm
+        for c in range(5):
+            n = _FINGERS[c, 0]
+            norm = max(math.sqrt(local_world[h, n, 0] ** 2 + local_world[h, n, 1] ** 2 + local_world[h, n, 2] ** 2),
+                       1e-9)
+            total = 0.0
+            for i in range(3):
+                palm[h, c, i] = (1.0 - palm_weight) * _PALM_DIRECTIONS[c, i] + palm_weight * local_world[h, n, i] / norm
+                total += palm[h, c, i] ** 2
+            total = max(math.sqrt(total), 1e-9)
+            for i in range(3):
+                palm[h, c, i] /= total
+    ik = inverse_kinematics(local_world, limits_flat)
+    x = np.zeros((b, 28))
+    angle_prior = np.empty((b, 21))
+    r_ref = rotations.copy()
+    for h in range(b):
+        for i in range(21):
+            a = _ACTIVE[i]
+            value = ik[h, a // 6, (a % 6) // 2, a % 2]
+            angle_prior[h, i] = min(max(value, limits_flat[a, 0]), limits_flat[a, 1])
+            x[h, 7 + i] = angle_prior[h, i]
+        if warm[h]:
+            r_ref[h] = warm_rotation[h]
+            for i in range(3):
+                x[h, 3 + i] = warm_translation[h, i]
+            x[h, 6] = warm_spread[h]
+            for i in range(21):
+                x[h, 7 + i] = warm_angles[h, i]
+        for i in range(21):  # refinement._clip
+            x[h, 7 + i] = min(max(x[h, 7 + i], limits_active[i, 0]), limits_active[i, 1])
+        x[h, 6] = min(max(x[h, 6], _SPREAD_LO), _SPREAD_HI)
+        x[h, 5] = min(max(x[h, 5], depth_lo), depth_hi)
+    joints0, _ = pose(x[:, 7:], lengths, palm, x[:, 6], r_ref, mirror, x[:, 3:6], False)
+    relative = np.empty((b, 21, 3))
+    for h in range(b):
+        for n in range(21):
+            for i in range(3):
+                relative[h, n, i] = joints0[h, n, i] - x[h, 3 + i]
+    translation = initial_translation(uv, intr, conf, relative, huber_px, depth_lo, depth_hi)
+    errors = np.empty(21)
+    for h in range(b):
+        if warm[h]:
+            continue
+        for i in range(3):
+            x[h, 3 + i] = translation[h, i]
+        if has_depth:  # refinement._depth_translation
+            count = 0
+            for n in range(21):
+                if math.isfinite(depth[h, n]):
+                    errors[count] = depth[h, n] - (relative[h, n, 2] + x[h, 5])
+                    count += 1
+            shift = np.median(errors[:count]) if count > 0 else 0.0
+            factor = min(max(x[h, 5] + shift, depth_lo), depth_hi) / max(x[h, 5], depth_lo)
+            for i in range(3):
+                x[h, 3 + i] *= factor
+        for n in range(21):
+            for i in range(3):
+                joints0[h, n, i] = relative[h, n, i] + x[h, 3 + i]
+    initial_residual = np.empty((b, 21))
+    _project_residual(joints0, uv, intr, initial_residual)
+    residual = np.empty((b, 21))
+    irls = np.empty((b, 21))
+    depth_scale = np.empty(b)
+    temporal = temporal_sigma > 0.0
+    for _ in range(iterations):
+        for _ in range(steps_2d):
+            joints, jac = pose(x[:, 7:], lengths, palm, x[:, 6], r_ref, mirror, x[:, 3:6], True)
+            _project_residual(joints, uv, intr, residual)
+            for h in range(b):
+                depth_scale[h] = max(x[h, 5], depth_lo)
+                for n in range(21):
+                    irls[h, n] = math.sqrt(conf[h, n] * min(1.0, huber_px / max(residual[h, n], 1e-9)))
+            r2, j2 = residual_2d(uv, intr, world, kz, kz_weight, joints, jac, x, irls, depth_scale, angle_prior,
+                                 sigmas)
+            if has_depth:
+                m2 = r2.shape[1]
+                r0 = np.empty((b, m2 + 21))
+                jr = np.empty((b, 28, m2 + 21))
+                r0[:, :m2] = r2
+                jr[:, :, :m2] = j2
+                _depth_residual(depth, joints, jac, r0, jr, m2, consts)
+                x, r_ref = lm_update(x, r_ref, r0, jr, damping, limits_active, depth_lo, depth_hi)
+            else:
+                x, r_ref = lm_update(x, r_ref, r2, j2, damping, limits_active, depth_lo, depth_hi)
+        joints, jac = pose(x[:, 7:], lengths, palm, x[:, 6], r_ref, mirror, x[:, 3:6], True)
+        ia, ib, target = _contacts(joints, radii, consts[9])
+        if ia.shape[0] > 0 or temporal:
+            r3, j3 = _residual_3d(joints, jac, ia, ib, target, previous, has_previous, temporal_sigma, consts)
+            x, r_ref = lm_update(x, r_ref, r3, j3, damping, limits_active, depth_lo, depth_hi)
+    joints, _ = pose(x[:, 7:], lengths, palm, x[:, 6], r_ref, mirror, x[:, 3:6], False)
+    _project_residual(joints, uv, intr, residual)
+    return joints, joints0, r_ref, x, residual, initial_residual
+
+
+# -- wrist poses of the refined hands (wrist_pose.wrist_poses) --------------------------------------------------
+@_jit
+def wrist_quaternions(joints: np.ndarray, right: np.ndarray, min_axis: float
+                      ) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Wrist-frame quaternions (B, 4) x, y, z, w (w >= 0) of joints (B, 21, 3), and whether each frame is defined
+    (B,): wrist_pose.wrist_frame's axes (x wrist→middle MCP, z out of the palm, y = z × x) without its checks'
+    exceptions (a frame with an axis shorter than min_axis, or non-finite joints, is not defined)."""
+    b = joints.shape[0]
+    quats = np.zeros((b, 4))
+    ok = np.zeros(b, np.bool_)
+    frame = np.empty((3, 3))
+    for h in range(b):
+        finite = True
+        for n in range(21):
+            for i in range(3):
+                if not math.isfinite(joints[h, n, i]):
+                    finite = False
+        if not finite:
+            continue
+        x0, x1, x2 = (joints[h, 9, 0] - joints[h, 0, 0], joints[h, 9, 1] - joints[h, 0, 1],
+                      joints[h, 9, 2] - joints[h, 0, 2])
+        a0, a1, a2 = (joints[h, 5, 0] - joints[h, 0, 0], joints[h, 5, 1] - joints[h, 0, 1],
+                      joints[h, 5, 2] - joints[h, 0, 2])
+        c0, c1, c2 = (joints[h, 17, 0] - joints[h, 0, 0], joints[h, 17, 1] - joints[h, 0, 1],
+                      joints[h, 17, 2] - joints[h, 0, 2])
+        if not right[h]:  # (pinky - wrist) x (index - wrist) on a left hand
+            a0, a1, a2, c0, c1, c2 = c0, c1, c2, a0, a1, a2
+        n0, n1, n2 = a1 * c2 - a2 * c1, a2 * c0 - a0 * c2, a0 * c1 - a1 * c0
+        x_len = math.sqrt(x0 * x0 + x1 * x1 + x2 * x2)
+        if x_len < min_axis:
+            continue
+        x0, x1, x2 = x0 / x_len, x1 / x_len, x2 / x_len
+        d = n0 * x0 + n1 * x1 + n2 * x2
+        z0, z1, z2 = n0 - d * x0, n1 - d * x1, n2 - d * x2
+        z_len = math.sqrt(z0 * z0 + z1 * z1 + z2 * z2)
+        if z_len < min_axis:
+            continue
+        z0, z1, z2 = z0 / z_len, z1 / z_len, z2 / z_len
+        y0, y1, y2 = z1 * x2 - z2 * x1, z2 * x0 - z0 * x2, z0 * x1 - z1 * x0
+        frame[0, 0], frame[1, 0], frame[2, 0] = x0, x1, x2
+        frame[0, 1], frame[1, 1], frame[2, 1] = y0, y1, y2
+        frame[0, 2], frame[1, 2], frame[2, 2] = z0, z1, z2
+        # Quaternion of the rotation matrix (Shepperd: the largest of w, x, y, z first, for accuracy).
+        trace = frame[0, 0] + frame[1, 1] + frame[2, 2]
+        if trace >= frame[0, 0] and trace >= frame[1, 1] and trace >= frame[2, 2]:
+            w = 0.5 * math.sqrt(max(1.0 + trace, 0.0))
+            f = 0.25 / w
+            qx, qy, qz = ((frame[2, 1] - frame[1, 2]) * f, (frame[0, 2] - frame[2, 0]) * f,
+                          (frame[1, 0] - frame[0, 1]) * f)
+        elif frame[0, 0] >= frame[1, 1] and frame[0, 0] >= frame[2, 2]:
+            qx = 0.5 * math.sqrt(max(1.0 + 2.0 * frame[0, 0] - trace, 0.0))
+            f = 0.25 / qx
+            w, qy, qz = ((frame[2, 1] - frame[1, 2]) * f, (frame[0, 1] + frame[1, 0]) * f,
+                         (frame[0, 2] + frame[2, 0]) * f)
+        elif frame[1, 1] >= frame[2, 2]:
+            qy = 0.5 * math.sqrt(max(1.0 + 2.0 * frame[1, 1] - trace, 0.0))
+            f = 0.25 / qy
+            w, qx, qz = ((frame[0, 2] - frame[2, 0]) * f, (frame[0, 1] + frame[1, 0]) * f,
+                         (frame[1, 2] + frame[2, 1]) * f)
+        else:
+            qz = 0.5 * math.sqrt(max(1.0 + 2.0 * frame[2, 2] - trace, 0.0))
+            f = 0.25 / qz
+            w, qx, qy = ((frame[1, 0] - frame[0, 1]) * f, (frame[0, 2] + frame[2, 0]) * f,
+                         (frame[1, 2] + frame[2, 1]) * f)
+        if w < 0.0:
+            w, qx, qy, qz = -w, -qx, -qy, -qz
+        norm = math.sqrt(w * w + qx * qx + qy * qy + qz * qz)
+        quats[h, 0], quats[h, 1], quats[h, 2], quats[h, 3] = qx / norm, qy / norm, qz / norm, w / norm
+        ok[h] = True
+    return quats, ok
+
+
 def warm() -> bool:
     """Compile every kernel (or load it from the on-disk cache) on a tiny two-hand problem.
 
@@ -494,7 +816,11 @@ def warm() -> bool:
     intrinsics = CameraIntrinsics.assumed(640, 480)
     try:
         scene = synthetic_scenes.synthetic_scene(np.random.default_rng(0), intrinsics, gap_m=0.03)
-        refinement.refine(scene.observations, intrinsics)
+        fits = refinement.refine(scene.observations, intrinsics)
+        wrist_quaternions(np.stack([fit.joints for fit in fits]), np.array([True, False]), 1e-6)
+        from hand_recon_ros.pipeline import prepost_kernels
+
+        prepost_kernels.warm()
     except Exception as exc:  # noqa: BLE001 - any numba/LLVM failure: fall back to the numpy solver
         _enabled = False
         _LOG.warning("3D solver: compiled kernels failed (%s: %s); using the numpy solver", type(exc).__name__, exc)
