@@ -32,6 +32,7 @@ from hand_recon_ros.ros.diagnostics import NodeStats, to_diagnostic_array
 from hand_recon_ros.ros.frame_slot import FrameWorker, LatestFrameSlot
 from hand_recon_ros.ros.image_cdr import image_from_serialized
 from hand_recon_ros.ros.image_message import rgb_to_image_msg
+from hand_recon_ros.ros.latency_trace import LatencyTrace
 from hand_recon_ros.ros.markers import HandMarkerBuilder
 from hand_recon_ros.ros.message_conversion import frame_result_to_hand_array, read_camera_info
 from hand_recon_ros.ros.parameters import (
@@ -78,6 +79,7 @@ class _Frame:
     msg: Any
     compressed: bool
     arrival_s: float  # time.monotonic() when the callback ran
+    marks: dict[str, float] | None = None  # wall-clock marks for the latency trace (None: not traced)
 
 
 @dataclasses.dataclass
@@ -126,6 +128,7 @@ class HandReconCore:
         self._worker: FrameWorker[_Frame] | None = None
         self._visual_worker: FrameWorker[_Visual] | None = None
         self._tf = None
+        self._trace = LatencyTrace.from_env()  # HAND_RECON_LATENCY_TRACE: per-frame marks for the benchmark
         self.add_on_set_parameters_callback(self.on_set_parameters)
 
     def _create_outputs(self, create_publisher: Callable[..., Any]) -> None:
@@ -171,7 +174,8 @@ class HandReconCore:
         else:
             # raw=True: the frame's pixels are read in place from the received bytes (ros/image_cdr.py), not
             # copied by rclpy's deserialisation (~1-2 ms for a 640x960 rgb8 frame on a small CPU)
-            self._image_sub = self.create_subscription(Image, "image", self.on_image, SENSOR_QOS, raw=True)
+            callback = self.on_image if self._trace is None else self._on_image_traced
+            self._image_sub = self.create_subscription(Image, "image", callback, SENSOR_QOS, raw=True)
         self._camera_info_sub = self.create_subscription(CameraInfo, "camera_info", self.on_camera_info, SENSOR_QOS)
         if self._params["use_depth"] != "off":
             max_age = self._params["depth_max_age_s"]
@@ -227,7 +231,7 @@ class HandReconCore:
         return f"{self.resolve_topic_name('image')}/compressed"
 
     # -- callbacks (executor thread: never block) ---------------------------------------------------
-    def on_image(self, msg: Any) -> None:
+    def on_image(self, msg: Any, marks: dict[str, float] | None = None) -> None:
         """Raw image (serialized bytes, or a message): hand it to the worker (a frame still waiting is dropped)."""
         arrival_s = time.monotonic()
         if isinstance(msg, (bytes, bytearray, memoryview)):
@@ -236,7 +240,14 @@ class HandReconCore:
             except Exception as exc:  # noqa: BLE001 - a malformed sample must not stop the executor
                 self._report("input", f"image refused: cannot deserialise sensor_msgs/Image ({exc})")
                 return
-        self._enqueue(_Frame(msg, False, arrival_s))
+        _mark(marks, "enqueue")
+        self._enqueue(_Frame(msg, False, arrival_s, marks))
+
+    def _on_image_traced(self, msg: Any, info: Any) -> None:
+        """on_image keeping the sample's DDS source/reception stamps and the callback entry for the trace."""
+        entry = time.time()
+        self.on_image(msg, {"dds_source": info["source_timestamp"] * 1e-9,
+                            "dds_received": info["received_timestamp"] * 1e-9, "callback": entry})
 
     def on_compressed_image(self, msg: Any) -> None:
         """Compressed image: hand it to the worker (decoded there)."""
@@ -398,7 +409,8 @@ class HandReconCore:
         if self._pipeline is None:
             self._stats.record_error("inference", self._stats.fatal or "pipeline not loaded")
             return
-        msg = frame.msg
+        msg, marks = frame.msg, frame.marks
+        _mark(marks, "pickup")
         try:
             rgb = (compressed_msg_to_rgb(msg) if frame.compressed
                    else image_msg_to_rgb(msg, self._params["mono16_bits"]))
@@ -416,6 +428,7 @@ class HandReconCore:
             self._teleop.reset()
         self._last_stamp_s = stamp_s
         depth_kwargs = self._depth_for(stamp_s)
+        _mark(marks, "pipeline_start")
         try:
             result = self._pipeline.process(rgb, intrinsics, stamp_s, **depth_kwargs)
         except ImageFormatError as exc:  # e.g. a 1x1 image: the input's fault, not the inference's
@@ -424,13 +437,16 @@ class HandReconCore:
         except Exception as exc:
             self._report("inference", f"inference failed: {type(exc).__name__}: {exc}")
             return
+        _mark(marks, "pipeline_end")
         for warning in getattr(getattr(self._pipeline, "lifter", None), "warnings", ()):  # e.g. a non-finite fit
             self._report("fit", warning)
         self._teleop.before_publish(result, stamp_s)
         header = msg.header
         hand_array = frame_result_to_hand_array(result, header)
         self._record_depth(result)
+        _mark(marks, "publish_start")
         self._hands_pub.publish(hand_array)
+        _mark(marks, "publish_end")
         self._teleop.publish(result, hand_array, header, self._params["mirrored"])
         self._stats.record_output(
             time.monotonic() - frame.arrival_s,
@@ -440,6 +456,9 @@ class HandReconCore:
         )
         if self._visual_slot.put(_Visual(result, header, rgb)):
             self._stats.record_visual_skip()
+        if marks is not None and self._trace is not None:
+            marks["done"] = time.time()
+            self._trace.write({"stamp": stamp_s, "pipeline_total_ms": result.timing_ms.get("total"), **marks})
 
     def _depth_for(self, stamp_s: float) -> dict[str, Any]:
         """``{"depth_m": metres}`` for the colour frame at ``stamp_s`` when a usable depth frame pairs with it, else
@@ -482,8 +501,18 @@ class HandReconCore:
         if self._overlay_pub.get_subscription_count() > 0:
             self._overlay_pub.publish(rgb_to_image_msg(draw_overlay(visual.rgb, visual.result), visual.header))
 
+    def _close_trace(self) -> None:
+        """Close the latency trace file, if any."""
+        if self._trace is not None:
+            self._trace.close()
+
     @property
     def stats(self) -> NodeStats:
         """The counters behind /diagnostics."""
         return self._stats
 
+
+def _mark(marks: dict[str, float] | None, name: str) -> None:
+    """Record the wall clock under ``name`` when the frame is traced."""
+    if marks is not None:
+        marks[name] = time.time()
