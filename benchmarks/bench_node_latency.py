@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -223,7 +224,15 @@ class _Variant:
             env["FAKE_PROCESS_MS"] = str(fake_ms)
         if tree is not None:
             env["PYTHONPATH"] = os.pathsep.join([str(tree / "hand_recon_ros"), os.environ.get("PYTHONPATH", "")])
-        self.process = start_node(domain, params, fake=fake_ms is not None, env=env)
+        if tree is not None and fake_ms is not None:  # the test double's script puts its own tree first on sys.path
+            args = [item for name, value in params.items() for item in ("-p", f"{name}:={value}")]
+            command = [sys.executable, str(tree / "hand_recon_ros" / "test" / "test_ros_peer.py"), "fake-node",
+                       "--ros-args", *args]
+            self.process = subprocess.Popen(command, env=dict(os.environ, **env, ROS_DOMAIN_ID=str(domain),
+                                                              PYTHONUNBUFFERED="1"),
+                                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        else:
+            self.process = start_node(domain, params, fake=fake_ms is not None, env=env)
         self.peer = Peer(domain, node_name=f"bench_peer_{name}")
 
     def wait_ready(self, rgb: np.ndarray) -> None:

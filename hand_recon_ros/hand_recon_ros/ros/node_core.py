@@ -1,9 +1,11 @@
 """The processing both hand_recon nodes share (plain and lifecycle): callbacks, worker, outputs, diagnostics.
 
 ``HandReconCore`` is mixed into an rclpy ``Node`` (HandReconNode) or ``LifecycleNode``
-(HandReconLifecycleNode). The image callback only stores the newest message in a one-frame slot (latest frame
-wins, replaced frames are counted as dropped); one worker thread converts, runs the pipeline and publishes
-HandArray, so the executor never waits on inference. Markers, TF and the overlay are built on a second thread
+(HandReconLifecycleNode). One worker thread waits on the image subscription itself and takes the newest frame
+(ros/subscription_slot.py: no executor wake-up or thread hop on the way in; the reader's depth-1 history makes
+the latest frame win, frames replaced before the worker took them are counted as dropped from the publisher's
+sequence numbers), converts it, runs the pipeline and publishes HandArray, so the executor never waits on
+inference. Markers, TF and the overlay are built on a second thread
 from a second latest-wins slot, so they never delay the next frame.
 """
 
@@ -43,6 +45,7 @@ from hand_recon_ros.ros.parameters import (
     pipeline_settings,
     validate_value,
 )
+from hand_recon_ros.ros.subscription_slot import SubscriptionSlot, WorkerTakenGroup
 from hand_recon_ros.ros.teleop_outputs import TeleopOutputs, one_euro_settings
 from hand_recon_ros.ros.tf_publisher import create_tf_publisher
 
@@ -167,15 +170,19 @@ class HandReconCore:
         """Subscribe to the image (raw or compressed) and CameraInfo topics."""
         from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+        # The worker waits on and takes from the image subscription itself (WorkerTakenGroup: the executor never
+        # serves it), so the callback passed here is never called.
         if self._params["image_transport"] == "compressed":
             self._image_sub = self.create_subscription(
-                CompressedImage, self._compressed_topic(), self.on_compressed_image, SENSOR_QOS
+                CompressedImage, self._compressed_topic(), _never_called, SENSOR_QOS, callback_group=WorkerTakenGroup()
             )
         else:
             # raw=True: the frame's pixels are read in place from the received bytes (ros/image_cdr.py), not
             # copied by rclpy's deserialisation (~1-2 ms for a 640x960 rgb8 frame on a small CPU)
-            callback = self.on_image if self._trace is None else self._on_image_traced
-            self._image_sub = self.create_subscription(Image, "image", callback, SENSOR_QOS, raw=True)
+            self._image_sub = self.create_subscription(
+                Image, "image", _never_called, SENSOR_QOS, raw=True, callback_group=WorkerTakenGroup()
+            )
+        self._attach_image_subscription()
         self._camera_info_sub = self.create_subscription(CameraInfo, "camera_info", self.on_camera_info, SENSOR_QOS)
         if self._params["use_depth"] != "off":
             max_age = self._params["depth_max_age_s"]
@@ -185,6 +192,9 @@ class HandReconCore:
 
     def _destroy_inputs(self) -> None:
         """Unsubscribe from the image, CameraInfo and depth topics."""
+        slot = getattr(self, "_slot", None)
+        if slot is not None:
+            slot.detach()  # before the subscription goes: the worker stops taking from it
         for name in ("_image_sub", "_camera_info_sub", "_depth_sub"):
             subscription = getattr(self, name, None)
             if subscription is not None:
@@ -193,8 +203,10 @@ class HandReconCore:
 
     def _start_workers(self, on_start: Callable[[], None] | None = None) -> None:
         """Fresh frame slots and the inference and visuals threads (``on_start`` runs first on the worker)."""
-        self._slot: LatestFrameSlot[_Frame] = LatestFrameSlot()
+        self._slot: SubscriptionSlot[_Frame] = SubscriptionSlot(self._frame_from_sample)
+        self._last_image_sequence = 0
         self._worker = FrameWorker(self._slot, self._process_frame, self._on_worker_error, on_start=on_start)
+        self._attach_image_subscription()
         # Markers, TF and overlay on their own thread, latest result wins: a big mesh marker never delays
         # the next frame's inference or HandArray.
         self._visual_slot: LatestFrameSlot[_Visual] = LatestFrameSlot()
@@ -203,6 +215,12 @@ class HandReconCore:
         )
         self._worker.start()
         self._visual_worker.start()
+
+    def _attach_image_subscription(self) -> None:
+        """Let the worker take from the image subscription once both exist (either may be created first)."""
+        slot = getattr(self, "_slot", None)
+        if slot is not None and not slot.closed and self._image_sub is not None:
+            slot.attach(self._image_sub, self.context)
 
     def _stop_workers(self) -> bool:
         """Stop both threads, each finishing the item it is on; warn when one does not stop in time. Returns
@@ -230,35 +248,34 @@ class HandReconCore:
             return explicit
         return f"{self.resolve_topic_name('image')}/compressed"
 
-    # -- callbacks (executor thread: never block) ---------------------------------------------------
-    def on_image(self, msg: Any, marks: dict[str, float] | None = None) -> None:
-        """Raw image (serialized bytes, or a message): hand it to the worker (a frame still waiting is dropped)."""
+    # -- image samples (taken by the worker thread) ------------------------------------------------------
+    def _frame_from_sample(self, msg: Any, info: dict[str, Any]) -> _Frame | None:
+        """A taken image sample as a frame for the worker (None when it cannot be read); counts it and the frames
+        the reader's depth-1 history replaced before it was taken (gaps in the publisher's sequence numbers)."""
         arrival_s = time.monotonic()
-        if isinstance(msg, (bytes, bytearray, memoryview)):
+        marks = None
+        if self._trace is not None:
+            marks = {"dds_source": info["source_timestamp"] * 1e-9,
+                     "dds_received": info["received_timestamp"] * 1e-9, "callback": time.time()}
+        sequence = int(info.get("publication_sequence_number", 0) or 0)
+        skipped = sequence - self._last_image_sequence - 1 if self._last_image_sequence and sequence else 0
+        self._last_image_sequence = sequence
+        if skipped > 0:  # (a smaller number: another or a restarted publisher, nothing known to be lost)
+            self._stats.record_input(skipped)
+            self._stats.record_drop(skipped)
+            self.get_logger().debug(f"{skipped} frames dropped: worker busy", throttle_duration_sec=LOG_THROTTLE_S)
+        self._stats.record_input()
+        compressed = self._params["image_transport"] == "compressed"
+        if not compressed and isinstance(msg, (bytes, bytearray, memoryview)):
             try:
                 msg = image_from_serialized(msg)
-            except Exception as exc:  # noqa: BLE001 - a malformed sample must not stop the executor
+            except Exception as exc:  # noqa: BLE001 - a malformed sample must not stop the worker
                 self._report("input", f"image refused: cannot deserialise sensor_msgs/Image ({exc})")
-                return
+                return None
         _mark(marks, "enqueue")
-        self._enqueue(_Frame(msg, False, arrival_s, marks))
+        return _Frame(msg, compressed, arrival_s, marks)
 
-    def _on_image_traced(self, msg: Any, info: Any) -> None:
-        """on_image keeping the sample's DDS source/reception stamps and the callback entry for the trace."""
-        entry = time.time()
-        self.on_image(msg, {"dds_source": info["source_timestamp"] * 1e-9,
-                            "dds_received": info["received_timestamp"] * 1e-9, "callback": entry})
-
-    def on_compressed_image(self, msg: Any) -> None:
-        """Compressed image: hand it to the worker (decoded there)."""
-        self._enqueue(_Frame(msg, True, time.monotonic()))
-
-    def _enqueue(self, frame: _Frame) -> None:
-        self._stats.record_input()
-        if self._slot.put(frame):
-            self._stats.record_drop()
-            self.get_logger().debug("frame dropped: worker busy", throttle_duration_sec=LOG_THROTTLE_S)
-
+    # -- callbacks (executor thread: never block) ---------------------------------------------------
     def on_camera_info(self, msg: Any) -> None:
         """Keep the newest usable intrinsics; a bad CameraInfo is reported and the assumed ones are used."""
         try:
@@ -516,3 +533,7 @@ def _mark(marks: dict[str, float] | None, name: str) -> None:
     """Record the wall clock under ``name`` when the frame is traced."""
     if marks is not None:
         marks[name] = time.time()
+
+
+def _never_called(msg: Any) -> None:
+    """Callback of the worker-taken image subscription (the executor never serves it)."""
