@@ -67,15 +67,15 @@ STAMP_KEY_S = 1e-5
 SEGMENTS: tuple[tuple[str, str, str], ...] = (
     ("image publish: rclpy serialise + DDS write (this process)", "stamp", "dds_source"),
     ("image transport: DDS write -> node reception", "dds_source", "dds_received"),
-    ("node executor: wake-up + take", "dds_received", "callback"),
-    ("node callback: CDR read", "callback", "enqueue"),
-    ("hand-off to the worker thread", "enqueue", "pickup"),
+    ("node wake-up + take (executor, or the worker itself)", "dds_received", "callback"),
+    ("node: CDR read of the Image fields", "callback", "enqueue"),
+    ("hand-off to the worker thread (none: worker takes)", "enqueue", "pickup"),
     ("worker: conversion, intrinsics, depth pairing", "pickup", "pipeline_start"),
     ("pipeline call, outside its own timing", "pipeline_start", "pipeline_end"),  # minus pipeline_total_ms
     ("HandArray build + teleop before publish", "pipeline_end", "publish_start"),
     ("HandArray publish: serialise + DDS write", "publish_start", "hand_source"),
     ("HandArray transport: DDS write -> peer reception", "hand_source", "hand_received"),
-    ("peer executor: wake-up + take + deserialise", "hand_received", "peer_callback"),
+    ("peer (this process) executor + deserialise", "hand_received", "peer_callback"),
 )
 PIPELINE_LABEL = "pipeline (its own timing_ms total)"
 

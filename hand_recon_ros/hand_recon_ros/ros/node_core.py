@@ -182,13 +182,16 @@ class HandReconCore:
             self._image_sub = self.create_subscription(
                 Image, "image", _never_called, SENSOR_QOS, raw=True, callback_group=WorkerTakenGroup()
             )
-        self._attach_image_subscription()
-        self._camera_info_sub = self.create_subscription(CameraInfo, "camera_info", self.on_camera_info, SENSOR_QOS)
+        # CameraInfo too is taken by the worker, just before each frame (ros/subscription_slot.py)
+        self._camera_info_sub = self.create_subscription(
+            CameraInfo, "camera_info", self.on_camera_info, SENSOR_QOS, callback_group=WorkerTakenGroup()
+        )
         if self._params["use_depth"] != "off":
             max_age = self._params["depth_max_age_s"]
             self._depth = DepthPairer(max_age, min(max_age, DEPTH_WAIT_MAX_S))
             self._depth_sub = self.create_subscription(Image, "depth", self.on_depth, SENSOR_QOS)
             self.get_logger().info(f"depth ({self._params['use_depth']}) from {self._depth_sub.topic_name}")
+        self._attach_image_subscription()
 
     def _destroy_inputs(self) -> None:
         """Unsubscribe from the image, CameraInfo and depth topics."""
@@ -220,7 +223,7 @@ class HandReconCore:
         """Let the worker take from the image subscription once both exist (either may be created first)."""
         slot = getattr(self, "_slot", None)
         if slot is not None and not slot.closed and self._image_sub is not None:
-            slot.attach(self._image_sub, self.context)
+            slot.attach(self._image_sub, self.context, [(self._camera_info_sub, self.on_camera_info)])
 
     def _stop_workers(self) -> bool:
         """Stop both threads, each finishing the item it is on; warn when one does not stop in time. Returns
@@ -277,7 +280,8 @@ class HandReconCore:
 
     # -- callbacks (executor thread: never block) ---------------------------------------------------
     def on_camera_info(self, msg: Any) -> None:
-        """Keep the newest usable intrinsics; a bad CameraInfo is reported and the assumed ones are used."""
+        """Keep the newest usable intrinsics; a bad CameraInfo is reported and the assumed ones are used (worker
+        thread, which takes CameraInfo just before each frame and whenever it wakes)."""
         try:
             intrinsics, warning = read_camera_info(msg, self._params["input_rectified"])
         except (IntrinsicsError, ValueError) as exc:

@@ -7,14 +7,18 @@ the executor thread still finishing its loop: 1.5-2 ms of a 10 Hz frame's latenc
 GIL released) and takes the sample when it arrives. The subscription sits in a callback group the executor
 never serves, so only the worker takes from it; "latest frame wins" is the reader's depth-1 history: a frame
 not taken before the next one arrives is replaced, and counted from the publisher's sequence numbers.
+Side subscriptions (CameraInfo) are taken by the same worker before each frame and whenever it wakes, so the
+CameraInfo a camera publishes just before its image is the one used with it (through the executor it could
+arrive after the image had already been taken).
 
 ``SubscriptionSlot`` has LatestFrameSlot's ``take`` / ``close``, so FrameWorker serves either.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from rclpy.callback_groups import CallbackGroup
@@ -48,23 +52,27 @@ class SubscriptionSlot(Generic[T]):
         self._lock = threading.Lock()
         self._attached = threading.Condition(self._lock)
         self._subscription: Any = None
+        self._side: list[tuple[Any, Callable[[Any], None]]] = []
         self._wait_set: Any = None
         self._closed = False
 
-    def attach(self, subscription: Any, context: Any) -> None:
-        """Serve ``subscription`` (created with a WorkerTakenGroup in ``context``, an rclpy Context) from now on."""
+    def attach(self, subscription: Any, context: Any,
+               side: Sequence[tuple[Any, Callable[[Any], None]]] = ()) -> None:
+        """Serve ``subscription`` (created with a WorkerTakenGroup in ``context``, an rclpy Context) from now on, and
+        hand every message of each ``side`` subscription (also WorkerTakenGroup) to its handler."""
         # rclpy's own wait_for_message waits the same way (the wait set has no public class)
         from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 
         with self._attached:
-            self._subscription = subscription
-            self._wait_set = _rclpy.WaitSet(1, 0, 0, 0, 0, 0, context.handle)
+            self._subscription, self._side = subscription, list(side)
+            self._wait_set = _rclpy.WaitSet(1 + len(self._side), 0, 0, 0, 0, 0, context.handle)
             self._attached.notify_all()
 
     def detach(self) -> None:
-        """Stop serving the subscription (before it is destroyed)."""
+        """Stop serving the subscriptions (before they are destroyed)."""
         with self._attached:
             self._subscription = self._wait_set = None
+            self._side = []
 
     def take(self, timeout_s: float | None = None) -> T | None:
         """The next sample (newest one, depth-1 reader) converted, waiting up to ``timeout_s``; None on timeout,
@@ -72,19 +80,22 @@ class SubscriptionSlot(Generic[T]):
         with self._attached:
             if self._subscription is None and not self._closed:
                 self._attached.wait(timeout_s)
-            subscription, wait_set = self._subscription, self._wait_set
+            subscription, side, wait_set = self._subscription, self._side, self._wait_set
             if subscription is None or self._closed:
                 return None
         timeout_ns = -1 if timeout_s is None else int(timeout_s * 1e9)
         try:
-            with subscription.handle:
+            with contextlib.ExitStack() as handles:
+                for entity in (subscription, *(sub for sub, _ in side)):
+                    handles.enter_context(entity.handle)
+                _drain(side)
                 sample = subscription.handle.take_message(subscription.msg_type, subscription.raw)
                 if sample is None:
                     wait_set.clear_entities()
-                    wait_set.add_subscription(subscription.handle)
+                    for entity in (subscription, *(sub for sub, _ in side)):
+                        wait_set.add_subscription(entity.handle)
                     wait_set.wait(timeout_ns)
-                    if subscription.handle.pointer not in wait_set.get_ready_entities("subscription"):
-                        return None
+                    _drain(side)
                     sample = subscription.handle.take_message(subscription.msg_type, subscription.raw)
         except Exception:  # noqa: BLE001 - destroyed under us (deactivate, shutdown): nothing to take
             if self._closed or self._subscription is not subscription:
@@ -105,3 +116,10 @@ class SubscriptionSlot(Generic[T]):
     def closed(self) -> bool:
         """True after ``close``."""
         return self._closed
+
+
+def _drain(side: Sequence[tuple[Any, Callable[[Any], None]]]) -> None:
+    """Take every waiting message of each side subscription and hand it to its handler (never blocks)."""
+    for subscription, handle in side:
+        while (sample := subscription.handle.take_message(subscription.msg_type, subscription.raw)) is not None:
+            handle(sample[0])
