@@ -434,7 +434,7 @@ class HandReconCore:
         _mark(marks, "pickup")
         try:
             rgb = (compressed_msg_to_rgb(msg) if frame.compressed
-                   else image_msg_to_rgb(msg, self._params["mono16_bits"]))
+                   else image_msg_to_rgb(msg, self._params["mono16_bits"], copy=False))  # the frame's own bytes
         except ImageConversionError as exc:
             self._report("input", f"image refused: {exc}")
             return
