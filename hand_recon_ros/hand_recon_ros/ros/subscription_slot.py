@@ -54,6 +54,7 @@ class SubscriptionSlot(Generic[T]):
         self._subscription: Any = None
         self._side: list[tuple[Any, Callable[[Any], None]]] = []
         self._wait_set: Any = None
+        self._context: Any = None
         self._closed = False
 
     def attach(self, subscription: Any, context: Any,
@@ -64,7 +65,7 @@ class SubscriptionSlot(Generic[T]):
         from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 
         with self._attached:
-            self._subscription, self._side = subscription, list(side)
+            self._subscription, self._side, self._context = subscription, list(side), context
             self._wait_set = _rclpy.WaitSet(1 + len(self._side), 0, 0, 0, 0, 0, context.handle)
             self._attached.notify_all()
 
@@ -98,7 +99,8 @@ class SubscriptionSlot(Generic[T]):
                     _drain(side)
                     sample = subscription.handle.take_message(subscription.msg_type, subscription.raw)
         except Exception:  # noqa: BLE001 - destroyed under us (deactivate, shutdown): nothing to take
-            if self._closed or self._subscription is not subscription:
+            context = self._context
+            if self._closed or self._subscription is not subscription or (context is not None and not context.ok()):
                 return None
             raise
         if sample is None:
