@@ -168,3 +168,16 @@ def test_compressed_image_declaring_a_huge_size_is_refused_before_decoding(rgb: 
     jpeg[sof + 5:sof + 9] = (40000).to_bytes(2, "big") + (12000).to_bytes(2, "big")  # height, width
     with pytest.raises(ImageConversionError, match="declares 12000x40000 pixels"):
         compressed_to_rgb(bytes(jpeg), "jpeg")
+
+
+def test_rgb8_without_copy_is_a_read_only_view_of_the_data(rgb) -> None:
+    """copy=False (the node: the frame's own bytes): no copy of an unpadded rgb8 frame, and nobody can write it."""
+    data = bytearray(rgb.tobytes())
+    out = image_fields_to_rgb(H, W, "rgb8", W * 3, False, data, copy=False)
+    np.testing.assert_array_equal(out, rgb)
+    assert np.shares_memory(out, np.frombuffer(data, np.uint8)) and not out.flags.writeable
+    padded, step = _pad(rgb, 5)  # padded rows: a contiguous copy as before
+    copied = image_fields_to_rgb(H, W, "rgb8", step, False, padded, copy=False)
+    np.testing.assert_array_equal(copied, rgb)
+    assert copied.flags.c_contiguous and copied.flags.writeable
+    assert image_fields_to_rgb(H, W, "rgb8", W * 3, False, data).flags.writeable  # the default still copies

@@ -237,11 +237,13 @@ class Peer:
         self.node = rclpy.create_node(node_name, context=self.context)
         self.lock = threading.Condition()
         self.hands: list[tuple[float, Any]] = []  # (receive wall time, HandArray)
+        # header stamp (sec, nanosec) of each HandArray -> its DDS source and reception stamps (ns, rmw MessageInfo)
+        self.hand_dds_stamps: dict[tuple[int, int], tuple[int, int]] = {}
         self.markers: list[Any] = []
         self.diagnostics: list[Any] = []
         self.overlays: list[Any] = []
         reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        self.node.create_subscription(HandArray, "hands", self._recorder(self.hands, timed=True), reliable)
+        self.node.create_subscription(HandArray, "hands", self._record_hands, reliable)
         self.node.create_subscription(MarkerArray, "hands/markers", self._recorder(self.markers), reliable)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._recorder(self.diagnostics), reliable)
         image_type = CompressedImage if image_topic.endswith("compressed") else Image
@@ -259,6 +261,15 @@ class Peer:
                 self.lock.notify_all()
 
         return record
+
+    def _record_hands(self, msg: Any, info: Any) -> None:
+        """Keep the HandArray with its receive time, and its DDS stamps by header stamp (for the latency benchmark)."""
+        received = time.time()
+        with self.lock:
+            self.hands.append((received, msg))
+            stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+            self.hand_dds_stamps[stamp] = (info["source_timestamp"], info["received_timestamp"])
+            self.lock.notify_all()
 
     def subscribe_overlay(self) -> None:
         """Subscribe to hands/overlay (the node draws it only while someone listens)."""

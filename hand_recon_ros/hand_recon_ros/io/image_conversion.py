@@ -61,11 +61,13 @@ def mono16_to_mono8(values: np.ndarray, bits: int = MONO16_BITS_FROM_DATA) -> np
 
 def image_fields_to_rgb(
     height: int, width: int, encoding: str, step: int, is_bigendian: bool | int, data: Any,
-    mono16_bits: int = MONO16_BITS_FROM_DATA,
+    mono16_bits: int = MONO16_BITS_FROM_DATA, copy: bool = True,
 ) -> np.ndarray:
-    """Decode raw sensor_msgs/Image fields into an RGB uint8 (H, W, 3) array (always a fresh, contiguous copy).
+    """Decode raw sensor_msgs/Image fields into an RGB uint8 (H, W, 3) array (a fresh, contiguous copy).
 
     ``mono16_bits``: significant bits of mono16/16UC1 pixels (see mono16_to_mono8; 0 = from the data).
+    ``copy=False``: an rgb8 image whose rows are unpadded comes back as a read-only view of ``data`` (no copy of
+    the frame; the caller must own ``data`` and not change it while the array is used); others are converted.
     """
     if encoding not in ENCODING_LAYOUT:
         raise ImageConversionError(
@@ -96,6 +98,10 @@ def image_fields_to_rgb(
         return cv2.cvtColor(mono8, cv2.COLOR_GRAY2RGB)
     pixels = rows.reshape(height, width, channels)
     if encoding == "rgb8":
+        if not copy and step == row_bytes:
+            view = pixels.view()
+            view.flags.writeable = False
+            return view
         return pixels.copy()
     conversion = {
         "bgr8": cv2.COLOR_BGR2RGB,
@@ -112,11 +118,12 @@ def image_fields_to_rgb(
     return cv2.cvtColor(source, conversion)
 
 
-def image_msg_to_rgb(msg: Any, mono16_bits: int = MONO16_BITS_FROM_DATA) -> np.ndarray:
-    """Decode a sensor_msgs/Image into an RGB uint8 (H, W, 3) array; ImageConversionError names what is wrong."""
+def image_msg_to_rgb(msg: Any, mono16_bits: int = MONO16_BITS_FROM_DATA, copy: bool = True) -> np.ndarray:
+    """Decode a sensor_msgs/Image into an RGB uint8 (H, W, 3) array; ImageConversionError names what is wrong
+    (``copy``: see image_fields_to_rgb)."""
     return image_fields_to_rgb(
         int(msg.height), int(msg.width), str(msg.encoding), int(msg.step), bool(msg.is_bigendian), msg.data,
-        mono16_bits,
+        mono16_bits, copy,
     )
 
 

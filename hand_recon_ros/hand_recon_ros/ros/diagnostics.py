@@ -21,6 +21,8 @@ RATE_WINDOW_S = 5.0
 ERROR_HOLD_S = 5.0
 # Latency samples kept for the percentiles.
 MAX_LATENCY_SAMPLES = 500
+# Most input time stamps one record_input adds for the rate (frames a reader replaced, counted at once).
+MAX_INPUTS_PER_RECORD = 1000
 
 OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels (bytes there)
 
@@ -77,12 +79,12 @@ class NodeStats:
         while self._hands and self._hands[0][0] < horizon:
             self._hands.popleft()
 
-    def record_input(self) -> None:
-        """An image message arrived."""
+    def record_input(self, count: int = 1) -> None:
+        """``count`` image messages arrived (taken, or replaced in the reader before they were taken)."""
         now = self._clock()
         with self._lock:
-            self.frames_in += 1
-            self._inputs.append(now)
+            self.frames_in += count
+            self._inputs.extend([now] * min(count, MAX_INPUTS_PER_RECORD))  # a wild sequence jump stays cheap
             self._last_input_s = now
             self._trim(now)
 

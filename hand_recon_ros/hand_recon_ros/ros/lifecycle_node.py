@@ -131,6 +131,7 @@ class HandReconLifecycleNode(HandReconCore, LifecycleNode):
             return
         self._closed = True
         self._release_all()
+        self._close_trace()
         self.destroy_node()
 
 

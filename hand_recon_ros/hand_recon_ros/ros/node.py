@@ -59,6 +59,7 @@ class HandReconNode(HandReconCore, Node):
                 close_pipeline()
             except Exception as exc:  # noqa: BLE001 - shutdown goes on; the failure is logged
                 self.get_logger().warning(f"closing the pipeline failed ({type(exc).__name__}: {exc})")
+        self._close_trace()
         self.destroy_node()
 
 

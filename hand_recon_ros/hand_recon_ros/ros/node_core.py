@@ -1,9 +1,11 @@
 """The processing both hand_recon nodes share (plain and lifecycle): callbacks, worker, outputs, diagnostics.
 
 ``HandReconCore`` is mixed into an rclpy ``Node`` (HandReconNode) or ``LifecycleNode``
-(HandReconLifecycleNode). The image callback only stores the newest message in a one-frame slot (latest frame
-wins, replaced frames are counted as dropped); one worker thread converts, runs the pipeline and publishes
-HandArray, so the executor never waits on inference. Markers, TF and the overlay are built on a second thread
+(HandReconLifecycleNode). One worker thread waits on the image subscription itself and takes the newest frame
+(ros/subscription_slot.py: no executor wake-up or thread hop on the way in; the reader's depth-1 history makes
+the latest frame win, frames replaced before the worker took them are counted as dropped from the publisher's
+sequence numbers), converts it, runs the pipeline and publishes HandArray, so the executor never waits on
+inference. Markers, TF and the overlay are built on a second thread
 from a second latest-wins slot, so they never delay the next frame.
 """
 
@@ -32,6 +34,7 @@ from hand_recon_ros.ros.diagnostics import NodeStats, to_diagnostic_array
 from hand_recon_ros.ros.frame_slot import FrameWorker, LatestFrameSlot
 from hand_recon_ros.ros.image_cdr import image_from_serialized
 from hand_recon_ros.ros.image_message import rgb_to_image_msg
+from hand_recon_ros.ros.latency_trace import LatencyTrace
 from hand_recon_ros.ros.markers import HandMarkerBuilder
 from hand_recon_ros.ros.message_conversion import frame_result_to_hand_array, read_camera_info
 from hand_recon_ros.ros.parameters import (
@@ -42,6 +45,7 @@ from hand_recon_ros.ros.parameters import (
     pipeline_settings,
     validate_value,
 )
+from hand_recon_ros.ros.subscription_slot import SubscriptionSlot, WorkerTakenGroup
 from hand_recon_ros.ros.teleop_outputs import TeleopOutputs, one_euro_settings
 from hand_recon_ros.ros.tf_publisher import create_tf_publisher
 
@@ -78,6 +82,7 @@ class _Frame:
     msg: Any
     compressed: bool
     arrival_s: float  # time.monotonic() when the callback ran
+    marks: dict[str, float] | None = None  # wall-clock marks for the latency trace (None: not traced)
 
 
 @dataclasses.dataclass
@@ -126,6 +131,7 @@ class HandReconCore:
         self._worker: FrameWorker[_Frame] | None = None
         self._visual_worker: FrameWorker[_Visual] | None = None
         self._tf = None
+        self._trace = LatencyTrace.from_env()  # HAND_RECON_LATENCY_TRACE: per-frame marks for the benchmark
         self.add_on_set_parameters_callback(self.on_set_parameters)
 
     def _create_outputs(self, create_publisher: Callable[..., Any]) -> None:
@@ -164,23 +170,34 @@ class HandReconCore:
         """Subscribe to the image (raw or compressed) and CameraInfo topics."""
         from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+        # The worker waits on and takes from the image subscription itself (WorkerTakenGroup: the executor never
+        # serves it), so the callback passed here is never called.
         if self._params["image_transport"] == "compressed":
             self._image_sub = self.create_subscription(
-                CompressedImage, self._compressed_topic(), self.on_compressed_image, SENSOR_QOS
+                CompressedImage, self._compressed_topic(), _never_called, SENSOR_QOS, callback_group=WorkerTakenGroup()
             )
         else:
             # raw=True: the frame's pixels are read in place from the received bytes (ros/image_cdr.py), not
             # copied by rclpy's deserialisation (~1-2 ms for a 640x960 rgb8 frame on a small CPU)
-            self._image_sub = self.create_subscription(Image, "image", self.on_image, SENSOR_QOS, raw=True)
-        self._camera_info_sub = self.create_subscription(CameraInfo, "camera_info", self.on_camera_info, SENSOR_QOS)
+            self._image_sub = self.create_subscription(
+                Image, "image", _never_called, SENSOR_QOS, raw=True, callback_group=WorkerTakenGroup()
+            )
+        # CameraInfo too is taken by the worker, just before each frame (ros/subscription_slot.py)
+        self._camera_info_sub = self.create_subscription(
+            CameraInfo, "camera_info", self.on_camera_info, SENSOR_QOS, callback_group=WorkerTakenGroup()
+        )
         if self._params["use_depth"] != "off":
             max_age = self._params["depth_max_age_s"]
             self._depth = DepthPairer(max_age, min(max_age, DEPTH_WAIT_MAX_S))
             self._depth_sub = self.create_subscription(Image, "depth", self.on_depth, SENSOR_QOS)
             self.get_logger().info(f"depth ({self._params['use_depth']}) from {self._depth_sub.topic_name}")
+        self._attach_image_subscription()
 
     def _destroy_inputs(self) -> None:
         """Unsubscribe from the image, CameraInfo and depth topics."""
+        slot = getattr(self, "_slot", None)
+        if slot is not None:
+            slot.detach()  # before the subscription goes: the worker stops taking from it
         for name in ("_image_sub", "_camera_info_sub", "_depth_sub"):
             subscription = getattr(self, name, None)
             if subscription is not None:
@@ -189,8 +206,10 @@ class HandReconCore:
 
     def _start_workers(self, on_start: Callable[[], None] | None = None) -> None:
         """Fresh frame slots and the inference and visuals threads (``on_start`` runs first on the worker)."""
-        self._slot: LatestFrameSlot[_Frame] = LatestFrameSlot()
+        self._slot: SubscriptionSlot[_Frame] = SubscriptionSlot(self._frame_from_sample)
+        self._last_image_sequence = 0
         self._worker = FrameWorker(self._slot, self._process_frame, self._on_worker_error, on_start=on_start)
+        self._attach_image_subscription()
         # Markers, TF and overlay on their own thread, latest result wins: a big mesh marker never delays
         # the next frame's inference or HandArray.
         self._visual_slot: LatestFrameSlot[_Visual] = LatestFrameSlot()
@@ -199,6 +218,12 @@ class HandReconCore:
         )
         self._worker.start()
         self._visual_worker.start()
+
+    def _attach_image_subscription(self) -> None:
+        """Let the worker take from the image subscription once both exist (either may be created first)."""
+        slot = getattr(self, "_slot", None)
+        if slot is not None and not slot.closed and self._image_sub is not None:
+            slot.attach(self._image_sub, self.context, [(self._camera_info_sub, self.on_camera_info)])
 
     def _stop_workers(self) -> bool:
         """Stop both threads, each finishing the item it is on; warn when one does not stop in time. Returns
@@ -226,30 +251,37 @@ class HandReconCore:
             return explicit
         return f"{self.resolve_topic_name('image')}/compressed"
 
-    # -- callbacks (executor thread: never block) ---------------------------------------------------
-    def on_image(self, msg: Any) -> None:
-        """Raw image (serialized bytes, or a message): hand it to the worker (a frame still waiting is dropped)."""
+    # -- image samples (taken by the worker thread) ------------------------------------------------------
+    def _frame_from_sample(self, msg: Any, info: dict[str, Any]) -> _Frame | None:
+        """A taken image sample as a frame for the worker (None when it cannot be read); counts it and the frames
+        the reader's depth-1 history replaced before it was taken (gaps in the publisher's sequence numbers)."""
         arrival_s = time.monotonic()
-        if isinstance(msg, (bytes, bytearray, memoryview)):
+        marks = None
+        if self._trace is not None:
+            marks = {"dds_source": info["source_timestamp"] * 1e-9,
+                     "dds_received": info["received_timestamp"] * 1e-9, "callback": time.time()}
+        sequence = int(info.get("publication_sequence_number", 0) or 0)
+        skipped = sequence - self._last_image_sequence - 1 if self._last_image_sequence and sequence else 0
+        self._last_image_sequence = sequence
+        if skipped > 0:  # (a smaller number: another or a restarted publisher, nothing known to be lost)
+            self._stats.record_input(skipped)
+            self._stats.record_drop(skipped)
+            self.get_logger().debug(f"{skipped} frames dropped: worker busy", throttle_duration_sec=LOG_THROTTLE_S)
+        self._stats.record_input()
+        compressed = self._params["image_transport"] == "compressed"
+        if not compressed and isinstance(msg, (bytes, bytearray, memoryview)):
             try:
                 msg = image_from_serialized(msg)
-            except Exception as exc:  # noqa: BLE001 - a malformed sample must not stop the executor
+            except Exception as exc:  # noqa: BLE001 - a malformed sample must not stop the worker
                 self._report("input", f"image refused: cannot deserialise sensor_msgs/Image ({exc})")
-                return
-        self._enqueue(_Frame(msg, False, arrival_s))
+                return None
+        _mark(marks, "enqueue")
+        return _Frame(msg, compressed, arrival_s, marks)
 
-    def on_compressed_image(self, msg: Any) -> None:
-        """Compressed image: hand it to the worker (decoded there)."""
-        self._enqueue(_Frame(msg, True, time.monotonic()))
-
-    def _enqueue(self, frame: _Frame) -> None:
-        self._stats.record_input()
-        if self._slot.put(frame):
-            self._stats.record_drop()
-            self.get_logger().debug("frame dropped: worker busy", throttle_duration_sec=LOG_THROTTLE_S)
-
+    # -- callbacks (executor thread: never block) ---------------------------------------------------
     def on_camera_info(self, msg: Any) -> None:
-        """Keep the newest usable intrinsics; a bad CameraInfo is reported and the assumed ones are used."""
+        """Keep the newest usable intrinsics; a bad CameraInfo is reported and the assumed ones are used (worker
+        thread, which takes CameraInfo just before each frame and whenever it wakes)."""
         try:
             intrinsics, warning = read_camera_info(msg, self._params["input_rectified"])
         except (IntrinsicsError, ValueError) as exc:
@@ -398,10 +430,11 @@ class HandReconCore:
         if self._pipeline is None:
             self._stats.record_error("inference", self._stats.fatal or "pipeline not loaded")
             return
-        msg = frame.msg
+        msg, marks = frame.msg, frame.marks
+        _mark(marks, "pickup")
         try:
             rgb = (compressed_msg_to_rgb(msg) if frame.compressed
-                   else image_msg_to_rgb(msg, self._params["mono16_bits"]))
+                   else image_msg_to_rgb(msg, self._params["mono16_bits"], copy=False))  # the frame's own bytes
         except ImageConversionError as exc:
             self._report("input", f"image refused: {exc}")
             return
@@ -416,6 +449,7 @@ class HandReconCore:
             self._teleop.reset()
         self._last_stamp_s = stamp_s
         depth_kwargs = self._depth_for(stamp_s)
+        _mark(marks, "pipeline_start")
         try:
             result = self._pipeline.process(rgb, intrinsics, stamp_s, **depth_kwargs)
         except ImageFormatError as exc:  # e.g. a 1x1 image: the input's fault, not the inference's
@@ -424,13 +458,16 @@ class HandReconCore:
         except Exception as exc:
             self._report("inference", f"inference failed: {type(exc).__name__}: {exc}")
             return
+        _mark(marks, "pipeline_end")
         for warning in getattr(getattr(self._pipeline, "lifter", None), "warnings", ()):  # e.g. a non-finite fit
             self._report("fit", warning)
         self._teleop.before_publish(result, stamp_s)
         header = msg.header
         hand_array = frame_result_to_hand_array(result, header)
         self._record_depth(result)
+        _mark(marks, "publish_start")
         self._hands_pub.publish(hand_array)
+        _mark(marks, "publish_end")
         self._teleop.publish(result, hand_array, header, self._params["mirrored"])
         self._stats.record_output(
             time.monotonic() - frame.arrival_s,
@@ -440,6 +477,9 @@ class HandReconCore:
         )
         if self._visual_slot.put(_Visual(result, header, rgb)):
             self._stats.record_visual_skip()
+        if marks is not None and self._trace is not None:
+            marks["done"] = time.time()
+            self._trace.write({"stamp": stamp_s, "pipeline_total_ms": result.timing_ms.get("total"), **marks})
 
     def _depth_for(self, stamp_s: float) -> dict[str, Any]:
         """``{"depth_m": metres}`` for the colour frame at ``stamp_s`` when a usable depth frame pairs with it, else
@@ -482,8 +522,22 @@ class HandReconCore:
         if self._overlay_pub.get_subscription_count() > 0:
             self._overlay_pub.publish(rgb_to_image_msg(draw_overlay(visual.rgb, visual.result), visual.header))
 
+    def _close_trace(self) -> None:
+        """Close the latency trace file, if any."""
+        if self._trace is not None:
+            self._trace.close()
+
     @property
     def stats(self) -> NodeStats:
         """The counters behind /diagnostics."""
         return self._stats
 
+
+def _mark(marks: dict[str, float] | None, name: str) -> None:
+    """Record the wall clock under ``name`` when the frame is traced."""
+    if marks is not None:
+        marks[name] = time.time()
+
+
+def _never_called(msg: Any) -> None:
+    """Callback of the worker-taken image subscription (the executor never serves it)."""
