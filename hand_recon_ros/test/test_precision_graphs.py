@@ -147,6 +147,9 @@ def test_int8_runs_the_palm_detector_fp32_but_still_needs_a_calibration_set(tmp_
     assert pg.precision_graph(palm, "int8", tmp_path / "cache", images) == palm
     key = pg.graph_key(palm, "int8", pg.Calibration.from_dir(images))
     assert key["int8_runs_fp32"] and "quant" not in key
+    backend = create_backend("onnxruntime-cpu", palm, precision="int8", calib_dir=str(images),
+                             cache_dir=str(tmp_path / "cache")).load()
+    assert backend.graph_path == palm and "int8 recipe: this network FP32" in backend.describe()
     with pytest.raises(BackendError, match="precision int8 needs a calibration set"):
         pg.precision_graph(palm, "int8", tmp_path / "cache")
     with pytest.raises(BackendError, match="has no images"):
