@@ -6,6 +6,10 @@ FP16/INT8 graph that a strongly typed TensorRT build (10.x and 11.x) compiles. K
 sha256, the converter and its version, the opset, the FP16 block list or the quantisation settings, and for INT8
 the calibration set's digest and how samples are made from it.
 
+INT8 recipe (v3, measured in docs/backends.md): the palm detector stays FP32 (INT8_FP32_MODELS); in other networks
+the weighted nodes whose INT8 lowers the output SQNR most stay FP32 (INT8_FP32_SENSITIVE_FRACTION, ranked on the
+calibration samples, recorded in the sidecar), and Q/DQ sit on Conv/Gemm inputs only.
+
 Converter choice: onnxconverter-common (pure Python, needs only onnx/numpy, installs on Jetson and x86 alike;
 ``convert_float_to_float16(keep_io_types=True)``). NVIDIA ModelOpt AutoCast does the same job with accuracy-driven
 node selection but pulls a large dependency tree for a model where nothing needs blocking (docs/backends.md).
