@@ -8,8 +8,10 @@ HandPipeline per precision in image mode (detector on every frame, so one frame'
 the next). Hands are paired by side; the figure is the 2D landmark distance in input-image pixels over all 21
 joints of every paired hand. INT8 is calibrated on every CALIB_STEP-th video frame (written to a temporary
 folder, never into the repository) and shown in both Q/DQ flavours: "cpu" (uint8 activations, what
-onnxruntime-cpu runs) and "tensorrt" (symmetric int8, what TensorRT and ORT's GPU providers run). Network times
-(palm + landmarks stages) are medians from the same run, as ratios to FP32.
+onnxruntime-cpu runs) and "tensorrt" (symmetric int8, what TensorRT and ORT's GPU providers run); the INT8 recipe
+runs the palm detector FP32 and the landmark network mixed (precision_graphs.INT8_FP32_MODELS /
+INT8_FP32_SENSITIVE_FRACTION). Network times (palm + landmarks stages) and landmark-stage times are medians from
+the same run, as ratios to FP32.
 """
 
 from __future__ import annotations
@@ -84,14 +86,15 @@ def make_pipeline(precision: str, flavour: str, calib_dir: Path, threads: int): 
     return HandPipeline(config, palm_backend=backends[0], landmark_backend=backends[1])
 
 
-def run_variant(pipeline, frames: list[tuple[str, np.ndarray]]) -> tuple[list[dict], list[float]]:  # noqa: ANN001
-    """Per frame: side → (21, 2) landmarks; and palm+landmarks network ms per frame."""
-    hands, network_ms = [], []
+def run_variant(pipeline, frames: list[tuple[str, np.ndarray]]) -> tuple[list[dict], list[float], list[float]]:  # noqa: ANN001
+    """Per frame: side → (21, 2) landmarks; palm+landmarks network ms; landmark-stage ms."""
+    hands, network_ms, landmark_ms = [], [], []
     for _, rgb in frames:
         result = pipeline.process(rgb)
         hands.append({h.detection.side: h.detection.keypoints_2d.copy() for h in result.hands})
         network_ms.append(result.timing_ms["palm"] + result.timing_ms["landmarks"])
-    return hands, network_ms
+        landmark_ms.append(result.timing_ms["landmarks"])
+    return hands, network_ms, landmark_ms
 
 
 def landmarks_on_fp32_crops(pipelines: dict, frames: list[tuple[str, np.ndarray]]) -> dict[str, dict[str, float]]:
@@ -142,27 +145,33 @@ def main() -> int:
         pipelines = {label: make_pipeline(p, f, calib_dir, args.threads) for label, p, f in VARIANTS}
         hands: dict[str, list[dict]] = {}
         times: dict[str, list[float]] = {label: [] for label in pipelines}
+        lm_times: dict[str, list[float]] = {label: [] for label in pipelines}
         start = time.monotonic()
         for _ in range(args.rounds):  # alternate variants so machine load hits all of them alike
             for label, pipeline in pipelines.items():
-                found, ms = run_variant(pipeline, frames)
+                found, ms, lm_ms = run_variant(pipeline, frames)
                 hands[label] = found
                 times[label] += ms
+                lm_times[label] += lm_ms
         elapsed = time.monotonic() - start
         alone = landmarks_on_fp32_crops(pipelines, frames)
     fp32_ms = float(np.median(times["fp32"]))
+    fp32_lm_ms = float(np.median(lm_times["fp32"]))
     print(f"cpu: {cpu_model()}; {len(frames)} frames ({len(frames) - sum(n.startswith('video') for n, _ in frames)} "
           f"photos + video), INT8 calibrated on {n_calib} other video frames; {elapsed:.0f} s")
     print(f"{'variant':<15}{'same hands':>12}{'paired':>9}{'p50 px':>9}{'p95 px':>9}{'max px':>9}"
-          f"{'net ms':>9}{'vs fp32':>9}")
+          f"{'net ms':>9}{'vs fp32':>9}{'lm ms':>8}{'vs fp32':>9}")
     report = {"cpu": cpu_model(), "frames": len(frames), "calibration_frames": n_calib, "variants": {}}
     for label in pipelines:
         c = compare(hands["fp32"], hands[label], [n for n, _ in frames])
         med = float(np.median(times[label]))
-        c.update(network_ms_median=med, time_ratio_vs_fp32=med / fp32_ms)
+        lm_med = float(np.median(lm_times[label]))
+        c.update(network_ms_median=med, time_ratio_vs_fp32=med / fp32_ms, landmark_ms_median=lm_med,
+                 landmark_time_ratio_vs_fp32=lm_med / fp32_lm_ms)
         report["variants"][label] = c
         print(f"{label:<15}{c['frames_same_hands']:>7}/{c['frames']:<4}{c['hands_paired']:>9}{c['p50_px']:>9.2f}"
-              f"{c['p95_px']:>9.2f}{c['max_px']:>9.2f}{med:>9.1f}{med / fp32_ms:>8.2f}x")
+              f"{c['p95_px']:>9.2f}{c['max_px']:>9.2f}{med:>9.1f}{med / fp32_ms:>8.2f}x{lm_med:>8.1f}"
+              f"{lm_med / fp32_lm_ms:>8.2f}x")
     report["landmarks_on_fp32_crops"] = alone
     print("landmark network alone, same FP32 detector crops:")
     for label, c in alone.items():

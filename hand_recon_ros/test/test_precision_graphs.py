@@ -3,6 +3,8 @@ CPU default staying FP32, and FP16 accuracy on a real photo."""
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import onnx
@@ -33,11 +35,11 @@ def _write_deep_conv_model(path):
     for i in range(5):
         w = (rng.standard_normal((16, 3 if i == 0 else 16, 3, 3)) * 0.2).astype(np.float32)
         inits.append(numpy_helper.from_array(w, f"w{i}"))
-        nodes += [helper.make_node("Conv", [f"x{i}", f"w{i}"], [f"c{i}"], pads=[1, 1, 1, 1]),
+        nodes += [helper.make_node("Conv", [f"x{i}", f"w{i}"], [f"c{i}"], pads=[1, 1, 1, 1], name=f"/c{i}"),
                   helper.make_node("Relu", [f"c{i}"], [f"x{i + 1}"])]
     inits.append(numpy_helper.from_array((rng.standard_normal((16, 4)) * 0.2).astype(np.float32), "dw"))
     nodes += [helper.make_node("GlobalAveragePool", ["x5"], ["g"]), helper.make_node("Flatten", ["g"], ["f"]),
-              helper.make_node("MatMul", ["f", "dw"], ["out"])]
+              helper.make_node("MatMul", ["f", "dw"], ["out"], name="/dense")]
     graph = helper.make_graph(nodes, "deep", [helper.make_tensor_value_info("image", TensorProto.FLOAT,
                                                                             ["batch", 8, 8, 3])],
                               [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", 4])], inits)
@@ -77,18 +79,21 @@ def test_fp16_graph_keeps_fp32_io_is_cached_and_keyed_on_the_source(conv_onnx, t
     assert pg.precision_graph(conv_onnx, "fp32", cache) == conv_onnx
 
 
+def _weight_types(path):
+    return {i.name.removesuffix("_quantized"): i.data_type for i in onnx.load(str(path)).graph.initializer
+            if i.name.startswith(("w", "dw")) and not i.name.endswith(("_scale", "_zero_point"))}
+
+
+def _sidecar(path):
+    return json.loads(path.with_name(path.name + ".json").read_text())
+
+
 def test_int8_graph_has_per_channel_qdq_and_is_keyed_on_the_calibration_set(tmp_path):
     conv_onnx = _write_deep_conv_model(tmp_path / "deep.onnx")
     cache = tmp_path / "cache"
     first = pg.precision_graph(conv_onnx, "int8", cache, _images(tmp_path / "a", 10), int8_flavour="cpu")
     ops = _ops(first)
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
-    weights = {i.name: i.data_type for i in onnx.load(str(first)).graph.initializer
-               if not i.name.endswith(("_scale", "_zero_point"))}
-    # The first convolutions and the output head stay FP32; the rest is INT8.
-    assert weights == {"w0": onnx.TensorProto.FLOAT, "w1": onnx.TensorProto.FLOAT, "w2": onnx.TensorProto.FLOAT,
-                       "dw": onnx.TensorProto.FLOAT, "w3_quantized": onnx.TensorProto.INT8,
-                       "w4_quantized": onnx.TensorProto.INT8}, weights
     weight_scales = [i for i in onnx.load(str(first)).graph.initializer if i.name.endswith("_scale") and i.dims]
     assert any(s.dims[0] == 16 for s in weight_scales), "conv weights are not quantised per channel"
     second = pg.precision_graph(conv_onnx, "int8", cache, _images(tmp_path / "b", 10, seed=50), int8_flavour="cpu")
@@ -103,6 +108,52 @@ def test_int8_graph_has_per_channel_qdq_and_is_keyed_on_the_calibration_set(tmp_
     assert int8.graph_path == first and "int8" in int8.describe()
     out = int8.run({"image": x})["out"]
     assert out.shape == ref.shape and np.corrcoef(out.ravel(), ref.ravel())[0, 1] > 0.9  # tracks FP32
+
+
+def test_int8_keeps_the_most_sensitive_nodes_fp32_and_keys_the_rule(tmp_path, monkeypatch):
+    conv_onnx = _write_deep_conv_model(tmp_path / "deep.onnx")
+    images = _images(tmp_path / "a", 10)
+    path = pg.precision_graph(conv_onnx, "int8", tmp_path / "cache", images, int8_flavour="tensorrt")
+    recipe = _sidecar(path)["recipe"]
+    ranking = recipe["output_sqnr_db_when_alone_int8"]
+    names = {"/c0": "w0", "/c1": "w1", "/c2": "w2", "/c3": "w3", "/c4": "w4", "/dense": "dw"}
+    assert set(ranking) == set(names)  # every weighted node was ranked by its output SQNR alone in INT8
+    # The 35 % lowest-SQNR nodes (ceil(0.35 * 6) = 3) are the FP32 ones, and they are FP32 in the written graph.
+    lowest = sorted(ranking, key=ranking.get)[:3]
+    assert recipe["fp32_nodes"] == lowest
+    types = _weight_types(path)
+    assert {names[n] for n in lowest} == {w for w, t in types.items() if t == onnx.TensorProto.FLOAT}, types
+    assert {t for w, t in types.items() if w not in {names[n] for n in lowest}} == {onnx.TensorProto.INT8}
+    # The rule is in the key: another fraction is another file, never the cached graph of the old recipe.
+    calibration = pg.Calibration.from_dir(images)
+    key = pg.graph_key(conv_onnx, "int8", calibration, "tensorrt")
+    assert key["quant"]["fp32_nodes"] == {"rule": "output-sqnr-when-alone-int8", "ops": ["Conv", "Gemm", "MatMul"],
+                                          "fraction": pg.INT8_FP32_SENSITIVE_FRACTION,
+                                          "samples": pg.INT8_SENSITIVITY_SAMPLES}
+    assert key["quant"]["no_output_qdq_ops"] == ["Conv", "Gemm"]
+    monkeypatch.setattr(pg, "INT8_FP32_SENSITIVE_FRACTION", 0.5)
+    assert pg.key_digest(pg.graph_key(conv_onnx, "int8", calibration, "tensorrt")) != pg.key_digest(key)
+    wider = pg.precision_graph(conv_onnx, "int8", tmp_path / "cache", images, int8_flavour="tensorrt")
+    assert wider != path and len(_sidecar(wider)["recipe"]["fp32_nodes"]) == 3  # ceil(0.5 * 6)
+    monkeypatch.setattr(pg, "INT8_FP32_SENSITIVE_FRACTION", 0.7)
+    widest = pg.precision_graph(conv_onnx, "int8", tmp_path / "cache", images, int8_flavour="tensorrt")
+    assert len(_sidecar(widest)["recipe"]["fp32_nodes"]) == 5  # ceil(0.7 * 6)
+
+
+def test_int8_runs_the_palm_detector_fp32_but_still_needs_a_calibration_set(tmp_path):
+    palm = _write_conv_model(tmp_path / "palm_detection_full.onnx")
+    images = _images(tmp_path / "a", 10)
+    assert pg.int8_keeps_fp32(palm) and not pg.int8_keeps_fp32(tmp_path / "hand_landmark_full.onnx")
+    assert pg.precision_graph(palm, "int8", tmp_path / "cache", images) == palm
+    key = pg.graph_key(palm, "int8", pg.Calibration.from_dir(images))
+    assert key["int8_runs_fp32"] and "quant" not in key
+    backend = create_backend("onnxruntime-cpu", palm, precision="int8", calib_dir=str(images),
+                             cache_dir=str(tmp_path / "cache")).load()
+    assert backend.graph_path == palm and "int8 recipe: this network FP32" in backend.describe()
+    with pytest.raises(BackendError, match="precision int8 needs a calibration set"):
+        pg.precision_graph(palm, "int8", tmp_path / "cache")
+    with pytest.raises(BackendError, match="has no images"):
+        pg.precision_graph(palm, "int8", tmp_path / "cache", _images(tmp_path / "empty", 0))
 
 
 def test_calibration_with_fewer_images_than_one_batch_says_how_many_are_needed(conv_onnx, tmp_path):

@@ -140,7 +140,10 @@ class OnnxRuntimeBackend(Backend):
     def describe(self) -> str:
         """Backend name and the providers in use."""
         if self._session is not None:
-            return f"{self.name} ({self.precision}, {', '.join(self._session.get_providers())})"
+            precision = self.precision
+            if precision == "int8" and self.graph_path == self.model_path:  # precision_graphs.INT8_FP32_MODELS
+                precision = "int8 recipe: this network FP32"
+            return f"{self.name} ({precision}, {', '.join(self._session.get_providers())})"
         return self.name
 
 

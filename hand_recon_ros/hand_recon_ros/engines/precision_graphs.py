@@ -6,6 +6,10 @@ FP16/INT8 graph that a strongly typed TensorRT build (10.x and 11.x) compiles. K
 sha256, the converter and its version, the opset, the FP16 block list or the quantisation settings, and for INT8
 the calibration set's digest and how samples are made from it.
 
+INT8 recipe (v3, measured in docs/backends.md): the palm detector stays FP32 (INT8_FP32_MODELS); in other networks
+the weighted nodes whose INT8 lowers the output SQNR most stay FP32 (INT8_FP32_SENSITIVE_FRACTION, ranked on the
+calibration samples, recorded in the sidecar), and Q/DQ sit on Conv/Gemm inputs only.
+
 Converter choice: onnxconverter-common (pure Python, needs only onnx/numpy, installs on Jetson and x86 alike;
 ``convert_float_to_float16(keep_io_types=True)``). NVIDIA ModelOpt AutoCast does the same job with accuracy-driven
 node selection but pulls a large dependency tree for a model where nothing needs blocking (docs/backends.md).
@@ -18,6 +22,7 @@ import hashlib
 import importlib
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -39,18 +44,25 @@ PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
 PRECISION_AUTO = "auto"
 PRECISION_CHOICES: tuple[str, ...] = (PRECISION_AUTO, *PRECISIONS)
 #: Bump when a graph made by this module would change for the same inputs (old files are then not reused).
-GRAPH_FORMAT_VERSION = 2  # 2: INT8 keeps the first convs and the output heads FP32
+GRAPH_FORMAT_VERSION = 3  # 3: INT8 FP32 nodes ranked by sensitivity; palm FP32; Q/DQ at op inputs
 #: Ops kept FP32 in FP16 graphs: onnxconverter-common's default list (ML ops, NMS/TopK, and Resize/Upsample,
 #: whose scales must stay float32) plus the ops named here. The hand networks need nothing more: measured FP16 vs
 #: FP32 difference is far below a pixel (docs/backends.md).
 FP16_EXTRA_BLOCK_OPS: tuple[str, ...] = ()
-#: INT8 keeps these FP32 (measured on the hand networks, docs/backends.md): the first INT8_FP32_FIRST_CONVS
-#: convolutions (they see raw pixels) and the output heads (every Conv/Gemm/MatMul that reaches a graph output
-#: through shape-only ops), which hold most of the landmark error when quantised.
-INT8_FP32_FIRST_CONVS = 3
-_HEAD_PASS_THROUGH_OPS = frozenset({"Reshape", "Transpose", "Concat", "Identity", "Flatten", "Squeeze", "Unsqueeze",
-                                    "Sigmoid", "Cast"})
-_HEAD_COMPUTE_OPS = frozenset({"Conv", "Gemm", "MatMul"})
+#: INT8 mixed precision, computed per model from its calibration samples (an automatic recipe, not a hand list):
+#: every weighted node (INT8_WEIGHTED_OPS) is ranked by the SQNR of the graph outputs when that node alone is INT8
+#: (ONNX Runtime's qdq_loss_debug SQNR, on at most INT8_SENSITIVITY_SAMPLES samples), and the
+#: INT8_FP32_SENSITIVE_FRACTION most sensitive ones stay FP32. Measured on the hand networks (docs/backends.md):
+#: the landmark network's first convolutions and output heads rank first, as the former hand list had them.
+INT8_WEIGHTED_OPS: tuple[str, ...] = ("Conv", "Gemm", "MatMul")
+INT8_FP32_SENSITIVE_FRACTION = 0.35
+INT8_SENSITIVITY_SAMPLES = 24
+#: Models that ``int8`` runs entirely FP32 (stem prefix → why): the palm detector's box regression moves the hand
+#: crop, and every INT8 palm tried (all INT8, 45 of 66 convolutions FP32, Conv-only Q/DQ, PReLU fused) moved the
+#: landmarks by 4.7-7 px at the 95th percentile with FP32 landmarks (docs/backends.md).
+INT8_FP32_MODELS: dict[str, str] = {
+    "palm_detection": "INT8 palm boxes move the hand crops by more than the landmark error budget",
+}
 #: Q/DQ flavours: "tensorrt" is symmetric INT8 activations and weights (the only INT8 TensorRT runs explicitly);
 #: "cpu" is ONNX Runtime's x86 choice (uint8 activations, int8 weights), faster in ORT's CPU kernels.
 INT8_FLAVOURS: tuple[str, ...] = ("tensorrt", "cpu")
@@ -143,8 +155,12 @@ def graph_key(onnx_path: str | Path, precision: str, calibration: Calibration | 
                                "representative images); none given")
         if int8_flavour not in INT8_FLAVOURS:
             raise BackendError(f"int8 flavour must be one of {INT8_FLAVOURS}, got '{int8_flavour}'")
-        key.update(calibration_sha256=calibration.digest, calibration_images=len(calibration.files),
-                   calibration_method=sample_method(onnx_path), quant=_quant_settings(int8_flavour))
+        key.update(calibration_sha256=calibration.digest, calibration_images=len(calibration.files))
+        why_fp32 = int8_keeps_fp32(onnx_path)
+        if why_fp32:  # the source graph runs: nothing is calibrated, so nothing else decides it
+            key["int8_runs_fp32"] = why_fp32
+        else:
+            key.update(calibration_method=sample_method(onnx_path), quant=_quant_settings(int8_flavour))
     return key
 
 
@@ -158,27 +174,63 @@ def _quant_settings(flavour: str) -> dict[str, Any]:
     symmetric = flavour == "tensorrt"
     return {"format": "QDQ", "per_channel": True, "weights": "QInt8",
             "activations": "QInt8" if symmetric else "QUInt8", "activation_symmetric": symmetric,
-            "calibrate_method": "MinMax", "flavour": flavour, "fp32_first_convs": INT8_FP32_FIRST_CONVS,
-            "fp32_output_heads": True}
+            "calibrate_method": "MinMax", "flavour": flavour,
+            # Q/DQ on the inputs of weighted ops only (TensorRT's recommended placement): a Conv's raw output is not
+            # quantised before its Clip/Relu, which in symmetric INT8 would spend half the range on clipped values.
+            "no_output_qdq_ops": list(_NO_OUTPUT_QDQ_OPS),
+            "fp32_nodes": {"rule": "output-sqnr-when-alone-int8", "ops": list(INT8_WEIGHTED_OPS),
+                           "fraction": INT8_FP32_SENSITIVE_FRACTION, "samples": INT8_SENSITIVITY_SAMPLES}}
 
 
-def fp32_nodes(model: Any) -> list[str]:
-    """Names of the nodes INT8 keeps FP32: the first INT8_FP32_FIRST_CONVS convolutions and the output heads."""
-    nodes = list(model.graph.node)
-    keep = [n.name for n in nodes if n.op_type == "Conv"][:INT8_FP32_FIRST_CONVS]  # nodes must have names
-    producer = {out: n for n in nodes for out in n.output}
-    pending = [o.name for o in model.graph.output]
-    seen: set[str] = set()
-    while pending:
-        node = producer.get(pending.pop())
-        if node is None or node.name in seen:
-            continue
-        seen.add(node.name)
-        if node.op_type in _HEAD_COMPUTE_OPS:
-            keep.append(node.name)
-        elif node.op_type in _HEAD_PASS_THROUGH_OPS:
-            pending.extend(node.input)
-    return list(dict.fromkeys(keep))
+_NO_OUTPUT_QDQ_OPS: tuple[str, ...] = ("Conv", "Gemm")
+
+
+def int8_keeps_fp32(onnx_path: str | Path) -> str:
+    """Why ``int8`` runs this model entirely FP32 (INT8_FP32_MODELS), or "" when it is quantised."""
+    name = Path(onnx_path).name
+    return next((why for prefix, why in INT8_FP32_MODELS.items() if name.startswith(prefix)), "")
+
+
+def output_sqnr_db(reference: list[np.ndarray], other: list[np.ndarray]) -> float:
+    """Lowest SQNR (dB) over the graph outputs, ONNX Runtime's qdq_loss_debug definition."""
+    from onnxruntime.quantization.qdq_loss_debug import compute_signal_to_quantization_noice_ratio as sqnr
+
+    return min(float(sqnr(r, o)) for r, o in zip(reference, other))
+
+
+def _run_outputs(path: Path, input_name: str, samples: np.ndarray) -> list[np.ndarray]:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    runs = [session.run(None, {input_name: samples[i : i + 1]}) for i in range(len(samples))]
+    return [np.concatenate([run[k] for run in runs]) for k in range(len(runs[0]))]
+
+
+def sensitive_nodes(prepared: Path, samples: np.ndarray, quantize: Callable[[Path, list[str] | None, list[str]], None],
+                    work_dir: Path) -> tuple[list[str], dict[str, float]]:
+    """The weighted nodes INT8 keeps FP32 and every candidate's output SQNR when it alone is INT8 (lowest first).
+
+    ``quantize(dst, nodes_to_quantize, nodes_to_exclude)`` writes a Q/DQ graph of ``prepared``.
+    """
+    import onnx
+
+    model = onnx.load(str(prepared), load_external_data=False)
+    candidates = [n.name for n in model.graph.node if n.op_type in INT8_WEIGHTED_OPS]
+    if not candidates:
+        return [], {}
+    input_name = model.graph.input[0].name
+    probe = samples[:: max(1, len(samples) // INT8_SENSITIVITY_SAMPLES)][:INT8_SENSITIVITY_SAMPLES]
+    reference = _run_outputs(prepared, input_name, probe)
+    scores: dict[str, float] = {}
+    for name in candidates:
+        alone = work_dir / "sensitivity.onnx"
+        quantize(alone, [name], [])
+        scores[name] = output_sqnr_db(reference, _run_outputs(alone, input_name, probe))
+    ranked = sorted(candidates, key=lambda n: scores[n])
+    count = math.ceil(INT8_FP32_SENSITIVE_FRACTION * len(candidates))
+    return ranked[:count], {n: round(scores[n], 2) for n in ranked}
 
 
 def graph_path_for(cache_dir: str | Path, onnx_path: str | Path, precision: str, digest: str) -> Path:
@@ -210,6 +262,11 @@ def precision_graph(
             raise BackendError("precision int8 needs a calibration set: give calib_dir / --calib-dir, a folder of "
                                "representative images (the INT8 graph is calibrated and cached under its digest)")
         calibration = Calibration.from_dir(calib_dir, calib_max_images)
+        why_fp32 = int8_keeps_fp32(onnx_path)
+        if why_fp32:
+            graph_key(onnx_path, precision, calibration, int8_flavour)  # same checks as a quantised model
+            _LOG.info("%s: precision int8 runs this network FP32 (%s)", onnx_path.name, why_fp32)
+            return onnx_path
     key = graph_key(onnx_path, precision, calibration, int8_flavour)
     folder = Path(cache_dir) if cache_dir else ec.engine_cache_dir_for(onnx_path)
     target = graph_path_for(folder, onnx_path, precision, key_digest(key))
@@ -223,7 +280,8 @@ def precision_graph(
         else:
             assert calibration is not None
             samples = calibration_samples(onnx_path, calibration)
-            make_int8_graph(onnx_path, made, samples, int8_flavour, Path(work))
+            recipe = make_int8_graph(onnx_path, made, samples, int8_flavour, Path(work))
+            return _store(made, target, key, recipe)
         return _store(made, target, key)
 
 
@@ -238,9 +296,11 @@ def _cached_graph_ok(target: Path, key: dict[str, Any]) -> bool:
         return False
 
 
-def _store(made: Path, target: Path, key: dict[str, Any]) -> Path:
-    """Move ``made`` into the cache atomically with its sidecar; on a write error keep a temporary copy."""
-    meta = json.dumps({"key": key, "sha256": ec.sha256_file(made)}, indent=2, sort_keys=True).encode()
+def _store(made: Path, target: Path, key: dict[str, Any], recipe: dict[str, Any] | None = None) -> Path:
+    """Move ``made`` into the cache atomically with its sidecar (key, sha256 and, for INT8, the nodes kept FP32 and
+    their ranking); on a write error keep a temporary copy."""
+    meta = json.dumps({"key": key, "sha256": ec.sha256_file(made), **({"recipe": recipe} if recipe else {})},
+                      indent=2, sort_keys=True).encode()
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -294,8 +354,12 @@ class _SampleReader:
         self._next = 0
 
 
-def make_int8_graph(src: Path, dst: Path, samples: np.ndarray, flavour: str, work_dir: Path) -> None:
-    """INT8 Q/DQ graph: ``quant_pre_process`` then ``quantize_static`` (QDQ, per-channel weights) on ``samples``."""
+def make_int8_graph(src: Path, dst: Path, samples: np.ndarray, flavour: str, work_dir: Path) -> dict[str, Any]:
+    """INT8 Q/DQ graph: ``quant_pre_process``, the sensitive nodes ranked and kept FP32, then ``quantize_static``
+    (QDQ, per-channel weights) on ``samples``; returns what was kept FP32 and the ranking (for the sidecar)."""
+    import inspect
+
+    import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -306,21 +370,33 @@ def make_int8_graph(src: Path, dst: Path, samples: np.ndarray, flavour: str, wor
     prepared = work_dir / f"{src.stem}.pre.onnx"
     quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
     settings = _quant_settings(flavour)
-    import onnx
-
     model = onnx.load(str(prepared))
     for index, node in enumerate(model.graph.node):  # exclusions go by node name: every node needs one
         if not node.name:
             node.name = f"{node.op_type}_{index}"
     onnx.save(model, str(prepared))
-    quantize_static(
-        str(prepared), str(dst), _SampleReader(inputs[0].name, samples),
-        quant_format=QuantFormat.QDQ, per_channel=True,
-        nodes_to_exclude=fp32_nodes(model),
-        activation_type=QuantType.QInt8 if settings["activations"] == "QInt8" else QuantType.QUInt8,
-        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
-        extra_options={"ActivationSymmetric": settings["activation_symmetric"], "WeightSymmetric": True},
-    )
+    # MinMax ranges do not depend on which nodes are quantised: newer ONNX Runtime (calibration_cache_path)
+    # calibrates once for all sensitivity runs; older versions recompute the same ranges each time.
+    cache = ({"calibration_cache_path": str(work_dir / "ranges.json")}
+             if "calibration_cache_path" in inspect.signature(quantize_static).parameters else {})
+
+    def quantize(out: Path, nodes_to_quantize: list[str] | None, nodes_to_exclude: list[str]) -> None:
+        quantize_static(
+            str(prepared), str(out), _SampleReader(inputs[0].name, samples),
+            quant_format=QuantFormat.QDQ, per_channel=True,
+            nodes_to_quantize=nodes_to_quantize, nodes_to_exclude=nodes_to_exclude,
+            activation_type=QuantType.QInt8 if settings["activations"] == "QInt8" else QuantType.QUInt8,
+            weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+            extra_options={"ActivationSymmetric": settings["activation_symmetric"], "WeightSymmetric": True,
+                           "OpTypesToExcludeOutputQuantization": list(_NO_OUTPUT_QDQ_OPS)},
+            **cache,
+        )
+
+    keep, ranking = sensitive_nodes(prepared, samples, quantize, work_dir)
+    _LOG.info("%s: INT8 keeps %d of %d weighted nodes FP32 (lowest output SQNR when INT8 alone): %s", src.name,
+              len(keep), len(ranking), ", ".join(keep))
+    quantize(dst, None, keep)
+    return {"fp32_nodes": keep, "output_sqnr_db_when_alone_int8": ranking}
 
 
 def calibration_samples(onnx_path: Path, calibration: Calibration) -> np.ndarray:
