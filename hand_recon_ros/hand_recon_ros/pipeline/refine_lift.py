@@ -294,7 +294,8 @@ class RefinementLifter:
             scale = float(np.clip(scale, low * reference, high * reference))
             if track is not None:
                 track.size_scale = scale
-            out[i] = dataclasses.replace(observations[i], bone_lengths=base * scale, depth_m=depths[i].z_m)
+            out[i] = dataclasses.replace(observations[i], bone_lengths=base * scale, depth_m=depths[i].z_m,
+                                         depth_sigma_m=depths[i].sigma_m)
         return out
 
     @staticmethod
