@@ -241,6 +241,25 @@ def test_with_depth_each_track_measures_its_size() -> None:
         assert np.all(np.abs(final / true_length - 1.0) <= 0.02), (distance, final / true_length - 1.0)
 
 
+@pytest.mark.parametrize("mode", ["image", "video"])
+def test_a_given_hand_size_is_not_overridden_by_depth(mode: str) -> None:
+    """hand_length_m given: depth places the hands, but their size stays the given one (no measurement), even
+    when the hand in the image is 15 % larger than that."""
+    rng = np.random.default_rng(12)
+    given = 0.18
+    lifter = RefinementLifter(_Config(mode, hand_length_m=given))
+    measuring = RefinementLifter(_Config(mode))
+    for frame in range(15):
+        rgbd = synthetic_rgbd_scene(rng, INTR, depth_m=0.6, size_scale=1.15)
+        detections = _detections(rgbd.scene.observations, tracked=mode == "video")
+        depth = depth_to_metres(rgbd.depth_mm)
+        results = lifter.lift(detections, INTR, frame / 30.0, depth_m=depth)
+        measured = measuring.lift(detections, INTR, frame / 30.0, depth_m=depth)
+        assert [r.placement for r in results] == ["depth", "depth"]
+        assert [r.hand_length_m for r in results] == pytest.approx([given, given], rel=1e-9)
+    assert all(r.hand_length_m > 1.1 * given for r in measured), "the same frames measure a larger hand"
+
+
 def test_a_track_keeps_its_measured_size_when_depth_drops_out() -> None:
     """Video mode: 40 frames with depth, then 10 without: the hand keeps its measured size, so its monocular
     placement stays near the true depth (a fresh monocular track with the adult prior does not)."""
