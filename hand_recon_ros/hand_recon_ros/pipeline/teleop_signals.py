@@ -36,11 +36,12 @@ class TeleopSignals:
         self._filter.reset()
         self._grasp.reset()
 
-    def apply(self, result: FrameResult, stamp_s: float) -> FrameResult:
-        """Filter joints and wrist poses (when on) at image time ``stamp_s``, then set every hand's grasp signals,
-        in place (returned for chaining)."""
+    def apply(self, result: FrameResult, stamp_s: float | None) -> FrameResult:
+        """Filter joints and wrist poses (when on) at image time ``stamp_s`` (None: a frame without a time base,
+        not filtered), then set every hand's grasp signals, in place (returned for chaining)."""
         pending, self._pending = self._pending, None
         if pending is not None:
             self._filter.update(pending)
-        self._filter.apply(result, stamp_s)
+        if stamp_s is not None:
+            self._filter.apply(result, stamp_s)
         return self._grasp.apply(result)
