@@ -61,6 +61,9 @@ SIZE_REFRESH_FRAMES = 10
 # A depth reading this much nearer than the fitted joint sees something in front of it (a finger is ~16-20 mm
 # thick), metres; used by the size measurement.
 OCCLUDER_M = 0.02
+# Error of a joint's depth relative to the wrist's from the depth camera (two joint depths of ~4 mm each, plus
+# the offsets' variation), metres: the size solve's weight for it (the network's relative depth: 30 mm).
+SENSOR_RELATIVE_DEPTH_SIGMA_M = 0.008
 MIDDLE_CHAIN_BONES = [8, 9, 10, 11]  # wrist→middle MCP→PIP→DIP→tip: the hand length (wrist to middle fingertip)
 PLACEMENT_MONOCULAR, PLACEMENT_DEPTH = "monocular", "depth"
 
@@ -335,10 +338,11 @@ class RefinementLifter:
         depth camera's joint depths over the monocular ones give k. That fit is solved twice: first as it is, then
         from scratch (a warm start would stay near the first) with its relative depth (how far each joint is in
         front of or behind the wrist, as a fraction of the wrist's depth: the same for the true hand and the scaled
-        one) taken from the depth camera (``_sensor_relative_depth``), since the landmark network's relative depth
-        has a per-hand scale error and a hand drawn more foreshortened than it is must come nearer to cover its
-        pixels (k +1 % at 1 m). Readings more than OCCLUDER_M nearer than the first fit (scaled by its k) see
-        something in front of the joint and are not used for it; with the wrist occluded the first k stands.
+        one) taken from the depth camera (``_sensor_relative_depth``, weight SENSOR_RELATIVE_DEPTH_SIGMA_M), since
+        the landmark network's relative depth has a per-hand scale error and a hand drawn more foreshortened than
+        it is must come nearer to cover its pixels (k +1 % at 1 m). Readings more than OCCLUDER_M nearer than the
+        first fit (scaled by its k) see something in front of the joint and are not used for it; with the wrist
+        occluded the first k stands.
         """
         plain = [dataclasses.replace(o, previous=None, warm_start=None, depth_m=None) for o in observations]
         first = refinement.refine(plain, intrinsics)
@@ -352,7 +356,8 @@ class RefinementLifter:
             z = depths[i].copy()
             z[z - ratios[i] * first[i].joints[:, 2] < -OCCLUDER_M] = np.nan
             second.append(dataclasses.replace(plain[i], keypoints_z=_sensor_relative_depth(plain[i].keypoints_z, z,
-                                                                             intrinsics.fx)))
+                                                                             intrinsics.fx),
+                                              keypoints_z_sigma_m=SENSOR_RELATIVE_DEPTH_SIGMA_M))
         for i, fit in zip(again, refinement.refine(second, intrinsics)):
             ratios[i] = _depth_ratio(fit, depths[i])
         return ratios

@@ -114,7 +114,9 @@ class HandObservation:
     wrist-relative depth in image pixels (x scale), or None (no relative-depth prior); warm_start: the same
     track's fit in the previous frame, the solver's starting point instead of the world landmarks' pose;
     depth_m: (21,) joint-centre camera z from a depth camera, NaN where unknown, or None (monocular placement);
-    depth_sigma_m: (21,) their expected errors (metres; pipeline/depth_fusion.py), or None (DEPTH_SIGMA_* model).
+    depth_sigma_m: (21,) their expected errors (metres; pipeline/depth_fusion.py), or None (DEPTH_SIGMA_* model);
+    keypoints_z_sigma_m: the error of keypoints_z in metres when it comes from a depth camera, or None (the
+    network's, RELATIVE_DEPTH_SIGMA_M).
     """
 
     side: str
@@ -127,6 +129,7 @@ class HandObservation:
     warm_start: HandFit | None = None
     depth_m: np.ndarray | None = None
     depth_sigma_m: np.ndarray | None = None
+    keypoints_z_sigma_m: float | None = None
 
 
 @dataclass
@@ -196,7 +199,8 @@ class _Batch:
         # Relative depth in pixels per hand (zeros with weight 0 where the observation has none).
         self.kz = np.stack([np.zeros(NUM_JOINTS) if o.keypoints_z is None else np.asarray(o.keypoints_z, np.float64)
                             for o in observations])
-        self.kz_weight = np.array([0.0 if o.keypoints_z is None else 1.0 / RELATIVE_DEPTH_SIGMA_M
+        self.kz_weight = np.array([0.0 if o.keypoints_z is None
+                                   else 1.0 / (o.keypoints_z_sigma_m or RELATIVE_DEPTH_SIGMA_M)
                                    for o in observations])[:, None]
         world = np.stack([np.asarray(o.world, dtype=np.float64) for o in observations])
         frames = _sk.observation_frames if _sk.enabled() else _observation_frames
