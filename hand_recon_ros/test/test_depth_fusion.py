@@ -276,6 +276,20 @@ def test_the_measured_size_is_unbiased_at_a_distance() -> None:
     assert abs(np.mean(errors)) < 0.006 and np.max(np.abs(errors)) < 0.015, errors
 
 
+def test_a_depth_jump_under_an_unchanged_image_is_followed_at_once() -> None:
+    """Video mode, the same keypoints every frame, a constant depth map that jumps from 0.6 to 0.5 m: the very
+    next frame is at the new depth (within 1 cm); the temporal prior does not hold the hands back."""
+    scene = synthetic_scenes.synthetic_scene(np.random.default_rng(3), INTR, depth_m=0.6)
+    detections = _detections(scene.observations, tracked=True)
+    lifter = RefinementLifter(_Config("video"))
+    for frame in range(21):
+        depth = np.full((480, 640), 0.6 if frame < 20 else 0.5, np.float32)
+        results = lifter.lift(detections, INTR, frame / 30.0, depth_m=depth)
+    for result in results:
+        skin = np.median(result.joints_3d[:, 2] - SURFACE_OFFSET_M)
+        assert abs(skin - 0.5) < 0.01, skin
+
+
 def test_a_track_keeps_its_measured_size_when_depth_drops_out() -> None:
     """Video mode: 40 frames with depth, then 10 without: the hand keeps its measured size, so its monocular
     placement stays near the true depth (a fresh monocular track with the adult prior does not)."""

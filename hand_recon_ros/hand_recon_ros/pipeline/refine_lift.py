@@ -144,6 +144,27 @@ def _sensor_relative_depth(network: np.ndarray | None, depth_m: np.ndarray, fx: 
     return np.where(np.isfinite(sensor), sensor, fallback)
 
 
+def _follow_depth(obs: refinement.HandObservation, temporal_sigma_m: float | None) -> refinement.HandObservation:
+    """A tracked hand whose joint depths moved further from its previous fit than the temporal prior allows in
+    one frame: its previous joints and warm start moved along their rays by that change first, so the prior keeps
+    the hand's shape and motion continuity but does not hold it at the old depth (the depth camera saw it move;
+    an unchanged image with a depth jump otherwise took ~5 frames to follow)."""
+    if obs.previous is None or obs.depth_m is None:
+        return obs
+    previous = np.asarray(obs.previous, dtype=np.float64)
+    known = np.isfinite(obs.depth_m)
+    shift = float(np.median(obs.depth_m[known] - previous[known, 2]))
+    if abs(shift) <= (temporal_sigma_m or TEMPORAL_SIGMA_MAX_M):
+        return obs
+    centre = float(np.median(previous[:, 2]))
+    factor = max(centre + shift, refinement.MIN_DEPTH_M) / max(centre, refinement.MIN_DEPTH_M)
+    warm = obs.warm_start
+    if warm is not None:
+        warm = dataclasses.replace(warm, translation=np.asarray(warm.translation) * factor,
+                                   joints=np.asarray(warm.joints) * factor)
+    return dataclasses.replace(obs, previous=previous * factor, warm_start=warm)
+
+
 def _depth_ratio(fit: refinement.HandFit, depth_m: np.ndarray) -> float:
     """Median of measured over fitted joint depth, over the joints with a depth."""
     valid = np.isfinite(depth_m)
@@ -324,8 +345,9 @@ class RefinementLifter:
             scale = float(np.clip(scale, low * reference, high * reference))
             if track is not None:
                 track.size_scale = scale
-            out[i] = dataclasses.replace(observations[i], bone_lengths=base * scale, depth_m=depths[i].z_m,
-                                         depth_sigma_m=depths[i].sigma_m)
+            out[i] = _follow_depth(dataclasses.replace(observations[i], bone_lengths=base * scale,
+                                                       depth_m=depths[i].z_m, depth_sigma_m=depths[i].sigma_m),
+                                   self._temporal_sigma())
         return out
 
     @staticmethod
