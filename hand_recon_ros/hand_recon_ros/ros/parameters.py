@@ -99,8 +99,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("depth_scale", 0.001, "Metres per unit of 16UC1 depth (0.001: millimetres); 32FC1 is metres.",
               minimum=1e-6, maximum=1.0),
     ParamSpec("hand_length_m", 0.0, "The user's hand length, wrist to middle fingertip (m); 0 = adult prior. "
-              "Monocular depth scales with it; with depth each track measures its own.", minimum=0.0, maximum=0.3,
-              pipeline_field="hand_length_m"),
+              "Monocular depth scales with it. Given (> 0), it is used as it is; with depth and 0, each track "
+              "measures its own.", minimum=0.0, maximum=0.3, pipeline_field="hand_length_m"),
     ParamSpec("assumed_hfov_deg", ASSUMED_HFOV_DEG, "Horizontal field of view assumed while no CameraInfo "
               "arrives (degrees).", minimum=10.0, maximum=170.0, live=True),
     ParamSpec("marker_lifetime_s", 0.5, "Lifetime of RViz markers (s, 0 = forever).", minimum=0.0,
