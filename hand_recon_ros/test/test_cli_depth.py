@@ -60,6 +60,26 @@ def test_photo_with_a_constant_depth_map_puts_the_hands_at_that_distance(woman_h
         assert abs(_hand_depth(hand) - CONSTANT_DEPTH_M) > 5 * TOLERANCE_M, "monocular should not land there"
 
 
+GIVEN_HAND_LENGTH_M = 0.17  # the photo's hands measure ~0.25-0.29 m against a constant 0.7 m depth map
+
+
+@pytest.mark.parametrize("mode", ["image", "video"])
+def test_a_given_hand_length_is_kept_with_depth(woman_hands_path, model_paths, tmp_path, mode) -> None:
+    """--hand-length with --depth: the hands are placed by depth, and their size is the given one, not measured."""
+    height, width = read_image(woman_hands_path).shape[:2]
+    depth = _constant_png(tmp_path / "depth.png", (height, width), CONSTANT_DEPTH_M)
+    out = tmp_path / "out.jsonl"
+    photos = [str(woman_hands_path)] * 3
+    assert main(["run", *photos, "--depth", str(depth), "--hand-length", str(GIVEN_HAND_LENGTH_M), "--mode", mode,
+                 "-o", str(out), "--quiet"]) == 0
+    for record in _records(out):
+        assert record["depth"] == "used" and len(record["hands"]) == 2
+        for hand in record["hands"]:
+            assert hand["placement"] == "depth"
+            assert hand["hand_length_m"] == pytest.approx(GIVEN_HAND_LENGTH_M, abs=1e-5)
+            assert abs(_hand_depth(hand) - CONSTANT_DEPTH_M) <= TOLERANCE_M, _hand_depth(hand)
+
+
 def test_every_shared_photo_with_a_constant_depth_map_puts_its_hands_there(woman_hands_path, interhand_dir,
                                                                          model_paths, tmp_path) -> None:
     """All shared photos in one run, each with its own constant depth file (paired by name): the InterHand2.6M

@@ -1,7 +1,8 @@
 """Depth over real DDS: the real hand_recon_node (real pipeline, ONNX Runtime) with colour + registered depth.
 
 A constant depth map (16UC1 millimetres, then 32FC1 metres) puts the hands at that distance within 1 cm and
-marks them PLACEMENT_DEPTH; a depth frame of the wrong size or a stale one falls back to monocular placement,
+marks them PLACEMENT_DEPTH, keeping the given hand_length_m (not measured: the photo's hands would measure
+0.25-0.29 m against this depth); a depth frame of the wrong size or a stale one falls back to monocular placement,
 is counted in /diagnostics (WARN with use_depth: on) and the node keeps running.
 """
 
@@ -26,6 +27,7 @@ DOMAIN_ID = 180 + os.getpid() % 5  # 180..184 (this project's depth tests: 180-1
 STARTUP_TIMEOUT_S = 120.0
 RECEIVE_TIMEOUT_S = 30.0
 TOLERANCE_M = 0.01
+GIVEN_HAND_LENGTH_M = 0.17
 SWITCH_FRAMES = 1
 # How long before its colour frame each depth frame is sent: generous, so that on a loaded CI machine the depth
 # callback has run before the colour frame is paired (the pairer waits only 50 ms for a late depth frame).
@@ -58,7 +60,8 @@ def test_real_node_places_hands_by_depth_and_falls_back_on_bad_depth(woman_hands
     height, width = rgb.shape[:2]
     # image mode: every frame stands alone. (In video mode a constant depth map that jumps from 0.7 to 0.5 m under
     # the same image means the hand shrank by 29 %; the track's size and smoothing follow that over several frames.)
-    process = start_node(DOMAIN_ID, {"use_depth": "on", "depth_max_age_s": 0.1, "mode": "image"}, fake=False)
+    process = start_node(DOMAIN_ID, {"use_depth": "on", "depth_max_age_s": 0.1, "mode": "image",
+                                        "hand_length_m": GIVEN_HAND_LENGTH_M}, fake=False)
     peer = Peer(DOMAIN_ID, node_name="depth_peer")
     depth_pub = peer.node.create_publisher(Image, "depth", QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
     mm = np.full((height, width), 700, np.uint16)
@@ -111,7 +114,7 @@ def test_real_node_places_hands_by_depth_and_falls_back_on_bad_depth(woman_hands
         for hand in results[name].hands:
             assert hand.placement == Hand.PLACEMENT_DEPTH, name
             assert abs(_median_z(hand) - expected) <= TOLERANCE_M, (name, _median_z(hand), switch)
-            assert 0.1 < hand.hand_length_m < 0.3
+            assert abs(hand.hand_length_m - GIVEN_HAND_LENGTH_M) < 1e-6, hand.hand_length_m
     for name in ("wrong size", "stale", "wrong encoding"):
         assert len(results[name].hands) == 2, name
         assert all(h.placement == Hand.PLACEMENT_MONOCULAR for h in results[name].hands), name

@@ -20,7 +20,9 @@ from hand_recon_ros.io.intrinsics_input import (
     parse_intrinsics_arg,
 )
 from hand_recon_ros.io.jsonl_writer import JsonlWriter, error_to_dict, frame_to_dict
+from hand_recon_ros.pipeline import one_euro_filter as one_euro
 from hand_recon_ros.pipeline.config import MODEL_VARIANTS, MODES, RECONSTRUCTORS, PipelineConfig
+from hand_recon_ros.pipeline.teleop_signals import TeleopSignals
 from hand_recon_ros.pipeline.types import CameraIntrinsics, FrameResult, IntrinsicsError
 
 log = logging.getLogger("hand_recon_ros.run")
@@ -94,8 +96,29 @@ def register(subparsers: Any) -> None:
                              "8-bit depth)")
     parser.add_argument("--hand-length", type=float, default=0.0, metavar="M",
                         help="the user's hand length, wrist to middle fingertip, metres (0 = adult prior); "
-                             "monocular depth scales with it")
+                             "monocular depth scales with it; given, it is used as it is (not measured with --depth)")
+    add_one_euro_arguments(parser)
     parser.set_defaults(func=run_command)
+
+
+def add_one_euro_arguments(parser: argparse.ArgumentParser) -> None:
+    """--one-euro-* options: the node's one_euro_* parameters, with the same defaults and ranges."""
+    ranges = one_euro.SETTING_RANGES
+    parser.add_argument("--one-euro-min-cutoff", type=float, default=one_euro.DEFAULT_MIN_CUTOFF_HZ, metavar="HZ",
+                        help="One-Euro filter on joints_3d and wrist_pose within a video or bag: cut-off at rest "
+                             f"(Hz, {ranges['min_cutoff_hz'][0]:g}-{ranges['min_cutoff_hz'][1]:g}; default "
+                             "%(default)s = off)")
+    parser.add_argument("--one-euro-beta", type=float, default=one_euro.DEFAULT_BETA, metavar="HZ_PER_M_S",
+                        help="One-Euro filter: cut-off rise with speed (Hz per m/s, "
+                             f"{ranges['beta'][0]:g}-{ranges['beta'][1]:g}; default %(default)s)")
+    parser.add_argument("--one-euro-d-cutoff", type=float, default=one_euro.DEFAULT_D_CUTOFF_HZ, metavar="HZ",
+                        help="One-Euro filter: cut-off of its speed estimate (Hz, "
+                             f"{ranges['d_cutoff_hz'][0]:g}-{ranges['d_cutoff_hz'][1]:g}; default %(default)s)")
+
+
+def one_euro_settings(args: argparse.Namespace) -> one_euro.OneEuroSettings:
+    """The One-Euro settings of the --one-euro-* options (ValueError naming the one out of range)."""
+    return one_euro.checked_settings(args.one_euro_min_cutoff, args.one_euro_beta, args.one_euro_d_cutoff)
 
 
 def build_pipeline(args: argparse.Namespace, mesh: bool = False) -> Any:
@@ -218,6 +241,7 @@ def run_command(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         PipelineConfig(hand_length_m=float(getattr(args, "hand_length", 0.0) or 0.0)).validate()
+        signals = TeleopSignals(one_euro_settings(args))
         depth = _open_depth(args)
     except ValueError as exc:
         log.error("%s", exc)
@@ -255,6 +279,7 @@ def run_command(args: argparse.Namespace) -> int:
                     current_source = frame.source
                     pipeline.update(mode=args.mode or default_mode(frame.source))
                     pipeline.reset()
+                    signals.reset()
                 if frame.image is None:
                     failed += 1
                     log.error("%s", frame.error)
@@ -272,6 +297,8 @@ def run_command(args: argparse.Namespace) -> int:
                     writer.write(error_to_dict(frame.source, frame.index, str(exc)))
                     continue
                 processed += 1
+                # as in the node: One-Euro filter (when on) by the frame's stamp (none: not filtered), grasp signals
+                signals.apply(result, frame.timestamp_s)
                 if depth is not None:
                     depth_log.record(frame.source, frame.index, depth_problem or result.depth)
                     if depth_problem:

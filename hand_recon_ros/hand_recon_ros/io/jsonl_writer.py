@@ -30,6 +30,7 @@ def _array(values: np.ndarray | None) -> list[Any] | None:
 def hand_to_dict(hand: HandResult) -> dict[str, Any]:
     """One hand as the JSON object of the contract."""
     det = hand.detection
+    grasp = hand.grasp
     pose = None
     if hand.wrist_position is not None:
         pose = {
@@ -49,6 +50,10 @@ def hand_to_dict(hand: HandResult) -> dict[str, Any]:
         "fit_residual_px": _num(hand.fit_residual_px),
         "placement": hand.placement,
         "hand_length_m": _num(hand.hand_length_m),
+        # grasp signals (pipeline/grasp_signals.py), as in Hand.msg: null distances and "open" without 3D
+        "pinch_distance_m": None if grasp is None else _num(grasp.pinch_distance_m),
+        "grasp_strength": None if grasp is None else _num(grasp.grasp_strength),
+        "grasp_state": "open" if grasp is None else grasp.state.name.lower(),
     }
 
 

@@ -4,6 +4,10 @@ A depth camera sees the skin, not the joint centre. Per visible joint we take th
 around its keypoint (zeros, NaN/inf and out-of-range values are holes), keep the front layer (the hand is the
 nearest surface; the background behind it is dropped), take their median, reject joints far from the hand's
 median depth, and add the front-surface offset (the finger or palm half-thickness) to reach the joint centre.
+Each joint depth carries its expected error (``JointDepths.sigma_m``), the solver's weight for it: the error of
+the skin-to-centre offset (pose-dependent, the same at every distance) combined with the sensor noise left in a
+median over that joint's pixels (the per-pixel noise grows with z², but a hand at 1 m still covers tens of pixels
+per joint, so the median's share stays small unless few pixels are valid).
 Too few usable joints means no depth for that hand (the solver then places it monocularly).
 """
 
@@ -37,6 +41,16 @@ MIN_DEPTH_JOINTS = 6
 # Front-surface offsets where the mesh's radii do not apply (metres, see _surface_offsets).
 WRIST_OFFSET_M = 0.008
 TIP_OFFSET_M = 0.002
+# Error of a joint depth beyond the sensor noise: the visible skin's offset from the joint centre varies with how
+# the finger or palm is turned and how much of the window the surface fills (metres; the measured spread on the
+# synthetic hands is 1-4 mm per visible joint).
+SURFACE_OFFSET_SIGMA_M = 0.004
+# The depth camera's per-pixel noise, sigma = base + quadratic · z² (stereo: grows with z²; RealSense D4xx class,
+# about 1 % at 2 m), and the pixels over which it is correlated (stereo matching windows), which sets how many
+# independent samples a window's median averages.
+SENSOR_NOISE_BASE_M = 0.001
+SENSOR_NOISE_QUADRATIC_PER_M = 0.005
+NOISE_CORRELATION_PIXELS = 9.0
 
 
 def _surface_offsets() -> np.ndarray:
@@ -60,9 +74,11 @@ class DepthError(ValueError):
 
 @dataclass
 class JointDepths:
-    """Per-joint depth of one hand: joint-centre camera z (21,) metres, NaN where the joint has no usable depth."""
+    """Per-joint depth of one hand: joint-centre camera z (21,) metres, NaN where the joint has no usable depth,
+    and its expected error sigma_m (21,) metres (NaN there too)."""
 
     z_m: np.ndarray
+    sigma_m: np.ndarray
 
     @property
     def valid(self) -> np.ndarray:
@@ -124,9 +140,9 @@ def _window_values(depth_m: np.ndarray, uv: np.ndarray, radius: int) -> np.ndarr
     return np.where(valid, values, np.nan).reshape(len(uv), -1)
 
 
-def _front_depths(values: np.ndarray) -> np.ndarray:
+def _front_depths(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per window (rows of ``values``, NaN = hole): the median of the front layer of its valid depths (the
-    background behind the hand dropped), NaN where too few pixels are valid."""
+    background behind the hand dropped), NaN where too few pixels are valid, and how many pixels it used."""
     ordered = np.sort(values, axis=1)  # NaN last
     count = np.isfinite(ordered).sum(axis=1)
     enough = count >= max(3, MIN_VALID_FRACTION * values.shape[1])
@@ -141,18 +157,27 @@ def _front_depths(values: np.ndarray) -> np.ndarray:
     kept = np.sum(ordered <= (front + FRONT_LAYER_M)[:, None], axis=1)  # a prefix of the sorted values
     kept = np.maximum(kept, 1)
     median = 0.5 * (take((kept - 1) // 2) + take(kept // 2))
-    return np.where(enough, median, np.nan)
+    return np.where(enough, median, np.nan), kept
 
 
 def joint_depths(depth_m: np.ndarray, keypoints_px: np.ndarray) -> JointDepths:
     """Robust joint-centre depth of one hand (see the module docstring) from metric depth and its keypoints
     (pixels of the image the depth is registered to)."""
     uv = np.asarray(keypoints_px, dtype=np.float64)
-    surface = _front_depths(_window_values(depth_m, uv, _window_radius(np.nan_to_num(uv))))
+    surface, pixels = _front_depths(_window_values(depth_m, uv, _window_radius(np.nan_to_num(uv))))
     if np.isfinite(surface).sum() >= MIN_DEPTH_JOINTS:
         median = np.nanmedian(surface)
         surface[np.abs(surface - median) > HAND_OUTLIER_M] = np.nan
     z = surface + SURFACE_OFFSET_M
     if np.isfinite(z).sum() < MIN_DEPTH_JOINTS:
         z[:] = np.nan
-    return JointDepths(z)
+    return JointDepths(z, np.where(np.isfinite(z), joint_depth_sigma(z, pixels), np.nan))
+
+
+def joint_depth_sigma(z_m: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """Expected error (metres) of joint depths ``z_m`` that are medians of ``pixels`` valid pixels each: the surface
+    offset's error and the sensor noise left in the median (1.2533 sigma / sqrt(independent samples))."""
+    z = np.nan_to_num(np.asarray(z_m, dtype=np.float64))
+    sensor = SENSOR_NOISE_BASE_M + SENSOR_NOISE_QUADRATIC_PER_M * z ** 2
+    samples = np.maximum(np.asarray(pixels, dtype=np.float64) / NOISE_CORRELATION_PIXELS, 1.0)
+    return np.hypot(SURFACE_OFFSET_SIGMA_M, 1.2533 * sensor / np.sqrt(samples))

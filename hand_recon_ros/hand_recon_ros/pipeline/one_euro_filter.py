@@ -20,6 +20,13 @@ import numpy as np
 
 # A gap longer than this between two samples (s) restarts the filter instead of smoothing across it.
 MAX_GAP_S = 0.5
+# Defaults and ranges of the node's one_euro_* parameters and `hand-recon run`'s --one-euro-* options (one table:
+# min_cutoff 0 = off; beta 20 keeps a 5 cm step under ~70 ms, docs/teleop.md).
+DEFAULT_MIN_CUTOFF_HZ = 0.0
+DEFAULT_BETA = 20.0
+DEFAULT_D_CUTOFF_HZ = 1.0
+SETTING_RANGES: dict[str, tuple[float, float]] = {"min_cutoff_hz": (0.0, 100.0), "beta": (0.0, 10000.0),
+                                                  "d_cutoff_hz": (0.01, 100.0)}
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,16 @@ class OneEuroSettings:
     def enabled(self) -> bool:
         """True when the filter changes its input."""
         return self.min_cutoff_hz > 0.0
+
+
+def checked_settings(min_cutoff_hz: float, beta: float, d_cutoff_hz: float) -> OneEuroSettings:
+    """OneEuroSettings within SETTING_RANGES (the node's and the CLI's), else ValueError naming the setting."""
+    values = {"min_cutoff_hz": min_cutoff_hz, "beta": beta, "d_cutoff_hz": d_cutoff_hz}
+    for name, value in values.items():
+        low, high = SETTING_RANGES[name]
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high):
+            raise ValueError(f"One-Euro {name} must be within {low:g} .. {high:g}, got {value!r}")
+    return OneEuroSettings(float(min_cutoff_hz), float(beta), float(d_cutoff_hz))
 
 
 def smoothing_factor(cutoff_hz: np.ndarray | float, dt_s: float) -> np.ndarray | float:

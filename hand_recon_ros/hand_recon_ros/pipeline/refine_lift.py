@@ -8,8 +8,9 @@ and a hand whose keypoints did not move since its last solve keeps that fit (a s
 A fit with non-finite joints is reported (``warnings``), that hand gets no 3D and its track starts cold.
 With a registered depth image (``lift(depth_m=...)``) each hand's joints get depths (pipeline/depth_fusion.py)
 that enter the solver as a depth term; the hand's size is measured against a monocular solve of the same frame
-(see ``_measure_size``): per frame in image mode, blended per track in video mode. ``hand_length_m`` (config)
-scales the adult bone prior for a user who measured their hand.
+(see ``_measure_size``): per frame in image mode, the median of its measurements per track in video mode.
+``hand_length_m`` (config) scales the adult bone prior for a user who measured their hand; such a given size is
+authoritative: with depth the hands are still placed by depth, but their size is not measured.
 """
 
 from __future__ import annotations
@@ -49,15 +50,21 @@ STILL_KEYPOINT_PX = 0.5
 # Joint motion between frames allowed by the smoothness term at smoothing = 1 and at 0 (metres per frame).
 TEMPORAL_SIGMA_MIN_M = 0.002
 TEMPORAL_SIGMA_MAX_M = 0.03
-# Hand size from depth: per-frame blend (in log scale) of a track's size towards the measured one: 1/n over the
-# first frames (the running mean of the measurements), never below SIZE_RATE (so it keeps following); and the
-# range of sizes relative to the adult prior that a measurement may give (children to large adults).
-SIZE_RATE = 0.05
+# Hand size from depth: a track's size is the median of its measured sizes (log scale) over its last
+# SIZE_WINDOW measurements (a hand's size does not change, and single frames can be far off: a finger in front of
+# the wrist, a bad monocular fit), within this range relative to the adult prior (children to large adults).
+SIZE_WINDOW = 60
 SIZE_SCALE_RANGE = (0.6, 1.5)
 # A track measures its size (one extra monocular solve) on each of its first SIZE_CONVERGE_FRAMES depth frames
-# (about 2 s at 30 Hz: 0.9^60 leaves 0.2 % of a start error), then on every SIZE_REFRESH_FRAMES-th.
+# (about 2 s at 30 Hz), then on every SIZE_REFRESH_FRAMES-th.
 SIZE_CONVERGE_FRAMES = 60
 SIZE_REFRESH_FRAMES = 10
+# A depth reading this much nearer than the fitted joint sees something in front of it (a finger is ~16-20 mm
+# thick), metres; used by the size measurement.
+OCCLUDER_M = 0.02
+# Error of a joint's depth relative to the wrist's from the depth camera (two joint depths of ~4 mm each, plus
+# the offsets' variation), metres: the size solve's weight for it (the network's relative depth: 30 mm).
+SENSOR_RELATIVE_DEPTH_SIGMA_M = 0.008
 MIDDLE_CHAIN_BONES = [8, 9, 10, 11]  # wrist→middle MCP→PIP→DIP→tip: the hand length (wrist to middle fingertip)
 PLACEMENT_MONOCULAR, PLACEMENT_DEPTH = "monocular", "depth"
 
@@ -94,6 +101,7 @@ class _Track:
     seen_s: float = 0.0  # host monotonic time of the last frame that had this track
     size_scale: float = 1.0  # measured size relative to the bone lengths (with depth), 1 until measured
     size_frames: int = 0  # frames of this track placed by depth
+    size_log: list[float] = field(default_factory=list)  # its last SIZE_WINDOW measured log sizes (vs the prior)
 
 
 def _finite_fit(fit: refinement.HandFit) -> bool:
@@ -139,6 +147,43 @@ def _relative_depth(det: HandDetection) -> np.ndarray | None:
     return z if math.isfinite(magnitude) and magnitude > 0.0 else None
 
 
+def _sensor_relative_depth(network: np.ndarray | None, depth_m: np.ndarray, fx: float) -> np.ndarray | None:
+    """Relative depth in the solver's units (f · (z_j − z_wrist) / z_wrist, pixels) from joint depths where the
+    wrist and the joint have one, the network's elsewhere (zero where neither); unchanged without a wrist depth."""
+    if not np.isfinite(depth_m[0]):
+        return network
+    sensor = fx * (depth_m / depth_m[0] - 1.0)
+    fallback = np.zeros(NUM_JOINTS) if network is None else np.asarray(network, dtype=np.float64)
+    return np.where(np.isfinite(sensor), sensor, fallback)
+
+
+def _follow_depth(obs: refinement.HandObservation, temporal_sigma_m: float | None) -> refinement.HandObservation:
+    """A tracked hand whose joint depths moved further from its previous fit than the temporal prior allows in
+    one frame: its previous joints and warm start moved along their rays by that change first, so the prior keeps
+    the hand's shape and motion continuity but does not hold it at the old depth (the depth camera saw it move;
+    an unchanged image with a depth jump otherwise took ~5 frames to follow)."""
+    if obs.previous is None or obs.depth_m is None:
+        return obs
+    previous = np.asarray(obs.previous, dtype=np.float64)
+    known = np.isfinite(obs.depth_m)
+    shift = float(np.median(obs.depth_m[known] - previous[known, 2]))
+    if abs(shift) <= (temporal_sigma_m or TEMPORAL_SIGMA_MAX_M):
+        return obs
+    centre = float(np.median(previous[:, 2]))
+    factor = max(centre + shift, refinement.MIN_DEPTH_M) / max(centre, refinement.MIN_DEPTH_M)
+    warm = obs.warm_start
+    if warm is not None:
+        warm = dataclasses.replace(warm, translation=np.asarray(warm.translation) * factor,
+                                   joints=np.asarray(warm.joints) * factor)
+    return dataclasses.replace(obs, previous=previous * factor, warm_start=warm)
+
+
+def _depth_ratio(fit: refinement.HandFit, depth_m: np.ndarray) -> float:
+    """Median of measured over fitted joint depth, over the joints with a depth."""
+    valid = np.isfinite(depth_m)
+    return float(np.median(depth_m[valid] / np.maximum(fit.joints[valid, 2], refinement.MIN_DEPTH_M)))
+
+
 class RefinementLifter:
     """Metric 3D for all hands of a frame by decoupled 2D ⇄ 3D refinement (see pipeline/refinement.py)."""
 
@@ -152,6 +197,8 @@ class RefinementLifter:
                                            refinement.RefineSettings.warm_iterations))
         self.warm_start = bool(getattr(config, "warm_start", True))
         self.prior = bone_prior(float(getattr(config, "hand_length_m", 0.0) or 0.0))
+        # A size the user gave is authoritative: depth still places the hand, but its size is never measured.
+        self.measure_size = not float(getattr(config, "hand_length_m", 0.0) or 0.0) > 0.0
         self._tracks: dict[int, _Track] = {}
         self._clock = time.monotonic  # stale-track fallback when image stamps do not advance
         self.warnings: list[str] = []  # problems of the last lift (non-finite fits), for logs and diagnostics
@@ -208,7 +255,8 @@ class RefinementLifter:
         track.bone_frames += 1
         track.observed_bones = track.observed_bones + (observed - track.observed_bones) / track.bone_frames
         prior = self.prior  # the adult prior, or scaled to the user's hand_length_m
-        track.bone_lengths = prior + BONE_ADAPT_WEIGHT * (track.observed_bones - prior)
+        adapted = prior + BONE_ADAPT_WEIGHT * (track.observed_bones - prior)
+        track.bone_lengths = adapted * (prior.sum() / adapted.sum())  # proportions only: clipping kept the size off
 
     def lift(self, detections: list[HandDetection], intrinsics: CameraIntrinsics, timestamp_s: float | None = None,
              want_mesh: bool = False, depth_m: np.ndarray | None = None) -> list[HandResult]:
@@ -289,25 +337,30 @@ class RefinementLifter:
             return observations
         out = list(observations)
         scales = [1.0 if t is None else t.size_scale for t in tracks]  # already in the observations' bone lengths
-        due = [i for i in with_depth if tracks[i] is None or tracks[i].size_frames < SIZE_CONVERGE_FRAMES
-               or tracks[i].size_frames % SIZE_REFRESH_FRAMES == 0]
+        due = [i for i in with_depth if self.measure_size and (
+            tracks[i] is None or tracks[i].size_frames < SIZE_CONVERGE_FRAMES
+            or tracks[i].size_frames % SIZE_REFRESH_FRAMES == 0)]
         measured = dict(zip(due, self._measure_size([observations[i] for i in due], [depths[i].z_m for i in due],
                                                     intrinsics))) if due else {}
         low, high = SIZE_SCALE_RANGE
         for i in with_depth:
             track = tracks[i]
             base = observations[i].bone_lengths / scales[i]
-            k = measured.get(i, 1.0)
             if track is None:  # image mode: this frame's measurement sizes the hand
-                scale = scales[i] * k
+                scale = scales[i] * measured.get(i, 1.0)
             else:
                 track.size_frames += 1
-                scale = scales[i] * k ** max(1.0 / track.size_frames, SIZE_RATE)
+                if i in measured:
+                    track.size_log.append(float(np.log(scales[i] * measured[i])))
+                    del track.size_log[:-SIZE_WINDOW]
+                scale = float(np.exp(np.median(track.size_log))) if track.size_log else scales[i]
             reference = hand_length_of(hk.BONE_LENGTH_PRIOR_M) / hand_length_of(base)
             scale = float(np.clip(scale, low * reference, high * reference))
             if track is not None:
                 track.size_scale = scale
-            out[i] = dataclasses.replace(observations[i], bone_lengths=base * scale, depth_m=depths[i].z_m)
+            out[i] = _follow_depth(dataclasses.replace(observations[i], bone_lengths=base * scale,
+                                                       depth_m=depths[i].z_m, depth_sigma_m=depths[i].sigma_m),
+                                   self._temporal_sigma())
         return out
 
     @staticmethod
@@ -317,14 +370,31 @@ class RefinementLifter:
 
         A pinhole camera cannot tell a hand k times larger at k times the distance: the monocular fit of the same
         keypoints with the assumed bone lengths is the true hand scaled by 1/k about the camera centre, so the
-        depth camera's joint depths over the monocular ones give k.
+        depth camera's joint depths over the monocular ones give k. That fit is solved twice: first as it is, then
+        from scratch (a warm start would stay near the first) with its relative depth (how far each joint is in
+        front of or behind the wrist, as a fraction of the wrist's depth: the same for the true hand and the scaled
+        one) taken from the depth camera (``_sensor_relative_depth``, weight SENSOR_RELATIVE_DEPTH_SIGMA_M), since
+        the landmark network's relative depth has a per-hand scale error and a hand drawn more foreshortened than
+        it is must come nearer to cover its pixels (k +1 % at 1 m). Readings more than OCCLUDER_M nearer than the
+        first fit (scaled by its k) see something in front of the joint and are not used for it; with the wrist
+        occluded the first k stands.
         """
-        mono = refinement.refine([dataclasses.replace(o, previous=None, warm_start=None, depth_m=None)
-                                  for o in observations], intrinsics)
-        ratios = []
-        for fit, z in zip(mono, depths):
-            valid = np.isfinite(z)
-            ratios.append(float(np.median(z[valid] / np.maximum(fit.joints[valid, 2], refinement.MIN_DEPTH_M))))
+        plain = [dataclasses.replace(o, previous=None, warm_start=None, depth_m=None) for o in observations]
+        first = refinement.refine(plain, intrinsics)
+        ratios = [_depth_ratio(fit, z) for fit, z in zip(first, depths)]
+        again = [i for i, (fit, z, k) in enumerate(zip(first, depths, ratios))
+                 if np.isfinite(z[0]) and z[0] - k * fit.joints[0, 2] > -OCCLUDER_M]
+        if not again:
+            return ratios
+        second = []
+        for i in again:
+            z = depths[i].copy()
+            z[z - ratios[i] * first[i].joints[:, 2] < -OCCLUDER_M] = np.nan
+            second.append(dataclasses.replace(plain[i], keypoints_z=_sensor_relative_depth(plain[i].keypoints_z, z,
+                                                                             intrinsics.fx),
+                                              keypoints_z_sigma_m=SENSOR_RELATIVE_DEPTH_SIGMA_M))
+        for i, fit in zip(again, refinement.refine(second, intrinsics)):
+            ratios[i] = _depth_ratio(fit, depths[i])
         return ratios
 
     def _result(self, det: HandDetection, fit: refinement.HandFit, obs: refinement.HandObservation,

@@ -50,11 +50,16 @@ PENETRATION_SIGMA_M = 0.0005  # penetration is nearly a hard constraint
 HUBER_PX = 3.0  # reprojection errors above this (pixels) are down-weighted (IRLS)
 LM_DAMPING = 1e-2  # Levenberg–Marquardt damping relative to the normal matrix's diagonal
 MIN_DEPTH_M = 0.05
-# Depth-camera term (HandObservation.depth_m): noise of a joint-centre depth, growing with distance as stereo and
-# time-of-flight sensors do (sigma = base + quadratic · z²), and the Huber threshold that limits occluders.
+# Depth-camera term (HandObservation.depth_m): noise of a joint-centre depth where the observation gives none
+# (depth_sigma_m), growing with distance as a single pixel's does (sigma = base + quadratic · z²), and the Huber
+# thresholds that limit outliers: one-sided, since a depth reading can be nearer than the joint's skin (a finger
+# or the other hand in front of it: frequent) but not further (the skin would be in front of what the sensor saw),
+# so readings nearer than the fit are down-weighted from about one joint-depth error (depth_fusion), further ones
+# only beyond DEPTH_HUBER_M.
 DEPTH_SIGMA_BASE_M = 0.004
 DEPTH_SIGMA_QUADRATIC_PER_M = 0.004
 DEPTH_HUBER_M = 0.008
+DEPTH_OCCLUDED_HUBER_M = 0.004
 MAX_DEPTH_M = 10.0
 CONTACT_MARGIN_M = 0.005  # capsule pairs closer than their radii plus this are watched in the 3D step
 # Capsule radius of each bone, metres, BONES order (palm bones thicker; fingers thinning towards the tip).
@@ -113,7 +118,10 @@ class HandObservation:
     joints of the same track in the previous frame, or None; keypoints_z: (21,) the landmark network's
     wrist-relative depth in image pixels (x scale), or None (no relative-depth prior); warm_start: the same
     track's fit in the previous frame, the solver's starting point instead of the world landmarks' pose;
-    depth_m: (21,) joint-centre camera z from a depth camera, NaN where unknown, or None (monocular placement).
+    depth_m: (21,) joint-centre camera z from a depth camera, NaN where unknown, or None (monocular placement);
+    depth_sigma_m: (21,) their expected errors (metres; pipeline/depth_fusion.py), or None (DEPTH_SIGMA_* model);
+    keypoints_z_sigma_m: the error of keypoints_z in metres when it comes from a depth camera, or None (the
+    network's, RELATIVE_DEPTH_SIGMA_M).
     """
 
     side: str
@@ -125,6 +133,8 @@ class HandObservation:
     keypoints_z: np.ndarray | None = None
     warm_start: HandFit | None = None
     depth_m: np.ndarray | None = None
+    depth_sigma_m: np.ndarray | None = None
+    keypoints_z_sigma_m: float | None = None
 
 
 @dataclass
@@ -194,7 +204,8 @@ class _Batch:
         # Relative depth in pixels per hand (zeros with weight 0 where the observation has none).
         self.kz = np.stack([np.zeros(NUM_JOINTS) if o.keypoints_z is None else np.asarray(o.keypoints_z, np.float64)
                             for o in observations])
-        self.kz_weight = np.array([0.0 if o.keypoints_z is None else 1.0 / RELATIVE_DEPTH_SIGMA_M
+        self.kz_weight = np.array([0.0 if o.keypoints_z is None
+                                   else 1.0 / (o.keypoints_z_sigma_m or RELATIVE_DEPTH_SIGMA_M)
                                    for o in observations])[:, None]
         world = np.stack([np.asarray(o.world, dtype=np.float64) for o in observations])
         frames = _sk.observation_frames if _sk.enabled() else _observation_frames
@@ -211,6 +222,10 @@ class _Batch:
         if any(o.depth_m is not None for o in observations):
             self.depth = np.stack([np.full(NUM_JOINTS, np.nan) if o.depth_m is None
                                    else np.asarray(o.depth_m, np.float64) for o in observations])
+            modelled = DEPTH_SIGMA_BASE_M + DEPTH_SIGMA_QUADRATIC_PER_M * np.nan_to_num(self.depth) ** 2
+            given = np.stack([np.full(NUM_JOINTS, np.nan) if o.depth_sigma_m is None
+                              else np.asarray(o.depth_sigma_m, np.float64) for o in observations])
+            self.depth_sigma = np.where(np.isfinite(given) & (given > 0), given, modelled)
 
 
 def _observation_frames(world: np.ndarray, uv: np.ndarray, intr: np.ndarray, lengths: np.ndarray,
@@ -442,9 +457,10 @@ def _residual_depth(batch: _Batch, joints: np.ndarray, jac: np.ndarray) -> tuple
     has no depth."""
     known = np.isfinite(batch.depth)
     measured = np.where(known, batch.depth, 0.0)
-    sigma = DEPTH_SIGMA_BASE_M + DEPTH_SIGMA_QUADRATIC_PER_M * measured ** 2
+    sigma = batch.depth_sigma
     error = joints[..., 2] - measured
-    huber = np.sqrt(np.minimum(1.0, DEPTH_HUBER_M / np.maximum(np.abs(error), 1e-9)))
+    threshold = np.where(error > 0.0, DEPTH_OCCLUDED_HUBER_M, DEPTH_HUBER_M)  # > 0: the sensor saw something nearer
+    huber = np.sqrt(np.minimum(1.0, threshold / np.maximum(np.abs(error), 1e-9)))
     weight = np.where(known, huber / sigma, 0.0)
     return error * weight, jac[..., 2] * weight[:, None]
 

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from hand_recon_ros.pipeline import one_euro_filter as one_euro
 from hand_recon_ros.pipeline.types import ASSUMED_HFOV_DEG
 
 
@@ -76,12 +77,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               pipeline_field="mesh"),
     ParamSpec("smoothing", 0.5, "Temporal smoothing of 3D joints: 0 none .. 1 heavy.", minimum=0.0, maximum=1.0,
               live=True, pipeline_field="smoothing"),
-    ParamSpec("one_euro_min_cutoff_hz", 0.0, "One-Euro filter on the published 3D joints and wrist pose: cut-off "
-              "at rest (Hz; lower = smoother when still). 0 = filter off.", minimum=0.0, maximum=100.0, live=True),
-    ParamSpec("one_euro_beta", 20.0, "One-Euro filter: how fast the cut-off rises with speed (Hz per m/s; higher = "
-              "less lag on fast moves).", minimum=0.0, maximum=10000.0, live=True),
-    ParamSpec("one_euro_d_cutoff_hz", 1.0, "One-Euro filter: cut-off of its speed estimate (Hz).", minimum=0.01,
-              maximum=100.0, live=True),
+    ParamSpec("one_euro_min_cutoff_hz", one_euro.DEFAULT_MIN_CUTOFF_HZ, "One-Euro filter on the published 3D "
+              "joints and wrist pose: cut-off at rest (Hz; lower = smoother when still). 0 = filter off.",
+              *one_euro.SETTING_RANGES["min_cutoff_hz"], live=True),
+    ParamSpec("one_euro_beta", one_euro.DEFAULT_BETA, "One-Euro filter: how fast the cut-off rises with speed (Hz "
+              "per m/s; higher = less lag on fast moves).", *one_euro.SETTING_RANGES["beta"], live=True),
+    ParamSpec("one_euro_d_cutoff_hz", one_euro.DEFAULT_D_CUTOFF_HZ, "One-Euro filter: cut-off of its speed "
+              "estimate (Hz).", *one_euro.SETTING_RANGES["d_cutoff_hz"], live=True),
     ParamSpec("roi_proposals", True, "When fewer than max_hands hands are found, try generic crops and let the "
               "landmark network accept hands the palm detector missed (interacting hands).", live=True,
               pipeline_field="roi_proposals"),
@@ -97,8 +99,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("depth_scale", 0.001, "Metres per unit of 16UC1 depth (0.001: millimetres); 32FC1 is metres.",
               minimum=1e-6, maximum=1.0),
     ParamSpec("hand_length_m", 0.0, "The user's hand length, wrist to middle fingertip (m); 0 = adult prior. "
-              "Monocular depth scales with it; with depth each track measures its own.", minimum=0.0, maximum=0.3,
-              pipeline_field="hand_length_m"),
+              "Monocular depth scales with it. Given (> 0), it is used as it is; with depth and 0, each track "
+              "measures its own.", minimum=0.0, maximum=0.3, pipeline_field="hand_length_m"),
     ParamSpec("assumed_hfov_deg", ASSUMED_HFOV_DEG, "Horizontal field of view assumed while no CameraInfo "
               "arrives (degrees).", minimum=10.0, maximum=170.0, live=True),
     ParamSpec("marker_lifetime_s", 0.5, "Lifetime of RViz markers (s, 0 = forever).", minimum=0.0,

@@ -1,7 +1,7 @@
 """The node's teleoperation outputs: One-Euro filtering, grasp signals, wrist PoseStamped and robot JointState.
 
-Thin ROS glue over the ROS-free pieces (pipeline/one_euro_filter.py, pipeline/hand_filter.py,
-pipeline/grasp_signals.py, retargeting/). Topics (relative, stamped with the image's header):
+Thin ROS glue over the ROS-free pieces (pipeline/teleop_signals.py: the One-Euro filter and grasp signals, the
+same code `hand-recon run` uses; retargeting/). Topics (relative, stamped with the image's header):
 ``hands/<side>/wrist_pose`` (geometry_msgs/PoseStamped, image frame, Hand.msg's wrist axes) for each hand
 present, and, when the ``retargeting`` parameter names configs, ``hands/<side>/joint_states``
 (sensor_msgs/JointState with the robot's joint names) for each side a config serves. A hand whose
@@ -16,9 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from hand_recon_ros.pipeline.grasp_signals import GraspTracker
-from hand_recon_ros.pipeline.hand_filter import HandOutputFilter
 from hand_recon_ros.pipeline.one_euro_filter import OneEuroSettings
+from hand_recon_ros.pipeline.teleop_signals import TeleopSignals
 from hand_recon_ros.pipeline.types import FrameResult
 from hand_recon_ros.retargeting.robot_retargeter import RetargetingError
 
@@ -50,9 +49,7 @@ class TeleopOutputs:
         from sensor_msgs.msg import JointState
 
         self._node = node
-        self._filter = HandOutputFilter(one_euro_settings(params))
-        self._pending_filter: OneEuroSettings | None = None
-        self._grasp = GraspTracker()
+        self._signals = TeleopSignals(one_euro_settings(params))
         self.retargeting = None
         configs = parse_config_list(params["retargeting"])
         if configs:
@@ -77,23 +74,18 @@ class TeleopOutputs:
 
     def update_filter(self, settings: OneEuroSettings) -> None:
         """Queue new One-Euro settings (executor thread); the worker takes them with the next frame."""
-        self._pending_filter = settings
+        self._signals.update_filter(settings)
 
     def reset(self) -> None:
         """Time went back: forget filter histories, grasp states and retargeting warm starts."""
-        self._filter.reset()
-        self._grasp.reset()
+        self._signals.reset()
         self._tracks.clear()
         if self.retargeting is not None:
             self.retargeting.reset()
 
     def before_publish(self, result: FrameResult, stamp_s: float) -> None:
         """Filter joints and wrist poses (when on) and compute the grasp signals, in place."""
-        pending, self._pending_filter = self._pending_filter, None
-        if pending is not None:
-            self._filter.update(pending)
-        self._filter.apply(result, stamp_s)
-        self._grasp.apply(result)
+        self._signals.apply(result, stamp_s)
 
     def publish(self, result: FrameResult, hand_array: Any, header: Any, mirrored: bool) -> None:
         """Wrist PoseStamped per hand in ``hand_array``; JointState per retargeted hand (first hand per side)."""
@@ -136,7 +128,7 @@ class TeleopOutputs:
 
     def diagnostic_values(self) -> dict[str, str]:
         """Key/value pairs for /diagnostics: the One-Euro setting and, when on, the retargeting counters."""
-        s = self._filter.settings
+        s = self._signals.settings
         values = {"one-euro filter": (f"min_cutoff {s.min_cutoff_hz:g} Hz, beta {s.beta:g}, d_cutoff "
                                       f"{s.d_cutoff_hz:g} Hz") if s.enabled else "off"}
         if self.retargeting is None:
