@@ -91,7 +91,7 @@ _KERNEL_SIGMAS = np.array([REPROJECTION_SIGMA_M, *_WORLD_SIGMAS_M, ANGLE_PRIOR_S
 # Scalar constants in the order solver_kernels.solve reads them (solver_kernels.SOLVE_CONSTS).
 _SOLVE_CONSTS = np.array([LM_DAMPING, HUBER_PX, MIN_DEPTH_M, MAX_DEPTH_M, DEPTH_SIGMA_BASE_M,
                           DEPTH_SIGMA_QUADRATIC_PER_M, DEPTH_HUBER_M, ANCHOR_SIGMA_M, PENETRATION_SIGMA_M,
-                          CONTACT_MARGIN_M, PALM_ADAPT_WEIGHT])
+                          CONTACT_MARGIN_M, PALM_ADAPT_WEIGHT, DEPTH_OCCLUDED_HUBER_M])
 _LIMITS_ACTIVE_C = np.ascontiguousarray(_LIMITS_ACTIVE)
 
 
@@ -222,10 +222,16 @@ class _Batch:
         if any(o.depth_m is not None for o in observations):
             self.depth = np.stack([np.full(NUM_JOINTS, np.nan) if o.depth_m is None
                                    else np.asarray(o.depth_m, np.float64) for o in observations])
-            modelled = DEPTH_SIGMA_BASE_M + DEPTH_SIGMA_QUADRATIC_PER_M * np.nan_to_num(self.depth) ** 2
-            given = np.stack([np.full(NUM_JOINTS, np.nan) if o.depth_sigma_m is None
-                              else np.asarray(o.depth_sigma_m, np.float64) for o in observations])
-            self.depth_sigma = np.where(np.isfinite(given) & (given > 0), given, modelled)
+            self.depth_sigma = _depth_sigmas(observations, self.depth)
+
+
+def _depth_sigmas(observations: list[HandObservation], depth: np.ndarray) -> np.ndarray:
+    """(B, 21) expected error of each joint's depth reading: the observation's depth_sigma_m where given (positive,
+    finite), else the DEPTH_SIGMA_* model of the reading's distance."""
+    modelled = DEPTH_SIGMA_BASE_M + DEPTH_SIGMA_QUADRATIC_PER_M * np.nan_to_num(depth) ** 2
+    given = np.stack([np.full(NUM_JOINTS, np.nan) if o.depth_sigma_m is None
+                      else np.asarray(o.depth_sigma_m, np.float64) for o in observations])
+    return np.where(np.isfinite(given) & (given > 0), given, modelled)
 
 
 def _observation_frames(world: np.ndarray, uv: np.ndarray, intr: np.ndarray, lengths: np.ndarray,
@@ -631,7 +637,7 @@ def _refine_compiled(observations: list[HandObservation], intrinsics: CameraIntr
     for i, obs in enumerate(observations):
         if obs.keypoints_z is not None:
             kz[i] = obs.keypoints_z
-            kz_weight[i] = 1.0 / RELATIVE_DEPTH_SIGMA_M
+            kz_weight[i] = 1.0 / (obs.keypoints_z_sigma_m or RELATIVE_DEPTH_SIGMA_M)
         if obs.depth_m is not None:
             depth[i] = obs.depth_m
             has_depth = True
@@ -645,12 +651,13 @@ def _refine_compiled(observations: list[HandObservation], intrinsics: CameraIntr
             warm_translation[i] = obs.warm_start.translation
             warm_spread[i] = obs.warm_start.palm_spread
             warm_angles[i] = np.asarray(obs.warm_start.angles, dtype=np.float64).reshape(-1)[hk.ACTIVE_ANGLES]
+    depth_sigma = _depth_sigmas(observations, depth) if has_depth else np.ones((b, NUM_JOINTS))
     temporal = settings.temporal_sigma_m if has_previous.any() and settings.temporal_sigma_m is not None else -1.0
     iterations = settings.warm_iterations if warm.all() else settings.iterations
     intr = np.array([intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy], dtype=np.float64)
     joints, joints0, r_ref, x, residual, initial = _sk.solve(
-        uv, conf, intr, lengths, mirror, kz, kz_weight, world, depth, has_depth, previous, has_previous, warm,
-        warm_rotation, warm_translation, warm_spread, warm_angles, int(iterations), int(settings.steps_2d),
+        uv, conf, intr, lengths, mirror, kz, kz_weight, world, depth, depth_sigma, has_depth, previous, has_previous,
+        warm, warm_rotation, warm_translation, warm_spread, warm_angles, int(iterations), int(settings.steps_2d),
         float(temporal), _KERNEL_SIGMAS, _LIMITS_FLAT, _LIMITS_ACTIVE_C, BONE_RADIUS_M, _SOLVE_CONSTS)
     angles = _full_angles(x[:, ANGLES:])
     return [HandFit(joints=joints[i], initial_joints=joints0[i], rotation=r_ref[i], translation=x[i, 3:6].copy(),

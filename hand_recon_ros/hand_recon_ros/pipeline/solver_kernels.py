@@ -483,7 +483,7 @@ def inverse_kinematics(joints_hand: np.ndarray, limits: np.ndarray) -> np.ndarra
 #: Order of the scalar constants solve() reads from its ``consts`` array (refinement._SOLVE_CONSTS fills it).
 SOLVE_CONSTS = ("lm_damping", "huber_px", "min_depth_m", "max_depth_m", "depth_sigma_base_m",
                 "depth_sigma_quadratic_per_m", "depth_huber_m", "anchor_sigma_m", "penetration_sigma_m",
-                "contact_margin_m", "palm_adapt_weight")
+                "contact_margin_m", "palm_adapt_weight", "depth_occluded_huber_m")
 
 
 @_jit
@@ -499,17 +499,19 @@ def _project_residual(joints: np.ndarray, uv: np.ndarray, intr: np.ndarray,
 
 
 @_jit
-def _depth_residual(depth: np.ndarray, joints: np.ndarray, jac: np.ndarray, res: np.ndarray, jr: np.ndarray,
-                    offset: int, consts: np.ndarray) -> None:  # pragma: no cover - compiled
-    """Depth-camera residuals (refinement._residual_depth) into res[:, offset:offset + 21], jr[:, :, offset:...]."""
-    base, quad, huber_m = consts[4], consts[5], consts[6]
+def _depth_residual(depth: np.ndarray, depth_sigma: np.ndarray, joints: np.ndarray, jac: np.ndarray,
+                    res: np.ndarray, jr: np.ndarray, offset: int,
+                    consts: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Depth-camera residuals (refinement._residual_depth) into res[:, offset:offset + 21], jr[:, :, offset:...]:
+    each reading weighted by its expected error depth_sigma (B, 21), one-sided Huber (nearer = occluder)."""
+    huber_m, occluded_huber_m = consts[6], consts[11]
     for h in range(joints.shape[0]):
         for n in range(21):
             d = depth[h, n]
             if math.isfinite(d):
-                sigma = base + quad * d * d
                 error = joints[h, n, 2] - d
-                weight = math.sqrt(min(1.0, huber_m / max(abs(error), 1e-9))) / sigma
+                threshold = occluded_huber_m if error > 0.0 else huber_m
+                weight = math.sqrt(min(1.0, threshold / max(abs(error), 1e-9))) / depth_sigma[h, n]
             else:
                 error, weight = joints[h, n, 2], 0.0
             res[h, offset + n] = error * weight
@@ -617,7 +619,8 @@ def _residual_3d(joints: np.ndarray, jac: np.ndarray, ia: np.ndarray, ib: np.nda
 
 @_jit
 def solve(uv: np.ndarray, conf: np.ndarray, intr: np.ndarray, lengths: np.ndarray, mirror: np.ndarray,
-          kz: np.ndarray, kz_weight: np.ndarray, world_in: np.ndarray, depth: np.ndarray, has_depth: bool,
+          kz: np.ndarray, kz_weight: np.ndarray, world_in: np.ndarray, depth: np.ndarray,
+          depth_sigma: np.ndarray, has_depth: bool,
           previous: np.ndarray, has_previous: np.ndarray, warm: np.ndarray, warm_rotation: np.ndarray,
           warm_translation: np.ndarray, warm_spread: np.ndarray, warm_angles: np.ndarray, iterations: int,
           steps_2d: int, temporal_sigma: float, sigmas: np.ndarray, limits_flat: np.ndarray,
@@ -626,7 +629,8 @@ def solve(uv: np.ndarray, conf: np.ndarray, intr: np.ndarray, lengths: np.ndarra
     """refinement.refine in one compiled call: (joints, initial joints (B, 21, 3), rotations (B, 3, 3), parameters
     (B, 28), reprojection error and initial reprojection error (B, 21) pixels).
 
-    depth (B, 21) NaN where unknown (read only when has_depth); previous (B, 21, 3) read where has_previous (B,);
+    depth (B, 21) NaN where unknown and depth_sigma (B, 21) its expected errors (read only when has_depth);
+    previous (B, 21, 3) read where has_previous (B,);
     warm (B,) marks hands starting from warm_rotation (B, 3, 3), warm_translation (B, 3), warm_spread (B,) and
     warm_angles (B, 21 active); temporal_sigma <= 0: no smoothness term; consts in SOLVE_CONSTS order.
     """
@@ -715,7 +719,7 @@ def solve(uv: np.ndarray, conf: np.ndarray, intr: np.ndarray, lengths: np.ndarra
                 jr = np.empty((b, 28, m2 + 21))
                 r0[:, :m2] = r2
                 jr[:, :, :m2] = j2
-                _depth_residual(depth, joints, jac, r0, jr, m2, consts)
+                _depth_residual(depth, depth_sigma, joints, jac, r0, jr, m2, consts)
                 x, r_ref = lm_update(x, r_ref, r0, jr, damping, limits_active, depth_lo, depth_hi)
             else:
                 x, r_ref = lm_update(x, r_ref, r2, j2, damping, limits_active, depth_lo, depth_hi)
