@@ -387,3 +387,15 @@ def test_cli_switch_turns_proposals_off(model_paths, interhand_dir, tmp_path):
     # The palm detector sees no hand in this close-up; the proposals find the one annotated right hand.
     assert hands[True]["hands"] == [] and "proposals" not in hands[True]["timing_ms"]
     assert [h["side"] for h in hands[False]["hands"]] == ["right"]
+
+
+def test_cli_proposal_source_palm_finds_the_close_up_hand(model_paths, interhand_dir, tmp_path):
+    import json
+
+    from hand_recon_ros.cli import main
+
+    out = tmp_path / "out.jsonl"
+    assert main(["run", str(interhand_dir / "image2017.jpg"), "-o", str(out), "--quiet",
+                 "--proposal-source", "palm"]) == 0
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [h["side"] for h in record["hands"]] == ["right"] and "proposals" in record["timing_ms"]
