@@ -12,7 +12,8 @@ all of them):
      compiled solver and with the numpy reference solver;
   3. our total against MediaPipe 0.10.14 (static_image_mode = our image mode; tracking = video mode) as ratios;
   4. our total against our bare network time (image: palm + landmarks; video: landmarks), as a ratio;
-  5. ROI proposals on the InterHand2.6M photos (frames where the palm detector leaves a hand missing);
+  5. ROI proposals on the InterHand2.6M photos (frames where the palm detector leaves a hand missing), the default
+     grid source and the opt-in proposal_source "palm", alternating each round;
   6. the node overhead: image → HandArray p50 over real DDS at --node-rate Hz minus the node's own pipeline p50,
      with the frames published as messages (the stamp then includes rclpy's serialisation of the 1.8 MB Image in
      this Python publisher) and pre-serialized (only the stamp patched in: the node's and the transport's part).
@@ -266,7 +267,7 @@ def main() -> int:  # noqa: C901, PLR0915 - one linear report
     # bare[backend][mode][network]: measured right after the frames of that mode (same load as those frames)
     bare: dict[str, dict[str, dict[str, list[float]]]] = {
         n: {m: {"palm": [], "landmarks": []} for m in MODES} for n in pipelines}
-    proposals: dict[str, list[float]] = {"ms": []}
+    proposals: dict[str, list[float]] = {"ms": [], "palm_ms": []}
     details: dict[str, Any] = {}
     for round_index in range(args.rounds):
         mp_result = run_mediapipe(args.mp_python, args.image, args.frames, args.warmup)
@@ -292,6 +293,9 @@ def main() -> int:  # noqa: C901, PLR0915 - one linear report
             solver_kernels.set_enabled(previous)
         if photos:
             proposals["ms"] += proposals_times(pipelines[default], photos, 1)["ms"]
+            pipelines[default].update(proposal_source="palm")  # the opt-in palm-tile source, same round
+            proposals["palm_ms"] += proposals_times(pipelines[default], photos, 1)["ms"]
+            pipelines[default].update(proposal_source=PipelineConfig.proposal_source)
         print(f"round {round_index + 1}/{args.rounds} done", file=sys.stderr)
     lifter_alone = {mode: lifter_alone_ms(pipelines[default], rgb, mode, LIFTER_REPEAT) for mode in MODES}
     for pipeline in pipelines.values():
@@ -359,6 +363,9 @@ def main() -> int:  # noqa: C901, PLR0915 - one linear report
               f"{np.percentile(proposals['ms'], 95):.1f} ms over {len(proposals['ms'])} frames of "
               f"{args.proposal_photos.name} that ran them; vs bare landmarks x{len(rois)}: "
               f"{np.median(proposals['ms']) / bare_medians[default]['landmarks']:.1f}x")
+        palm_ms = proposals["palm_ms"]
+        print(f"   proposal_source palm: median {np.median(palm_ms):.1f} ms, p95 {np.percentile(palm_ms, 95):.1f} ms "
+              f"over {len(palm_ms)} frames; ratio palm / grid {np.median(palm_ms) / np.median(proposals['ms']):.2f}")
     if node is not None:
         print(f"\n6. node ({default}, {args.node_rate:.0f} Hz, real DDS, {w}x{h} rgb8)")
         for kind, r in node.items():
@@ -376,7 +383,8 @@ def main() -> int:  # noqa: C901, PLR0915 - one linear report
         args.json.write_text(json.dumps({
             "cpu": cpu_description(), "medians_ms": medians, "p95_ms": p95, "stages_ms": stage_medians,
             "bare_ms": bare_medians, "bare_ms_by_mode": bare_by_mode, "ratios": ratios,
-            "proposals_ms": proposals["ms"], "node": node, "lifter_alone_ms": lifter_alone,
+            "proposals_ms": proposals["ms"], "proposals_palm_ms": proposals["palm_ms"], "node": node,
+            "lifter_alone_ms": lifter_alone,
             "details": details}, indent=2))
     return 0
 

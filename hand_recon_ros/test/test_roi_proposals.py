@@ -34,7 +34,8 @@ def pipeline(image_mode_pipeline):
 def fresh(pipeline):
     """The shared pipeline back at image mode with proposals on, tracks forgotten."""
     pipeline.update(mode="image", max_hands=2, min_presence_score=0.5, roi_proposals=True,
-                    proposal_interval_frames=PipelineConfig.proposal_interval_frames)
+                    proposal_interval_frames=PipelineConfig.proposal_interval_frames,
+                    proposal_source=PipelineConfig.proposal_source, proposal_crops=PipelineConfig.proposal_crops)
     pipeline.reset()
     return pipeline
 
@@ -221,11 +222,90 @@ def test_proposals_off_and_video_interval(fresh, woman, woman_hands):
     assert ran == [i % 3 == 0 for i in range(FRAMES_IN_VIDEO_TEST)]
 
 
+# ---- palm-tile proposals (proposal_source "palm") -------------------------------------------------------------
+
+@pytest.mark.parametrize("width,height", [(334, 512), (512, 334), (640, 640), (1920, 1080), (40, 30)])
+def test_palm_tiles_are_squares_inside_the_image_covering_it(width, height):
+    tiles = rp.palm_tiles(width, height)
+    covered = np.zeros((height, width), bool)
+    for x0, y0, side in tiles:
+        assert 0 <= x0 and 0 <= y0 and x0 + side <= width and y0 + side <= height
+        covered[y0:y0 + side, x0:x0 + side] = True
+    assert covered.all() and len(tiles) <= rp.MAX_PALM_TILES
+
+
+def test_palm_tiles_are_bounded_for_extreme_aspect_ratios():
+    tiles = rp.palm_tiles(4000, 100)
+    assert len(tiles) == rp.MAX_PALM_TILES and all(x0 + side <= 4000 and side == 100 for x0, _, side in tiles)
+
+
+def _recording_estimator(pipeline, monkeypatch) -> list[int]:
+    """Crops per landmark call of the pipeline from now on (appended to the returned list)."""
+    sizes: list[int] = []
+    estimate = pipeline.landmarks.estimate
+
+    def recording(image, rois):
+        sizes.append(len(rois))
+        return estimate(image, rois)
+
+    monkeypatch.setattr(pipeline.landmarks, "estimate", recording)
+    return sizes
+
+
+def test_palm_source_finds_both_hands_the_detector_misses_with_few_crops(fresh, interhand_dir, monkeypatch):
+    # image69148: two hands in contact, the palm detector finds neither; the grid judges 34+ crops to find both.
+    from hand_recon_ros.evaluation.interhand import load_interhand
+
+    (sample,) = [s for s in load_interhand(interhand_dir) if s.image_path.name == "image69148.jpg"]
+    image = _rgb(sample.image_path)
+    assert fresh.palm.detect(image, fresh.config.min_detection_score) == []
+    fresh.update(proposal_source="palm")
+    sizes = _recording_estimator(fresh, monkeypatch)
+    result = fresh.process(image)
+    assert "proposals" in result.timing_ms
+    # The frame's own landmark call (0 ROIs: no palm), then the first proposal pass within the crop budget, then
+    # refinement passes (each at most MAX_REFINED_SEEDS crops).
+    assert sizes[0] == 0 and 1 <= sizes[1] <= fresh.config.proposal_crops
+    assert len(sizes) - 2 <= rp.MAX_REFINE_PASSES and max(sizes[2:], default=0) <= rp.MAX_REFINED_SEEDS
+    assert sum(sizes[1:]) <= fresh.config.proposal_crops + 12  # the grid judges 34 crops before refining
+    for hand in result.hands:
+        truth = sample.hand(hand.side)
+        assert truth is not None
+        error = np.linalg.norm(hand.detection.keypoints_2d - truth.keypoints_2d, axis=1)[truth.valid].mean()
+        assert error < 20.0, f"{hand.side}: {error:.1f} px"
+    assert sorted(h.side for h in result.hands) == ["left", "right"]
+
+
+def test_palm_source_finds_the_one_hand_with_the_detector_blind(fresh, woman, woman_hands, monkeypatch):
+    # woman_hands.jpg with the left hand painted out and the full-frame detector made blind: the palm-tile search
+    # (its own low threshold) still finds the right hand, invents no second one, and judges few crops.
+    image = _mask(woman, [woman_hands["left"].keypoints_2d])
+    fresh.update(proposal_source="palm", min_detection_score=1.0)
+    sizes = _recording_estimator(fresh, monkeypatch)
+    try:
+        result = fresh.process(image)
+    finally:
+        fresh.update(min_detection_score=0.5)
+    assert [h.side for h in result.hands] == ["right"]
+    assert sum(sizes) <= fresh.config.proposal_crops + rp.MAX_REFINE_PASSES * 2
+
+
+@pytest.mark.parametrize("kind", ["noise", "masked_woman"])
+def test_palm_source_invents_no_hand(fresh, woman, woman_hands, kind):
+    rng = np.random.default_rng(7)
+    image = (rng.integers(0, 256, (480, 640, 3), np.uint8) if kind == "noise"
+             else _mask(woman, [d.keypoints_2d for d in woman_hands.values()]))
+    fresh.update(proposal_source="palm")
+    result = fresh.process(image)
+    assert "proposals" in result.timing_ms and result.hands == []
+
+
 # ---- settings and backend options ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("field,value", [
     ("roi_proposals", 1), ("proposal_interval_frames", 0), ("proposal_interval_frames", True),
     ("proposal_interval_frames", 2.0), ("precision", "fp8"), ("engine_cache_dir", ""),
+    ("proposal_source", "tiles"), ("proposal_crops", 0), ("proposal_crops", True), ("proposal_crops", 6.0),
 ])
 def test_new_settings_are_validated(field, value):
     with pytest.raises(ConfigError, match=field):
@@ -307,3 +387,15 @@ def test_cli_switch_turns_proposals_off(model_paths, interhand_dir, tmp_path):
     # The palm detector sees no hand in this close-up; the proposals find the one annotated right hand.
     assert hands[True]["hands"] == [] and "proposals" not in hands[True]["timing_ms"]
     assert [h["side"] for h in hands[False]["hands"]] == ["right"]
+
+
+def test_cli_proposal_source_palm_finds_the_close_up_hand(model_paths, interhand_dir, tmp_path):
+    import json
+
+    from hand_recon_ros.cli import main
+
+    out = tmp_path / "out.jsonl"
+    assert main(["run", str(interhand_dir / "image2017.jpg"), "-o", str(out), "--quiet",
+                 "--proposal-source", "palm"]) == 0
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [h["side"] for h in record["hands"]] == ["right"] and "proposals" in record["timing_ms"]

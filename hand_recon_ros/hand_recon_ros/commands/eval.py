@@ -49,6 +49,8 @@ def register(subparsers: Any) -> None:
     add_precision_arguments(parser)
     parser.add_argument("--no-roi-proposals", dest="roi_proposals", action="store_false",
                         help="palm detector only (no ROI proposals for hands it misses)")
+    parser.add_argument("--proposal-source", choices=("grid", "palm"), default="grid",
+                        help="ROI proposals from the generic grid (default) or palm-detector tiles (~3x faster)")
     from hand_recon_ros.commands.run import add_reconstructor_arguments
 
     add_reconstructor_arguments(parser)
@@ -64,6 +66,7 @@ def _pipeline_detector(args: argparse.Namespace) -> Detector:
                             engine_cache_dir=getattr(args, "engine_cache_dir", None),
                             mode="image", refine_3d=False, intra_op_threads=args.threads,
                             roi_proposals=getattr(args, "roi_proposals", True),
+                            proposal_source=getattr(args, "proposal_source", "grid"),
                             precision=args.precision, calib_dir=args.calib_dir,
                             reconstructor=getattr(args, "reconstructor", "landmarks"),
                             learned_model=getattr(args, "learned_model", None))

@@ -14,8 +14,12 @@ HAND_LENGTH_RANGE_M = (0.10, 0.30)  # plausible hand lengths, wrist to middle fi
 # Fields that may change while the pipeline runs (HandPipeline.update); the rest need a new pipeline.
 LIVE_FIELDS: frozenset[str] = frozenset(
     {"min_detection_score", "min_presence_score", "max_hands", "mesh", "smoothing", "mirrored", "mode",
-     "roi_proposals", "proposal_interval_frames"}
+     "roi_proposals", "proposal_interval_frames", "proposal_source", "proposal_crops"}
 )
+# Where ROI proposals come from (pipeline/roi_proposals.py): "grid" = the generic ~37-crop grid (default); "palm" =
+# partner boxes + palm-detector boxes on zoomed tiles, proposal_crops landmark crops (~3x faster, opt-in: on the
+# InterHand check photos same hands found, 2D better, MPJPE 2 mm worse; docs/pipeline.md).
+PROPOSAL_SOURCES: tuple[str, ...] = ("palm", "grid")
 
 
 class ConfigError(ValueError):
@@ -43,6 +47,8 @@ class PipelineConfig:
     # network (pipeline/roi_proposals.py); in video mode only while a track is missing, at most every N frames.
     roi_proposals: bool = True
     proposal_interval_frames: int = 30
+    proposal_source: str = "grid"  # PROPOSAL_SOURCES
+    proposal_crops: int = 6  # landmark crops judged in the first proposal pass (source "palm" only; >= 1)
     # auto (each backend's default: fp16 on TensorRT and ORT's TensorRT provider, fp32 elsewhere) | fp32 | fp16 |
     # int8 (needs calib_dir); every backend honours it (precision graphs, engines/precision_graphs.py)
     precision: str = "auto"
@@ -81,6 +87,11 @@ class PipelineConfig:
         interval = self.proposal_interval_frames
         if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
             raise ConfigError(f"proposal_interval_frames must be an integer >= 1, got {interval!r}")
+        if self.proposal_source not in PROPOSAL_SOURCES:
+            raise ConfigError(f"proposal_source must be one of {PROPOSAL_SOURCES}, got {self.proposal_source!r}")
+        crops = self.proposal_crops
+        if isinstance(crops, bool) or not isinstance(crops, int) or crops < 1:
+            raise ConfigError(f"proposal_crops must be an integer >= 1, got {crops!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.precision == "int8" and not self.calib_dir:

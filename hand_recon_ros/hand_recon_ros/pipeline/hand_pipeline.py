@@ -236,7 +236,9 @@ class HandPipeline:
         self._frames_since_proposals = 0
         kept = self.tracker.select(candidates, cfg.min_presence_score, cfg.max_hands)
         found = [(landmarks_to_roi(c.output.keypoints_2d), c.output.keypoints_2d) for c in kept]
-        proposals = propose_hands(self.landmarks, image, found, cfg.max_hands - len(kept), cfg.min_presence_score)
+        palm = self.palm if cfg.proposal_source == "palm" else None
+        proposals = propose_hands(self.landmarks, image, found, cfg.max_hands - len(kept), cfg.min_presence_score,
+                                  palm, cfg.proposal_crops)
         return [Candidate(p.roi, -1, p.output) for p in proposals]
 
     def process(
