@@ -67,6 +67,18 @@ def test_pipeline_settings_build_a_valid_config() -> None:
         assert field in settings
 
 
+def test_proposal_source_parameters_reach_the_pipeline_and_are_checked() -> None:
+    values = {s.name: s.default for s in PARAMETERS} | {"proposal_source": "palm", "proposal_crops": 4}
+    settings = pipeline_settings(values, PipelineConfig.field_names())
+    config = PipelineConfig(**settings)
+    config.validate()
+    assert (config.proposal_source, config.proposal_crops) == ("palm", 4)
+    with pytest.raises(ParameterValueError, match="tiles"):
+        validate_value("proposal_source", "tiles")
+    with pytest.raises(ParameterValueError, match="proposal_crops"):
+        validate_value("proposal_crops", 0)
+
+
 def test_models_dir_and_engine_cache_dir_each_reach_their_own_field(tmp_path: Path) -> None:
     """models_dir holds the model files, engine_cache_dir only the engines; neither use is deprecated."""
     values = {s.name: s.default for s in PARAMETERS}

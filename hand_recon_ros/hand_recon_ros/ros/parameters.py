@@ -89,6 +89,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               pipeline_field="roi_proposals"),
     ParamSpec("proposal_interval_frames", 30, "Video mode: run the ROI proposals at most every N frames while a "
               "hand is missing.", minimum=1, maximum=300, live=True, pipeline_field="proposal_interval_frames"),
+    ParamSpec("proposal_source", "grid", "Where the ROI proposals come from: 'grid' (generic crops over the image, "
+              "~40 landmark crops) or 'palm' (the palm detector on zoomed tiles, proposal_crops landmark crops: ~3x "
+              "faster, 3D error ~2 mm higher on the InterHand photos; docs/pipeline.md).", choices=("grid", "palm"),
+              live=True, pipeline_field="proposal_source"),
+    ParamSpec("proposal_crops", 6, "Source 'palm': landmark crops judged in the first proposal pass.", minimum=1,
+              maximum=32, live=True, pipeline_field="proposal_crops"),
     ParamSpec("input_rectified", False, "Images are rectified (an image_rect topic): use CameraInfo's P and no "
               "undistortion; false: K and D by distortion_model (plumb_bob, rational_polynomial, equidistant)."),
     ParamSpec("use_depth", "auto", "Place hands with the registered depth image on 'depth' (16UC1 or 32FC1): 'auto' "
