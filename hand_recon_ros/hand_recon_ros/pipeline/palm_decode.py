@@ -49,6 +49,19 @@ class PalmDetection:
     keypoints: np.ndarray
 
 
+def _palm_outputs(raw_boxes: np.ndarray, raw_logits: np.ndarray, anchors: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The palm network's outputs as contiguous float32 (N, 18) boxes and (N,) logits, checked against the anchors."""
+    boxes = np.ascontiguousarray(raw_boxes, dtype=np.float32).reshape(-1, NUM_PALM_COORDS)
+    logits = np.ascontiguousarray(raw_logits, dtype=np.float32).reshape(-1)
+    if boxes.shape[0] != anchors.shape[0] or logits.shape[0] != anchors.shape[0]:
+        raise ValueError(
+            f"palm outputs do not match the anchors: {boxes.shape[0]} boxes, {logits.shape[0]} scores, "
+            f"{anchors.shape[0]} anchors"
+        )
+    return boxes, logits
+
+
 def decode_palms(
     raw_boxes: np.ndarray,
     raw_logits: np.ndarray,
@@ -61,13 +74,7 @@ def decode_palms(
     raw_boxes: (N, 18) or (1, N, 18); raw_logits: (N,) / (N, 1) / (1, N, 1); anchors: (N, 2) centres in [0, 1].
     Each output row is cx, cy, w, h, then 7 keypoint x, y pairs, all normalised to the network input.
     """
-    boxes = np.asarray(raw_boxes, dtype=np.float32).reshape(-1, NUM_PALM_COORDS)
-    logits = np.asarray(raw_logits, dtype=np.float32).reshape(-1)
-    if boxes.shape[0] != anchors.shape[0] or logits.shape[0] != anchors.shape[0]:
-        raise ValueError(
-            f"palm outputs do not match the anchors: {boxes.shape[0]} boxes, {logits.shape[0]} scores, "
-            f"{anchors.shape[0]} anchors"
-        )
+    boxes, logits = _palm_outputs(raw_boxes, raw_logits, anchors)
     # Threshold the logits (sigmoid is monotonic) so only the kept candidates are decoded: a frame has ~2016
     # anchors and a handful above the threshold. The score test is repeated on the kept ones for exact equality.
     if 0.0 < min_score < 1.0:
@@ -160,13 +167,7 @@ def compiled_palms(raw_boxes: np.ndarray, raw_logits: np.ndarray, anchors: np.nd
     """decode_palms + weighted_nms + unletterbox in one compiled call (prepost_kernels.palm_detections)."""
     from hand_recon_ros.pipeline import prepost_kernels
 
-    boxes = np.ascontiguousarray(raw_boxes, dtype=np.float32).reshape(-1, NUM_PALM_COORDS)
-    logits = np.ascontiguousarray(raw_logits, dtype=np.float32).reshape(-1)
-    if boxes.shape[0] != anchors.shape[0] or logits.shape[0] != anchors.shape[0]:
-        raise ValueError(
-            f"palm outputs do not match the anchors: {boxes.shape[0]} boxes, {logits.shape[0]} scores, "
-            f"{anchors.shape[0]} anchors"
-        )
+    boxes, logits = _palm_outputs(raw_boxes, raw_logits, anchors)
     threshold = _logit_threshold(min_score)
     rows, scores = prepost_kernels.palm_detections(
         boxes, logits, anchors, float(min_score), 0.0 if threshold is None else threshold, threshold is not None,
