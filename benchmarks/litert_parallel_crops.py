@@ -7,16 +7,17 @@ Usage: ``python benchmarks/litert_parallel_crops.py [--rounds 6] [--calls 40]``.
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
-MODEL = Path.home() / ".cache" / "hand_recon_ros" / "hand_landmark_full.tflite"
+from hand_recon_ros.commands.bench import cpu_description
+from hand_recon_ros.models.model_files import model_cache_dir
+
+MODEL = model_cache_dir() / "hand_landmark_full.tflite"
 
 
 def make_interpreter(threads: int, batch: int) -> Any:
@@ -54,7 +55,7 @@ def main() -> None:
                 call()
                 times.append(time.perf_counter() - start)
             medians[name].append(float(np.median(times)) * 1e3)
-    print(platform.processor() or platform.machine())
+    print(f"cpu: {cpu_description()}")
     for name, values in medians.items():
         print(f"{name}: {np.median(values):.3f} ms ({', '.join(f'{v:.2f}' for v in values)})")
 
