@@ -24,6 +24,7 @@ from hand_recon_ros.engines.registry import DEFAULT_BACKEND
 from hand_recon_ros.evaluation.evaluate import LIFTERS, Detector, evaluate, format_summary, make_lifters
 from hand_recon_ros.evaluation.interhand import InterHandFormatError, InterHandSample, load_interhand
 from hand_recon_ros.models.model_files import ModelFileError
+from hand_recon_ros.pipeline.config import PROPOSAL_SOURCES, PipelineConfig
 from hand_recon_ros.pipeline.types import CameraIntrinsics, HandDetection
 
 log = logging.getLogger("hand_recon_ros.eval")
@@ -49,8 +50,9 @@ def register(subparsers: Any) -> None:
     add_precision_arguments(parser)
     parser.add_argument("--no-roi-proposals", dest="roi_proposals", action="store_false",
                         help="palm detector only (no ROI proposals for hands it misses)")
-    parser.add_argument("--proposal-source", choices=("grid", "palm"), default="grid",
-                        help="ROI proposals from the generic grid (default) or palm-detector tiles (~3x faster)")
+    parser.add_argument("--proposal-source", choices=PROPOSAL_SOURCES, default=PipelineConfig.proposal_source,
+                        help="ROI proposals from the palm detector's normalised second look (default) or the "
+                             "generic grid (~4x slower)")
     from hand_recon_ros.commands.run import add_reconstructor_arguments
 
     add_reconstructor_arguments(parser)
@@ -59,14 +61,13 @@ def register(subparsers: Any) -> None:
 
 def _pipeline_detector(args: argparse.Namespace) -> Detector:
     """Detections from the full 2D pipeline (palm detector → landmarks → sides), image mode."""
-    from hand_recon_ros.pipeline.config import PipelineConfig
     from hand_recon_ros.pipeline.hand_pipeline import HandPipeline
 
     config = PipelineConfig(backend=args.backend, model_variant=args.variant, models_dir=args.models_dir,
                             engine_cache_dir=getattr(args, "engine_cache_dir", None),
                             mode="image", refine_3d=False, intra_op_threads=args.threads,
                             roi_proposals=getattr(args, "roi_proposals", True),
-                            proposal_source=getattr(args, "proposal_source", "grid"),
+                            proposal_source=getattr(args, "proposal_source", PipelineConfig.proposal_source),
                             precision=args.precision, calib_dir=args.calib_dir,
                             reconstructor=getattr(args, "reconstructor", "landmarks"),
                             learned_model=getattr(args, "learned_model", None))

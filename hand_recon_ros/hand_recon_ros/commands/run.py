@@ -21,7 +21,7 @@ from hand_recon_ros.io.intrinsics_input import (
 )
 from hand_recon_ros.io.jsonl_writer import JsonlWriter, error_to_dict, frame_to_dict
 from hand_recon_ros.pipeline import one_euro_filter as one_euro
-from hand_recon_ros.pipeline.config import MODEL_VARIANTS, MODES, RECONSTRUCTORS, PipelineConfig
+from hand_recon_ros.pipeline.config import MODEL_VARIANTS, MODES, PROPOSAL_SOURCES, RECONSTRUCTORS, PipelineConfig
 from hand_recon_ros.pipeline.teleop_signals import TeleopSignals
 from hand_recon_ros.pipeline.types import CameraIntrinsics, FrameResult, IntrinsicsError
 
@@ -45,8 +45,9 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=0, help="inference threads (0 = runtime default)")
     parser.add_argument("--no-roi-proposals", dest="roi_proposals", action="store_false",
                         help="do not search ROI proposals for hands the palm detector misses (faster, fewer hands)")
-    parser.add_argument("--proposal-source", choices=("grid", "palm"), default="grid",
-                        help="ROI proposals from the generic grid (default) or palm-detector tiles (~3x faster)")
+    parser.add_argument("--proposal-source", choices=PROPOSAL_SOURCES, default=PipelineConfig.proposal_source,
+                        help="ROI proposals from the palm detector's normalised second look (default) or the "
+                             "generic grid (~4x slower)")
     add_models_dir_argument(parser)
     add_engine_cache_dir_argument(parser)
     parser.add_argument("--palm-onnx", default=None, help=argparse.SUPPRESS)
@@ -132,7 +133,7 @@ def build_pipeline(args: argparse.Namespace, mesh: bool = False) -> Any:
                             max_hands=args.max_hands, mirrored=args.mirrored, mesh=mesh,
                             intra_op_threads=args.threads, mode=args.mode or "image",
                             roi_proposals=getattr(args, "roi_proposals", True),
-                            proposal_source=getattr(args, "proposal_source", "grid"),
+                            proposal_source=getattr(args, "proposal_source", PipelineConfig.proposal_source),
                             precision=args.precision, calib_dir=args.calib_dir,
                             reconstructor=args.reconstructor, learned_model=args.learned_model,
                             hand_length_m=float(getattr(args, "hand_length", 0.0) or 0.0))

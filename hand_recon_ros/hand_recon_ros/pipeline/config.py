@@ -16,9 +16,10 @@ LIVE_FIELDS: frozenset[str] = frozenset(
     {"min_detection_score", "min_presence_score", "max_hands", "mesh", "smoothing", "mirrored", "mode",
      "roi_proposals", "proposal_interval_frames", "proposal_source", "proposal_crops"}
 )
-# Where ROI proposals come from (pipeline/roi_proposals.py): "grid" = the generic ~37-crop grid (default); "palm" =
-# partner boxes + palm-detector boxes on zoomed tiles, proposal_crops landmark crops (~3x faster, opt-in: on the
-# InterHand check photos same hands found, 2D better, MPJPE 2 mm worse; docs/pipeline.md).
+# Where ROI proposals come from (pipeline/roi_proposals.py): "palm" (default) = weak palm-detector boxes on a
+# normalised look at the frame and two tiles (3 palm calls), proposal_crops landmark crops judged (~4 crops in all);
+# "grid" = the generic ~37-crop grid. Same hands found on every set of benchmarks/bench_proposals.py, ~4x faster
+# (docs/pipeline.md).
 PROPOSAL_SOURCES: tuple[str, ...] = ("palm", "grid")
 
 
@@ -47,8 +48,8 @@ class PipelineConfig:
     # network (pipeline/roi_proposals.py); in video mode only while a track is missing, at most every N frames.
     roi_proposals: bool = True
     proposal_interval_frames: int = 30
-    proposal_source: str = "grid"  # PROPOSAL_SOURCES
-    proposal_crops: int = 6  # landmark crops judged in the first proposal pass (source "palm" only; >= 1)
+    proposal_source: str = "palm"  # PROPOSAL_SOURCES
+    proposal_crops: int = 2  # landmark crops judged in the first proposal pass (source "palm" only; >= 1)
     # auto (each backend's default: fp16 on TensorRT and ORT's TensorRT provider, fp32 elsewhere) | fp32 | fp16 |
     # int8 (needs calib_dir); every backend honours it (precision graphs, engines/precision_graphs.py)
     precision: str = "auto"

@@ -21,7 +21,8 @@ import numpy as np
 
 from hand_recon_ros.pipeline.landmark_estimator import LandmarkEstimator, LandmarkOutput
 from hand_recon_ros.pipeline.palm_detector import PalmDetector
-from hand_recon_ros.pipeline.roi import landmarks_to_roi, palm_to_roi, roi_iou
+from hand_recon_ros.pipeline.palm_proposals import palm_candidates
+from hand_recon_ros.pipeline.roi import landmarks_to_roi, roi_iou
 from hand_recon_ros.pipeline.types import RotatedRect
 
 # A grid crop is refined when its presence reaches the pipeline's min_presence_score; the converged hand is kept
@@ -52,22 +53,12 @@ MAX_GRID_CROPS = 64
 # Runtime on a 2-core CPU the 34-crop grid of a 334x512 image took 155 ms as one call and 113 ms in chunks of 8
 # (median of 6 rounds; 12: 119 ms, 17: 132 ms, 4: 118 ms), large batches falling out of the CPU caches.
 MAX_PROPOSAL_BATCH = 8
-# Proposal sources (PipelineConfig.proposal_source): "grid" (default) = the generic grid above plus the partner
-# boxes (~37 landmark crops); "palm" = partner boxes, then the palm detector's best low-score boxes on
-# zoomed tiles, PipelineConfig.proposal_crops landmark crops before refinement (3 palm calls + 8-11 crops).
-# Palm-tile boxes: squares of the image's short side tiled along its long side (a near-square image, which would
-# give one tile, gets 2x2 tiles of PALM_SMALL_TILE_FRACTION of its short side instead), each letterboxed to the
-# palm network's 192x192 input, so a hand is seen up to (long / short) times larger than in the full-frame pass.
-# Their boxes with score >= PALM_TILE_MIN_SCORE are ranked by score; the landmark network then judges the best.
-PALM_TILE_MIN_SCORE = 0.02
-PALM_SMALL_TILE_FRACTION = 2.0 / 3.0
-PALM_BOXES_PER_TILE = 4
-MAX_PALM_TILES = 4  # palm calls per proposal frame (a 4000x100 strip would otherwise give 79)
-# A low-score palm box's hand ROI is often tight or off-centre; the landmark network judges it enlarged this much
-# (more context). Chosen after looking at InterHand image69148 (its right hand: presence 0.33 at 1.0, 0.81 at 1.4).
-PALM_TILE_ROI_SCALE = 1.4
-# Default landmark crops judged in the first proposal pass (partner boxes first, then palm-tile boxes).
-DEFAULT_PROPOSAL_CROPS = 6
+# Proposal sources (PipelineConfig.proposal_source): "grid" = the generic grid above plus the partner boxes
+# (~37 landmark crops); "palm" = the palm detector's weak boxes on a normalised look at the frame and its tiles
+# (palm_proposals.py), PipelineConfig.proposal_crops landmark crops judged, then at most PALM_REFINE_PASSES re-crops
+# of at most the missing-hand count.
+DEFAULT_PROPOSAL_CROPS = 2
+PALM_REFINE_PASSES = 2
 # Two final proposals called the same side whose landmark ROIs overlap at least this much are one hand fitted twice
 # (two converged fits of the more visible of two hands in contact would otherwise take both slots).
 SAME_SIDE_OVERLAP_IOU = 0.3
@@ -83,7 +74,7 @@ class Proposal:
     output: LandmarkOutput
 
 
-def _tile_centres(length: float, side: float, overlap: float) -> list[float]:
+def tile_centres(length: float, side: float, overlap: float) -> list[float]:
     """Evenly spaced centres of tiles of size ``side`` covering [0, length] with at least ``overlap`` overlap."""
     if side >= length:
         return [length / 2.0]
@@ -99,12 +90,12 @@ def grid_proposals(width: int, height: int) -> list[RotatedRect]:
     short, long_ = float(min(width, height)), float(max(width, height))
     cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
     rects = [RotatedRect(cx, cy, long_, long_, r) for r in COARSE_ROTATIONS_RAD]
-    for c in _tile_centres(long_, short, TILE_OVERLAP_FRACTION) if long_ > short else []:
+    for c in tile_centres(long_, short, TILE_OVERLAP_FRACTION) if long_ > short else []:
         x, y = (c - 0.5, cy) if width >= height else (cx, c - 0.5)
         rects += [RotatedRect(x, y, short, short, r) for r in COARSE_ROTATIONS_RAD]
     side = FINE_TILE_FRACTION * short
-    for y in _tile_centres(height, side, TILE_OVERLAP_FRACTION):
-        for x in _tile_centres(width, side, TILE_OVERLAP_FRACTION):
+    for y in tile_centres(height, side, TILE_OVERLAP_FRACTION):
+        for x in tile_centres(width, side, TILE_OVERLAP_FRACTION):
             rects += [RotatedRect(x - 0.5, y - 0.5, side, side, r) for r in FINE_ROTATIONS_RAD]
     if len(rects) > MAX_GRID_CROPS:
         whole = len(COARSE_ROTATIONS_RAD)
@@ -124,37 +115,6 @@ def partner_proposals(found: list[RotatedRect]) -> list[RotatedRect]:
                                      roi.width, roi.height, -roi.rotation))
         rects.append(RotatedRect(roi.cx, roi.cy, roi.width, roi.height, -roi.rotation))
     return rects
-
-
-def palm_tiles(width: int, height: int) -> list[tuple[int, int, int]]:
-    """Square tiles (x0, y0, side) in pixels for the palm-tile search (see PALM_TILE_MIN_SCORE); at most 4."""
-    short, long_ = min(width, height), max(width, height)
-    if long_ >= short * (1.0 + TILE_OVERLAP_FRACTION):  # squares of the short side along the long side
-        side = short
-        centres = _tile_centres(long_, side, TILE_OVERLAP_FRACTION)
-        if len(centres) > MAX_PALM_TILES:  # extreme aspect ratio: an evenly spread subset (not covering)
-            centres = [centres[i] for i in np.linspace(0, len(centres) - 1, MAX_PALM_TILES).round().astype(int)]
-        xs, ys = (centres, [height / 2.0]) if width >= height else ([width / 2.0], centres)
-    else:  # near-square: 2x2 corner tiles
-        side = max(int(PALM_SMALL_TILE_FRACTION * short), 1)
-        xs, ys = [side / 2.0, width - side / 2.0], [side / 2.0, height - side / 2.0]
-    return [(int(round(x - side / 2.0)), int(round(y - side / 2.0)), side) for y in ys for x in xs]
-
-
-def palm_tile_proposals(palm: PalmDetector, image_rgb: np.ndarray, count: int) -> list[RotatedRect]:
-    """The ``count`` best-scoring palm-detector hand ROIs (image pixels) over the zoomed tiles of palm_tiles."""
-    if count <= 0:
-        return []
-    height, width = image_rgb.shape[:2]
-    scored: list[tuple[float, RotatedRect]] = []
-    for x0, y0, side in palm_tiles(width, height):
-        tile = np.ascontiguousarray(image_rgb[y0:y0 + side, x0:x0 + side])
-        for det in palm.detect(tile, PALM_TILE_MIN_SCORE, PALM_BOXES_PER_TILE):
-            roi = palm_to_roi(det)
-            scored.append((det.score, RotatedRect(roi.cx + x0, roi.cy + y0, roi.width * PALM_TILE_ROI_SCALE,
-                                                  roi.height * PALM_TILE_ROI_SCALE, roi.rotation)))
-    scored.sort(key=lambda item: -item[0])
-    return [roi for _, roi in scored[:count]]
 
 
 def _mean_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -209,38 +169,42 @@ def propose_hands(
 ) -> list[Proposal]:
     """Up to ``slots`` hands not in ``found`` ((ROI, keypoints) of hands already kept), found by proposals.
 
-    With ``palm``: partner boxes then palm-tile boxes, ``crops`` in all (at least ``slots`` palm-tile boxes);
-    without: the generic grid plus partner boxes. A first-pass crop is refined when its presence reaches
-    ``min_presence`` (the pipeline's threshold); a converged one is kept with max(min_presence,
-    PROPOSAL_MIN_PRESENCE), so an empty scene yields nothing.
+    With ``palm``: the ``crops`` best palm-look candidates (palm_proposals.palm_candidates), at most ``slots`` of
+    them refined PALM_REFINE_PASSES times; without: the generic grid plus partner boxes, up to MAX_REFINED_SEEDS
+    refined to convergence. A first-pass crop is refined when its presence reaches ``min_presence`` (the
+    pipeline's threshold); a converged one is kept with max(min_presence, PROPOSAL_MIN_PRESENCE), so an empty
+    scene yields nothing.
     """
     if slots <= 0:
         return []
     height, width = image_rgb.shape[:2]
-    partners = partner_proposals([roi for roi, _ in found])
+    found_rois = [roi for roi, _ in found]
+    found_kp = [kp for _, kp in found]
     if palm is None:
-        rois = grid_proposals(width, height) + partners
-    else:
-        partners = partners[:max(crops - slots, 0)]
-        rois = partners + palm_tile_proposals(palm, image_rgb, max(crops - len(partners), slots))
-    return _judge(estimator, image_rgb, rois, [kp for _, kp in found], slots, min_presence, palm is not None)
+        rois = grid_proposals(width, height) + partner_proposals(found_rois)
+        return _judge(estimator, image_rgb, rois, found_kp, slots, min_presence, MAX_REFINED_SEEDS,
+                      MAX_REFINE_PASSES, best_fit=False)
+    rois = palm_candidates(palm, image_rgb, found_rois, max(crops, slots))
+    return _judge(estimator, image_rgb, rois, found_kp, slots, min_presence, slots, PALM_REFINE_PASSES,
+                  best_fit=True)
 
 
 def _judge(
     estimator: LandmarkEstimator, image_rgb: np.ndarray, rois: list[RotatedRect], found_kp: list[np.ndarray],
-    slots: int, min_presence: float, best_fit: bool,
+    slots: int, min_presence: float, seeds: int, passes: int, best_fit: bool,
 ) -> list[Proposal]:
-    """Landmark-judge the ROIs, refine the present ones to convergence, keep up to ``slots`` new strong hands.
+    """Landmark-judge the ROIs, refine the best ``seeds`` present ones (``passes`` re-crops at most, fewer once
+    converged), keep up to ``slots`` new strong hands.
 
     ``best_fit`` (source "palm"): a converged proposal keeps the better of its last two fits, and two kept ones of
     the same side that overlap are one hand; off for the grid, so its results stay as they were.
     """
     outputs = _estimate(estimator, image_rgb, rois)
     items = [Proposal(roi, out) for roi, out in zip(rois, outputs) if out.presence >= min_presence]
-    items = _dedupe(items, found_kp, MAX_REFINED_SEEDS)
+    items = _dedupe(items, found_kp, seeds, by_side=best_fit)
     threshold = max(float(min_presence), PROPOSAL_MIN_PRESENCE)
     done: list[Proposal] = []
-    for _ in range(MAX_REFINE_PASSES):
+    for _ in range(passes):
         if not items:
             break
         rois = [landmarks_to_roi(p.output.keypoints_2d) for p in items]
@@ -254,5 +218,5 @@ def _judge(
                 done.append(old if best_fit and old.output.presence > out.presence else new)
             else:
                 moving.append(new)
-        items = _dedupe(moving, found_kp + [p.output.keypoints_2d for p in done], MAX_REFINED_SEEDS)
+        items = _dedupe(moving, found_kp + [p.output.keypoints_2d for p in done], seeds, by_side=best_fit)
     return _dedupe([p for p in done + items if p.output.presence >= threshold], found_kp, slots, by_side=best_fit)

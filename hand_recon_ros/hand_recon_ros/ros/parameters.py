@@ -84,16 +84,19 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "per m/s; higher = less lag on fast moves).", *one_euro.SETTING_RANGES["beta"], live=True),
     ParamSpec("one_euro_d_cutoff_hz", one_euro.DEFAULT_D_CUTOFF_HZ, "One-Euro filter: cut-off of its speed "
               "estimate (Hz).", *one_euro.SETTING_RANGES["d_cutoff_hz"], live=True),
-    ParamSpec("roi_proposals", True, "When fewer than max_hands hands are found, try generic crops and let the "
-              "landmark network accept hands the palm detector missed (interacting hands).", live=True,
+    ParamSpec("roi_proposals", True, "When fewer than max_hands hands are found, look again (proposal_source) and "
+              "let the landmark network accept hands the palm detector missed (dim, noisy, close-up, interacting "
+              "hands).", live=True,
               pipeline_field="roi_proposals"),
     ParamSpec("proposal_interval_frames", 30, "Video mode: run the ROI proposals at most every N frames while a "
               "hand is missing.", minimum=1, maximum=300, live=True, pipeline_field="proposal_interval_frames"),
-    ParamSpec("proposal_source", "grid", "Where the ROI proposals come from: 'grid' (generic crops over the image, "
-              "~40 landmark crops) or 'palm' (the palm detector on zoomed tiles, proposal_crops landmark crops: ~3x "
-              "faster, 3D error ~2 mm higher on the InterHand photos; docs/pipeline.md).", choices=("grid", "palm"),
+    ParamSpec("proposal_source", "palm", "Where the ROI proposals come from: 'palm' (the palm detector on a "
+              "normalised look at the frame and two tiles, proposal_crops landmark crops judged: ~4 crops in all) or "
+              "'grid' (generic crops over the image, ~40 landmark crops, ~4x slower; docs/pipeline.md).",
+              choices=("grid", "palm"),
               live=True, pipeline_field="proposal_source"),
-    ParamSpec("proposal_crops", 6, "Source 'palm': landmark crops judged in the first proposal pass.", minimum=1,
+    ParamSpec("proposal_crops", 2, "Source 'palm': landmark crops judged in the first proposal pass (at least the "
+              "missing-hand count).", minimum=1,
               maximum=32, live=True, pipeline_field="proposal_crops"),
     ParamSpec("input_rectified", False, "Images are rectified (an image_rect topic): use CameraInfo's P and no "
               "undistortion; false: K and D by distortion_model (plumb_bob, rational_polynomial, equidistant)."),
