@@ -262,12 +262,28 @@ def test_normalised_look_stretches_a_dim_frame_and_averages_noise_away():
     scene = np.zeros((720, 1280, 3), np.float32)
     scene[:, 640:] = 200.0  # a bright right half
     dim_noisy = np.clip(scene * 0.15 + rng.normal(0.0, 12.0, scene.shape), 0, 255).astype(np.uint8)
-    look = pp.normalised_look(dim_noisy, 0.15)
+    look, scale_x, scale_y = pp.normalised_look(dim_noisy, 0.15)
     assert look.shape == (108, 192, 3) and look.dtype == np.uint8
+    assert (scale_x, scale_y) == pytest.approx((192 / 1280, 108 / 720))
     left, right = look[:, 10:86].astype(np.float32), look[:, 106:182].astype(np.float32)
     assert right.mean() > 200 and left.mean() < 40  # the range is filled again
     bilinear = cv2.resize(dim_noisy, (192, 108), interpolation=cv2.INTER_LINEAR).astype(np.float32)
     assert right.std() * (30.0 / 255.0) < 0.5 * bilinear[:, 106:182].std()  # noise, in the original's units
+
+
+@pytest.mark.parametrize("width,height,out_w,out_h", [(1280, 720, 341, 192), (1283, 723, 160, 90), (335, 513, 192, 294), (640, 480, 96, 72)])
+def test_shrink_keeps_points_where_its_scales_say(width, height, out_w, out_h):
+    # A bright blob at a known image point lands, in the shrunk image, where (p + 0.5) * scale - 0.5 puts it, also
+    # when halvings leave out an odd last row or column.
+    image = np.zeros((height, width), np.uint8)
+    cx, cy = 0.61 * width, 0.37 * height
+    cv2.circle(image, (round(cx * 16), round(cy * 16)), 16 * 12, 255, -1, cv2.LINE_AA, shift=4)
+    small, scale_x, scale_y = pp.shrink(image, out_w, out_h)
+    assert small.shape == (out_h, out_w)
+    moments = cv2.moments(small.astype(np.float32))
+    found = (moments["m10"] / moments["m00"], moments["m01"] / moments["m00"])
+    expected = ((cx + 0.5) * scale_x - 0.5, (cy + 0.5) * scale_y - 0.5)
+    assert found == pytest.approx(expected, abs=0.05)
 
 
 def test_palm_candidates_map_back_to_the_image_and_skip_found_hands(fresh, woman, woman_hands):
