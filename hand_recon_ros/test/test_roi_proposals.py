@@ -271,7 +271,8 @@ def test_normalised_look_stretches_a_dim_frame_and_averages_noise_away():
     assert right.std() * (30.0 / 255.0) < 0.5 * bilinear[:, 106:182].std()  # noise, in the original's units
 
 
-@pytest.mark.parametrize("width,height,out_w,out_h", [(1280, 720, 341, 192), (1283, 723, 160, 90), (335, 513, 192, 294), (640, 480, 96, 72)])
+@pytest.mark.parametrize("width,height,out_w,out_h",
+                         [(1280, 720, 341, 192), (1283, 723, 160, 90), (335, 513, 192, 294), (640, 480, 96, 72)])
 def test_shrink_keeps_points_where_its_scales_say(width, height, out_w, out_h):
     # A bright blob at a known image point lands, in the shrunk image, where (p + 0.5) * scale - 0.5 puts it, also
     # when halvings leave out an odd last row or column.
