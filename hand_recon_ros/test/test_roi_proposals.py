@@ -30,6 +30,7 @@ SOURCES = ("palm", "grid")
 # them); with a bilinear instead of an area-averaged look the palm source misses the hand of noisy frame 520.
 DIM_FRAMES = (20, 120, 200)
 NOISY_FRAMES = (420, 520, 620)
+NOISY_RUN = (420, 421, 422, 423, 424)  # consecutive frames, for video mode
 
 
 def _rgb(path: Path) -> np.ndarray:
@@ -359,10 +360,10 @@ def video_frames(shared_data_dir):
     if not path.is_file():
         missing(f"{path} not present")
     capture, frames, index = cv2.VideoCapture(str(path)), {}, 0
-    while index <= max(DIM_FRAMES + NOISY_FRAMES):
+    while index <= max(DIM_FRAMES + NOISY_FRAMES + NOISY_RUN):
         ok, frame = capture.read()
         assert ok, f"{path}: cannot read frame {index}"
-        if index in DIM_FRAMES + NOISY_FRAMES:
+        if index in DIM_FRAMES + NOISY_FRAMES + NOISY_RUN:
             frames[index] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         index += 1
     return frames
@@ -400,6 +401,25 @@ def test_palm_source_finds_the_hand_in_a_noisy_frame_the_detector_misses(fresh, 
     result = fresh.process(noisy)
     assert "proposals" in result.timing_ms
     assert _found_alone(result, hand.detection.keypoints_2d) < 0.05
+
+
+def test_video_mode_tracks_a_hand_in_noisy_video_that_only_the_proposals_find(fresh, video_frames):
+    # Five consecutive video frames with sensor noise, in video mode: without proposals no frame has the hand (the
+    # palm pass never fires); with the palm source it is found on the first frame and tracked on every one after,
+    # as one track (no further proposal frame is due within proposal_interval_frames, 30).
+    frames = []
+    for index in NOISY_RUN:
+        noise = np.random.default_rng(index).normal(0.0, 40.0, video_frames[index].shape)
+        frames.append(np.clip(video_frames[index].astype(np.float32) + noise, 0, 255).astype(np.uint8))
+    fresh.update(mode="video", roi_proposals=False)
+    fresh.reset()
+    assert [len(fresh.process(f, timestamp_s=i / 30).hands) for i, f in enumerate(frames)] == [0] * len(frames)
+    fresh.update(roi_proposals=True, proposal_source="palm")
+    fresh.reset()
+    results = [fresh.process(f, timestamp_s=i / 30) for i, f in enumerate(frames)]
+    assert [len(r.hands) for r in results] == [1] * len(frames)
+    assert ["proposals" in r.timing_ms for r in results] == [True] + [False] * (len(frames) - 1)
+    assert len({r.hands[0].detection.track_id for r in results}) == 1
 
 
 def test_palm_source_finds_the_one_hand_with_the_detector_blind(fresh, woman, woman_hands, monkeypatch):
