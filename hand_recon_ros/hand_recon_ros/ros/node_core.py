@@ -259,7 +259,8 @@ class HandReconCore:
         marks = None
         if self._trace is not None:
             marks = {"dds_source": info["source_timestamp"] * 1e-9,
-                     "dds_received": info["received_timestamp"] * 1e-9, "callback": time.time()}
+                     "dds_received": info["received_timestamp"] * 1e-9, "woken": self._slot.woken_s,
+                     "take_start": self._slot.take_start_s, "callback": time.time()}
         sequence = int(info.get("publication_sequence_number", 0) or 0)
         skipped = sequence - self._last_image_sequence - 1 if self._last_image_sequence and sequence else 0
         self._last_image_sequence = sequence
