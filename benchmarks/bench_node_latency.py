@@ -13,8 +13,9 @@ Node overhead = that latency's p50 minus the node's pipeline p50 (the pipeline's
 The breakdown joins three sets of time stamps per frame, all host wall clock: the header stamp, the node's
 trace (HAND_RECON_LATENCY_TRACE, ros/latency_trace.py: the image's DDS source and reception stamps from rmw's
 MessageInfo, then the callback, worker pick-up, pipeline start/end, HandArray publish), and the HandArray's
-DDS source and reception stamps in this process. The segments of one frame add up to its latency exactly;
-their means add up to the mean, their medians only roughly to the median.
+DDS source and reception stamps in this process. The segments of one frame add up to its latency exactly
+(the "of which" rows split the row above them and are not added again); their means add up to the mean, their
+medians only roughly to the median.
 
 --baseline-tree DIR runs a second node from another checkout (its hand_recon_ros/ first on PYTHONPATH, e.g. a
 ``git worktree`` of an older commit) and alternates the two, phase by phase, --rounds times: A/B in the same
@@ -68,6 +69,9 @@ SEGMENTS: tuple[tuple[str, str, str], ...] = (
     ("image publish: rclpy serialise + DDS write (this process)", "stamp", "dds_source"),
     ("image transport: DDS write -> node reception", "dds_source", "dds_received"),
     ("node wake-up + take (executor, or the worker itself)", "dds_received", "callback"),
+    ("  of which: wake-up (rcl_wait returns, GIL regained)", "dds_received", "woken"),
+    ("  of which: CameraInfo taken before the image", "woken", "take_start"),
+    ("  of which: image take (rmw + rclpy copies)", "take_start", "callback"),
     ("node: CDR read of the Image fields", "callback", "enqueue"),
     ("hand-off to the worker thread (none: worker takes)", "enqueue", "pickup"),
     ("worker: conversion, intrinsics, depth pairing", "pickup", "pipeline_start"),

@@ -115,6 +115,7 @@ def run_fake_node(argv: list[str]) -> int:
     """Process entry: HandReconNode with FakePipeline, spun like ``hand_recon_ros.ros.node.main``."""
     import rclpy
 
+    from hand_recon_ros.ros.malloc_tuning import keep_freed_buffers
     from hand_recon_ros.ros.node import HandReconNode, build_and_spin
 
     delay_s = float(os.environ.get(START_DELAY_ENV, "0"))
@@ -130,6 +131,7 @@ def run_fake_node(argv: list[str]) -> int:
                 time.sleep(0.1)
         return HandReconNode(pipeline=FakePipeline())
 
+    keep_freed_buffers()  # as the real entry points do (ros/node_start.py)
     rclpy.init(args=argv)
     return build_and_spin(build)
 

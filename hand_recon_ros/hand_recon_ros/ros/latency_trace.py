@@ -2,8 +2,9 @@
 
 Off unless the environment variable ``HAND_RECON_LATENCY_TRACE`` names a file: then every published frame
 appends one JSON line with the image's header stamp, the DDS source and reception time stamps of the image
-(rmw MessageInfo) and wall-clock (``time.time()``) marks at the callback, worker pick-up, pipeline start and
-end, HandArray publish start and end, and the end of the frame's work. Wall clock, because the DDS stamps
+(rmw MessageInfo) and wall-clock (``time.time()``) marks at the worker's wake-up, the start of the image take,
+the callback (take done), worker pick-up, pipeline start and end, HandArray publish start and end, and the end of
+the frame's work. Wall clock, because the DDS stamps
 and the peer's clock are the same host's CLOCK_REALTIME.
 """
 

@@ -125,8 +125,29 @@ def unit_quaternion(quaternion: Any) -> tuple[float, float, float, float]:
     return qx / norm, qy / norm, qz / norm, qw / norm
 
 
-def _finite_or_zero(values: np.ndarray) -> np.ndarray:
+def finite_or_zero(values: np.ndarray) -> np.ndarray:
+    """``values`` with NaN and Inf replaced by 0 (mesh vertices in a message must be finite)."""
     return np.where(np.isfinite(values), values, 0.0)
+
+
+def wrist_pose_values(hand: HandResult, joints: np.ndarray | None = None
+                      ) -> tuple[tuple[float, float, float], tuple[float, float, float, float]]:
+    """The wrist position (the wrist joint when the pipeline gave none) and unit quaternion (x, y, z, w) that
+    Hand.wrist_pose and the wrist PoseStamped carry; ``joints``: the hand's (21, 3) joints when already at hand."""
+    if hand.wrist_position is not None:
+        wrist = np.asarray(hand.wrist_position, dtype=np.float64).reshape(3)
+    else:
+        wrist = np.asarray(hand.joints_3d if joints is None else joints, dtype=np.float64).reshape(NUM_JOINTS, 3)[0]
+    x, y, z = (float(v) for v in wrist)
+    return (x, y, z), unit_quaternion(hand.wrist_quaternion)
+
+
+def wrist_pose_msg(hand: HandResult) -> Any:
+    """geometry_msgs/Pose of the wrist (``wrist_pose_values``)."""
+    from geometry_msgs.msg import Point, Pose, Quaternion
+
+    (x, y, z), (qx, qy, qz, qw) = wrist_pose_values(hand)
+    return Pose(position=Point(x=x, y=y, z=z), orientation=Quaternion(x=qx, y=qy, z=qz, w=qw))
 
 
 def _triangles(faces: np.ndarray, triangle_type: Any) -> list[Any]:
@@ -157,13 +178,12 @@ def hand_result_to_msg(hand: HandResult) -> Any:
     msg.joints = [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in joints]
     msg.joint_confidence = np.clip(np.asarray(hand.joint_confidence, dtype=np.float32).reshape(NUM_JOINTS), 0, 1)
     msg.keypoints_2d = np.asarray(detection.keypoints_2d, dtype=np.float32).reshape(NUM_JOINTS * 2)
-    wrist = joints[0] if hand.wrist_position is None else np.asarray(hand.wrist_position, dtype=np.float64)
-    msg.wrist_pose.position.x, msg.wrist_pose.position.y, msg.wrist_pose.position.z = (float(v) for v in wrist)
-    qx, qy, qz, qw = unit_quaternion(hand.wrist_quaternion)
+    (x, y, z), (qx, qy, qz, qw) = wrist_pose_values(hand, joints)
+    msg.wrist_pose.position.x, msg.wrist_pose.position.y, msg.wrist_pose.position.z = x, y, z
     orientation = msg.wrist_pose.orientation
     orientation.x, orientation.y, orientation.z, orientation.w = qx, qy, qz, qw
     if hand.mesh is not None:
-        vertices = _finite_or_zero(np.asarray(hand.mesh.vertices, dtype=np.float64).reshape(-1, 3))
+        vertices = finite_or_zero(np.asarray(hand.mesh.vertices, dtype=np.float64).reshape(-1, 3))
         faces = np.asarray(hand.mesh.faces, dtype=np.uint32).reshape(-1, 3)
         mesh = Mesh()
         mesh.vertices = [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in vertices.tolist()]

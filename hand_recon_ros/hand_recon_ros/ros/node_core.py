@@ -32,11 +32,12 @@ from hand_recon_ros.ros.depth_image import depth_msg_to_metres
 from hand_recon_ros.ros.depth_pairing import DepthPairer
 from hand_recon_ros.ros.diagnostics import NodeStats, to_diagnostic_array
 from hand_recon_ros.ros.frame_slot import FrameWorker, LatestFrameSlot
+from hand_recon_ros.ros.hand_array_cdr import hand_array_cdr
 from hand_recon_ros.ros.image_cdr import image_from_serialized
 from hand_recon_ros.ros.image_message import rgb_to_image_msg
 from hand_recon_ros.ros.latency_trace import LatencyTrace
 from hand_recon_ros.ros.markers import HandMarkerBuilder
-from hand_recon_ros.ros.message_conversion import frame_result_to_hand_array, read_camera_info
+from hand_recon_ros.ros.message_conversion import placeable, read_camera_info
 from hand_recon_ros.ros.parameters import (
     PARAMETERS_BY_NAME,
     ParameterValueError,
@@ -259,7 +260,8 @@ class HandReconCore:
         marks = None
         if self._trace is not None:
             marks = {"dds_source": info["source_timestamp"] * 1e-9,
-                     "dds_received": info["received_timestamp"] * 1e-9, "callback": time.time()}
+                     "dds_received": info["received_timestamp"] * 1e-9, "woken": self._slot.woken_s,
+                     "take_start": self._slot.take_start_s, "callback": time.time()}
         sequence = int(info.get("publication_sequence_number", 0) or 0)
         skipped = sequence - self._last_image_sequence - 1 if self._last_image_sequence and sequence else 0
         self._last_image_sequence = sequence
@@ -426,7 +428,8 @@ class HandReconCore:
             self.get_logger().info(f"updated live settings: {changes}")
 
     def _process_frame(self, frame: _Frame) -> None:
-        """Convert, reconstruct and publish one frame (worker thread)."""
+        """Convert, reconstruct and publish one frame (worker thread); HandArray goes out pre-serialized
+        (ros/hand_array_cdr.py)."""
         if self._pipeline is None:
             self._stats.record_error("inference", self._stats.fatal or "pipeline not loaded")
             return
@@ -463,15 +466,15 @@ class HandReconCore:
             self._report("fit", warning)
         self._teleop.before_publish(result, stamp_s)
         header = msg.header
-        hand_array = frame_result_to_hand_array(result, header)
+        hand_array = hand_array_cdr(result, header)  # serialized: no rosidl objects to build and convert
         self._record_depth(result)
         _mark(marks, "publish_start")
         self._hands_pub.publish(hand_array)
         _mark(marks, "publish_end")
-        self._teleop.publish(result, hand_array, header, self._params["mirrored"])
+        self._teleop.publish(result, header, self._params["mirrored"])
         self._stats.record_output(
             time.monotonic() - frame.arrival_s,
-            len(hand_array.hands),
+            sum(1 for hand in result.hands if placeable(hand)),
             result.intrinsics_known,
             result.timing_ms.get("total", float("nan")) / 1e3,
         )

@@ -1,6 +1,6 @@
-"""Start-up of either hand_recon node: rclpy.init and the node's constructor, with every start-up failure turned
-into one log line and an exit status (2 for bad arguments, parameters, retargeting files or unbuilt messages; 0
-for Ctrl-C), so both entry points behave the same."""
+"""Start-up of either hand_recon node: the process's malloc settings, rclpy.init and the node's constructor, with
+every start-up failure turned into one log line and an exit status (2 for bad arguments, parameters, retargeting
+files or unbuilt messages; 0 for Ctrl-C), so both entry points behave the same."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import TypeVar
 import rclpy
 
 from hand_recon_ros.retargeting.robot_retargeter import RetargetingError
+from hand_recon_ros.ros.malloc_tuning import keep_freed_buffers
 from hand_recon_ros.ros.parameters import ParameterValueError
 
 NodeT = TypeVar("NodeT")
@@ -31,12 +32,15 @@ def _fatal(node_name: str, message: str) -> int:
 
 
 def start_node(factory: Callable[[], NodeT], node_name: str, args: list[str] | None = None) -> NodeT | int:
-    """rclpy.init(args) and ``factory()``: the node, or the exit status after a start-up failure was reported."""
+    """Keep freed frame buffers (ros/malloc_tuning.py), rclpy.init(args) and ``factory()``: the node, or the exit
+    status after a start-up failure was reported."""
+    malloc_note = keep_freed_buffers()
     try:
         rclpy.init(args=args)
     except RuntimeError as exc:  # rclpy's RCLError: e.g. an unreadable --params-file or malformed --ros-args
         print(f"[FATAL] [{node_name}]: cannot start ROS 2 with these arguments: {exc}", file=sys.stderr)
         return EXIT_BAD_START
+    rclpy.logging.get_logger(node_name).info(malloc_note)
     try:
         return factory()
     except KeyboardInterrupt:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -56,6 +57,10 @@ class SubscriptionSlot(Generic[T]):
         self._wait_set: Any = None
         self._context: Any = None
         self._closed = False
+        # wall clock (time.time()) of the last take's wake-up (its wait returned, or it found a sample waiting) and
+        # of the start of its image take, for the latency trace; read by ``convert`` on the same thread
+        self.woken_s = 0.0
+        self.take_start_s = 0.0
 
     def attach(self, subscription: Any, context: Any,
                side: Sequence[tuple[Any, Callable[[Any], None]]] = ()) -> None:
@@ -89,14 +94,18 @@ class SubscriptionSlot(Generic[T]):
             with contextlib.ExitStack() as handles:
                 for entity in (subscription, *(sub for sub, _ in side)):
                     handles.enter_context(entity.handle)
+                self.woken_s = time.time()
                 _drain(side)
+                self.take_start_s = time.time()
                 sample = subscription.handle.take_message(subscription.msg_type, subscription.raw)
                 if sample is None:
                     wait_set.clear_entities()
                     for entity in (subscription, *(sub for sub, _ in side)):
                         wait_set.add_subscription(entity.handle)
                     wait_set.wait(timeout_ns)
+                    self.woken_s = time.time()
                     _drain(side)
+                    self.take_start_s = time.time()
                     sample = subscription.handle.take_message(subscription.msg_type, subscription.raw)
         except Exception:  # noqa: BLE001 - destroyed under us (deactivate, shutdown): nothing to take
             context = self._context

@@ -87,18 +87,19 @@ class TeleopOutputs:
         """Filter joints and wrist poses (when on) and compute the grasp signals, in place."""
         self._signals.apply(result, stamp_s)
 
-    def publish(self, result: FrameResult, hand_array: Any, header: Any, mirrored: bool) -> None:
-        """Wrist PoseStamped per hand in ``hand_array``; JointState per retargeted hand (first hand per side)."""
+    def publish(self, result: FrameResult, header: Any, mirrored: bool) -> None:
+        """Wrist PoseStamped per hand that HandArray carries (placeable); JointState per retargeted hand (first hand
+        per side)."""
         from geometry_msgs.msg import PoseStamped
 
-        from hand_recon_ros.ros.message_conversion import placeable
+        from hand_recon_ros.ros.message_conversion import placeable, wrist_pose_msg
 
         done: set[str] = set()
-        for hand, msg in zip([h for h in result.hands if placeable(h)], hand_array.hands):
+        for hand in (h for h in result.hands if placeable(h)):
             if hand.side in done:
                 continue
             done.add(hand.side)
-            self._pose_pubs[hand.side].publish(PoseStamped(header=header, pose=msg.wrist_pose))
+            self._pose_pubs[hand.side].publish(PoseStamped(header=header, pose=wrist_pose_msg(hand)))
             if hand.side in self._joint_pubs:
                 self._publish_joints(hand, header, mirrored)
 
