@@ -353,6 +353,21 @@ def test_palm_source_finds_both_hands_the_detector_misses_with_few_crops(fresh, 
     assert sorted(h.side for h in result.hands) == ["left", "right"]
 
 
+@pytest.mark.parametrize("keep", ["left", "right"])
+def test_palm_source_finds_the_clasped_partner_of_a_found_hand(fresh, interhand_dir, keep):
+    # image69148, two hands in contact: with one of them found (as when it is tracked in video mode), the palm
+    # source finds the other one, which overlaps it (a stricter "that is the found hand again" rule loses it).
+    image = _rgb(interhand_dir / "image69148.jpg")
+    fresh.update(proposal_source="palm")
+    hands = {h.side: h.detection.keypoints_2d for h in fresh.process(image).hands}
+    assert sorted(hands) == ["left", "right"]
+    other = "right" if keep == "left" else "left"
+    found = [(landmarks_to_roi(hands[keep]), hands[keep])]
+    (proposal,) = rp.propose_hands(fresh.landmarks, image, found, 1, 0.5, fresh.palm, fresh.config.proposal_crops)
+    error = float(np.linalg.norm(proposal.output.keypoints_2d - hands[other], axis=1).mean())
+    assert error < 0.05 * landmarks_to_roi(hands[other]).width
+
+
 @pytest.fixture(scope="module")
 def video_frames(shared_data_dir):
     """Some frames of the shared hand video (one right hand, 1280x720), RGB, by index."""
