@@ -8,8 +8,8 @@ percentile (a dim frame fills the range again); once at the whole frame and once
 image's short side, so hands look up to long/short times larger). Its boxes from PALM_MIN_SCORE up, merged
 across looks, are the candidate hand ROIs the landmark network then judges (roi_proposals.propose_hands).
 Measured with ``benchmarks/bench_proposals.py`` (docs/pipeline.md): on darkened and noisy frames of the shared
-video where the frame's own pass finds nothing, these looks find the hand the grid finds, with 4-6 palm calls'
-fewer landmark crops.
+video where the frame's own pass finds nothing, these looks find the hands the grid finds, with 3 palm calls and
+~4 landmark crops instead of the grid's ~40 crops.
 """
 
 from __future__ import annotations
@@ -52,8 +52,9 @@ def palm_tiles(width: int, height: int) -> list[tuple[int, int, int]]:
 
 def shrink(image: np.ndarray, width: int, height: int) -> tuple[np.ndarray, float, float]:
     """The image averaged down to width x height (each at most the image's) and its x and y scales (look pixels
-    per image pixel, pixel-centre convention). Exact halvings by area averaging (OpenCV's fast path; a 1280x720
-    frame in 0.2 ms, where one non-integer area resize takes 2-4 ms), then bilinear for the last factor (< 2)."""
+    per image pixel, pixel-centre convention), all by area averaging: exact halvings first (OpenCV's fast path: a
+    1280x720 frame in 0.2 ms, where one 3.75x area resize takes 3.4 ms), then the last factor (< 2; 1.3 ms from
+    640x360; bilinear there took 0.2 ms but missed one more noisy hand in benchmarks/bench_proposals.py)."""
     small, per_x, per_y = image, 1.0, 1.0  # image pixels per pixel of ``small``
     while small.shape[1] >= 2 * width and small.shape[0] >= 2 * height:
         h, w = small.shape[0] // 2, small.shape[1] // 2  # an odd last row/column is left out: scale stays 2
@@ -94,14 +95,14 @@ def _look_rois(palm: PalmDetector, look: np.ndarray, scale_x: float, scale_y: fl
     return rois
 
 
-def palm_candidates(palm: PalmDetector, image_rgb: np.ndarray, found: list[RotatedRect], count: int,
-                    tiles: bool = True) -> list[RotatedRect]:
+def palm_candidates(palm: PalmDetector, image_rgb: np.ndarray, found: list[RotatedRect], count: int
+                    ) -> list[RotatedRect]:
     """The ``count`` best-scored candidate hand ROIs (image pixels) from the normalised looks, none of them a
     ``found`` hand's ROI again, no two the same (CANDIDATE_IOU)."""
     if count <= 0:
         return []
     height, width = image_rgb.shape[:2]
-    boxes = palm_tiles(width, height) if tiles else []
+    boxes = palm_tiles(width, height)
     # One area-averaged, stretched copy at the tiles' palm-input scale; the whole-frame look is shrunk from it.
     tile_side = max((side for _, _, side in boxes), default=max(width, height))
     look, sx, sy = normalised_look(image_rgb, min(1.0, PALM_INPUT_SIZE_PX / tile_side))
