@@ -250,7 +250,6 @@ def main() -> int:  # noqa: C901, PLR0915 - one linear report
     from hand_recon_ros.pipeline.roi import palm_to_roi
 
     started = time.monotonic()
-    cv2.setNumThreads(1)
     rgb = cv2.cvtColor(cv2.imread(str(args.image)), cv2.COLOR_BGR2RGB)
     pipelines = {name: HandPipeline(PipelineConfig(backend=name, intra_op_threads=args.threads))
                  for name in args.backends}

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from hand_recon_ros.pipeline.config import ConfigError, PipelineConfig
-from hand_recon_ros.pipeline.hand_pipeline import HandPipeline, ImageFormatError
+from hand_recon_ros.pipeline.hand_pipeline import HandPipeline, ImageFormatError, apply_opencv_threads
 from hand_recon_ros.pipeline.pnp_lift import PnPLifter
 from hand_recon_ros.pipeline.types import CameraIntrinsics, HandDetection, IntrinsicsError, RotatedRect
 from hand_recon_ros.pipeline.wrist_pose import wrist_frame, wrist_pose
@@ -153,8 +153,11 @@ def test_update_validates(fresh):
 
 
 def test_default_config_pipeline_runs(model_paths, woman):
-    """The default config (refinement lifter when present, else PnP) gives two metric hands."""
+    """The default config (refinement lifter when present, else PnP) gives two metric hands, and runs OpenCV on
+    one thread (opencv_threads: its idle workers would spin next to the networks)."""
+    cv2.setNumThreads(2)
     pipe = HandPipeline(PipelineConfig())
+    assert cv2.getNumThreads() == 1
     try:
         result = pipe.process(woman)
     finally:
@@ -260,10 +263,22 @@ def test_wrist_pose_rejects_bad_input():
         wrist_pose(np.zeros((21, 3)), "left")
 
 
+def test_opencv_threads_zero_leaves_opencv_alone():
+    previous = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(3)
+        apply_opencv_threads(0)
+        assert cv2.getNumThreads() == 3
+        apply_opencv_threads(2)
+        assert cv2.getNumThreads() == 2
+    finally:
+        cv2.setNumThreads(previous)
+
+
 @pytest.mark.parametrize(("field", "value"), [
     ("mode", "stream"), ("max_hands", 0), ("max_hands", 1.5), ("min_detection_score", 1.5),
     ("min_presence_score", math.nan), ("smoothing", -0.1), ("model_variant", "huge"), ("mirrored", "yes"),
-    ("intra_op_threads", -1), ("backend", ""),
+    ("intra_op_threads", -1), ("backend", ""), ("opencv_threads", -1), ("opencv_threads", True),
 ])
 def test_config_validation_names_the_field(field, value):
     with pytest.raises(ConfigError, match=field):

@@ -63,7 +63,8 @@ def test_pipeline_settings_build_a_valid_config() -> None:
     assert settings["models_dir"] is None and settings["mano_dir"] is None
     assert "precision" not in settings or "precision" in PipelineConfig.field_names()
     PipelineConfig(**settings).validate()
-    for field in ("backend", "model_variant", "max_hands", "mesh", "smoothing", "mirrored", "intra_op_threads"):
+    for field in ("backend", "model_variant", "max_hands", "mesh", "smoothing", "mirrored", "intra_op_threads",
+                  "opencv_threads"):
         assert field in settings
 
 

@@ -44,6 +44,10 @@ class PipelineConfig:
     mano_dir: str | None = None
     smoothing: float = 0.5  # 0 = none .. 1 = heavy (used by the 3D stage)
     intra_op_threads: int = 0
+    # OpenCV's own thread count, set process-wide by HandPipeline (0 = leave OpenCV's setting alone). 1: the
+    # pipeline's OpenCV calls are small (a resize, two warps), and OpenCV's idle workers spin-wait ~0.8 ms after each
+    # call, taking a core from the network that runs next (docs/pipeline.md).
+    opencv_threads: int = 1
     # When the palm detector finds fewer than max_hands hands: search generic ROI proposals with the landmark
     # network (pipeline/roi_proposals.py); in video mode only while a track is missing, at most every N frames.
     roi_proposals: bool = True
@@ -85,6 +89,9 @@ class PipelineConfig:
         ):
             raise ConfigError(f"intra_op_threads must be an integer >= 0 (0 = runtime default), got "
                               f"{self.intra_op_threads!r}")
+        if isinstance(self.opencv_threads, bool) or not isinstance(self.opencv_threads, int) or self.opencv_threads < 0:
+            raise ConfigError(f"opencv_threads must be an integer >= 0 (0 = leave OpenCV's setting), got "
+                              f"{self.opencv_threads!r}")
         interval = self.proposal_interval_frames
         if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
             raise ConfigError(f"proposal_interval_frames must be an integer >= 1, got {interval!r}")

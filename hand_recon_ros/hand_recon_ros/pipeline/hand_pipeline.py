@@ -13,6 +13,7 @@ import logging
 import time
 from typing import Any
 
+import cv2
 import numpy as np
 
 from hand_recon_ros.engines.base import Backend
@@ -120,6 +121,15 @@ def backend_options(config: PipelineConfig, network: str = "palm") -> dict[str, 
 
 
 
+def apply_opencv_threads(threads: int) -> None:
+    """Set OpenCV's process-wide thread count (PipelineConfig.opencv_threads; 0 leaves it), logged when it changes:
+    with more than one, OpenCV's idle workers spin-wait after each small call on a core the network then needs."""
+    if threads > 0 and cv2.getNumThreads() != threads:
+        log.info("OpenCV threads %d -> %d (opencv_threads; 0 leaves OpenCV's own setting)", cv2.getNumThreads(),
+                 threads)
+        cv2.setNumThreads(threads)
+
+
 def _ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
 
@@ -138,6 +148,7 @@ class HandPipeline:
         """Load the models (via ensure_models + create_backend unless backends are given) and pick the lifter."""
         config.validate()
         self.config = dataclasses.replace(config)
+        apply_opencv_threads(self.config.opencv_threads)
         if palm_backend is None or landmark_backend is None:
             from hand_recon_ros.engines.registry import create_backend
             from hand_recon_ros.models.model_files import ensure_models

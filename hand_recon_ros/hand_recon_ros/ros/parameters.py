@@ -62,6 +62,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               pipeline_field="learned_model"),
     ParamSpec("intra_op_threads", 0, "CPU threads per inference (0 = runtime default).", minimum=0, maximum=64,
               pipeline_field="intra_op_threads"),
+    ParamSpec("opencv_threads", 1, "OpenCV threads, process-wide (0 = leave OpenCV's setting; 1: its idle workers "
+              "would spin next to the network).", minimum=0, maximum=64, pipeline_field="opencv_threads"),
     ParamSpec("refine_3d", True, "Refine metric 3D by fitting to the 2D keypoints.", pipeline_field="refine_3d"),
     ParamSpec("mode", "video", "'video' tracks hands between frames, 'image' detects on every frame.",
               choices=("image", "video"), live=True, pipeline_field="mode"),
