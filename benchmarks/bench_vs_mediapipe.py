@@ -8,8 +8,8 @@ then, from the project venv (source env.sh):
 Printed, all measured in this one run (rounds alternate between the systems so load from other processes hits
 all of them):
   1. the bare network time per CPU backend (palm on the frame's letterboxed input, landmarks on its two crops);
-  2. our pipeline per backend (the CPU default's A/B) in image and video mode, each stage, and the 3D lift with the
-     compiled solver and with the numpy reference solver;
+  2. our pipeline per backend (the CPU default's A/B; litert:fp16 = the opt-in precision fp16) in image and video
+     mode, each stage, and the 3D lift with the compiled solver and with the numpy reference solver;
   3. our total against MediaPipe 0.10.14 (static_image_mode = our image mode; tracking = video mode) as ratios;
   4. our total against our bare network time (image: palm + landmarks; video: landmarks), as a ratio;
   5. ROI proposals on the InterHand2.6M photos (frames where the palm detector leaves a hand missing), the default
@@ -42,7 +42,7 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DEFAULT_FRAMES = 60
 DEFAULT_WARMUP = 10
 DEFAULT_ROUNDS = 3
-DEFAULT_BACKENDS = ("litert", "onnxruntime-cpu")
+DEFAULT_BACKENDS = ("litert", "onnxruntime-cpu", "litert:fp16")  # litert:fp16 = opt-in precision fp16
 MODES = ("static", "tracking")
 NODE_DOMAIN_ID = 131  # this project's benchmark/test range for this work: 130-139
 NODE_STARTUP_TIMEOUT_S = 180.0
@@ -230,7 +230,8 @@ def main() -> int:  # noqa: C901, PLR0915 - one linear report
     parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP)
     parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS)
     parser.add_argument("--threads", type=int, default=0, help="our inference threads (0 = backend default)")
-    parser.add_argument("--backends", nargs="+", default=list(DEFAULT_BACKENDS), help="CPU backends compared")
+    parser.add_argument("--backends", nargs="+", default=list(DEFAULT_BACKENDS),
+                        help="CPU backends compared, each NAME or NAME:PRECISION (e.g. litert:fp16)")
     parser.add_argument("--node-seconds", type=float, default=10.0, help="node phase length (0 = skip the node)")
     parser.add_argument("--node-rate", type=float, default=10.0, help="node phase input rate (Hz)")
     parser.add_argument("--proposal-photos", type=Path, default=SHARED_DATA / "interhand2.6m",
@@ -251,7 +252,8 @@ def main() -> int:  # noqa: C901, PLR0915 - one linear report
 
     started = time.monotonic()
     rgb = cv2.cvtColor(cv2.imread(str(args.image)), cv2.COLOR_BGR2RGB)
-    pipelines = {name: HandPipeline(PipelineConfig(backend=name, intra_op_threads=args.threads))
+    pipelines = {name: HandPipeline(PipelineConfig(backend=name.split(":")[0], intra_op_threads=args.threads,
+                                                   precision=(name.split(":") + ["auto"])[1]))
                  for name in args.backends}
     default = DEFAULT_BACKEND if DEFAULT_BACKEND in pipelines else args.backends[0]
     # The bare networks' inputs: this frame's letterboxed palm input and its landmark crops (as the pipeline makes).

@@ -1,9 +1,12 @@
 """LiteRT backend: the networks' original ``.tflite`` files run by ``ai-edge-litert`` (XNNPACK) on the CPU.
 
-Nothing is converted: the model is MediaPipe's own file (weights stored as fp16 and dequantised to fp32 at load),
-so this backend runs fp32 only. Given an ONNX path from the model cache it runs the ``.tflite`` beside it
-(``palm_detection_full.<key>.onnx`` → ``palm_detection_full.tflite``) and takes the interface (input/output names,
-dynamic batch) from the ONNX file, so it is a drop-in for the other backends. Interpreters are kept for a few
+Nothing is converted: the model is MediaPipe's own file (weights stored as fp16 and dequantised to fp32 at load).
+Precision fp32 (and auto) runs it through LiteRT's ``Interpreter``; precision fp16 through LiteRT's ``CompiledModel``
+with XNNPACK's FORCE_FP16 flag (litert_compiled.py): fp16 arithmetic, for CPUs that have it (ARMv8.2+ cores, x86
+with AVX512-FP16), opt-in because its keypoints move by up to ~1 px (docs/backends.md). Given an ONNX path from
+the model cache it runs the ``.tflite`` beside it (``palm_detection_full.<key>.onnx`` → ``palm_detection_full.tflite``)
+and takes the interface (input/output names, dynamic batch) from the ONNX file, so it is a drop-in for the other
+backends. Interpreters are kept for a few
 batch sizes only (the file's own, two hands, ``max_batch``): XNNPACK re-plans for 40-80 ms on every resize and each
 kept size costs 20-55 MB, so any other batch runs as chunks of the kept sizes (5 crops: 2 + 2 + 1).
 """
@@ -23,13 +26,14 @@ from hand_recon_ros.engines.torch_backend import TFLITE_SUFFIX, tflite_beside
 
 _LOG = logging.getLogger(__name__)
 
-#: Precisions this backend can run (the .tflite graph computes in fp32).
-LITERT_PRECISIONS: tuple[str, ...] = ("fp32", "auto")  # auto = fp32 here
+#: Precisions this backend can run: fp32 (auto), or fp16 through XNNPACK's FORCE_FP16 flag.
+LITERT_PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "auto")  # auto = fp32 here
 #: Batch sizes given their own interpreter besides the file's own and max_batch: two hands per frame.
 KEPT_BATCH_SIZES: tuple[int, ...] = (2,)
 DEFAULT_MAX_BATCH = 2
 #: Most XNNPACK threads used when intra_op_threads is 0 (more threads than cores only add wake-up cost).
 MAX_DEFAULT_THREADS = 4
+_FP16_WARNED: set[str] = set()  # fp16-emulation warnings given (once per reason and process)
 INSTALL_HINT = "pip install ai-edge-litert (wheels: CPython 3.9-3.13, manylinux x86_64/aarch64, macOS arm64)"
 
 
@@ -53,7 +57,7 @@ def default_thread_count() -> int:
 
 class LiteRTBackend(Backend):
     """The original TFLite model through LiteRT/XNNPACK; options: ``intra_op_threads`` (0 = all cores, ≤ 4),
-    ``precision`` (fp32 only), ``warmup_runs``."""
+    ``precision`` (fp32 = auto, or fp16), ``warmup_runs``."""
 
     name = "litert"
     option_names = frozenset({"intra_op_threads", "precision", "warmup_runs", "max_batch"})
@@ -64,8 +68,9 @@ class LiteRTBackend(Backend):
         if precision is not None and str(precision).lower() not in LITERT_PRECISIONS:
             raise BackendError(
                 f"{self.name}: precision '{precision}' is not supported: LiteRT runs the original .tflite in "
-                f"fp32 only (choose precision fp32, or a TensorRT backend for fp16/int8)"
+                f"fp32 or fp16 only (choose fp32 or fp16, or onnxruntime-cpu / a TensorRT backend for int8)"
             )
+        self.precision = "fp16" if str(precision).lower() == "fp16" else "fp32"
         threads = options.get("intra_op_threads", 0)
         if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 0:
             raise BackendError(f"{self.name}: intra_op_threads must be an integer >= 0 (0 = default), got {threads!r}")
@@ -111,7 +116,17 @@ class LiteRTBackend(Backend):
             raise BackendUnavailableError(f"{self.name}: {reason}")
         from ai_edge_litert.interpreter import Interpreter
 
-        self._interpreter_class = Interpreter
+        if self.precision == "fp16":
+            from hand_recon_ros.engines.litert_compiled import CompiledModelInterpreter, fp16_arithmetic_missing
+
+            missing = fp16_arithmetic_missing()
+            if missing is not None and missing not in _FP16_WARNED:
+                _FP16_WARNED.add(missing)
+                _LOG.warning("%s: precision fp16 runs, but %s: XNNPACK emulates fp16 there, usually slower than "
+                             "fp32 (measure with hand-recon bench)", self.name, missing)
+            self._interpreter_class = CompiledModelInterpreter
+        else:
+            self._interpreter_class = Interpreter
         if not self.tflite_path.is_file():
             raise BackendError(f"{self.name}: no TFLite file for {self.model_path.name}: expected {self.tflite_path} "
                                "(litert runs the original .tflite; for an ONNX file without one choose backend "
@@ -201,7 +216,7 @@ class LiteRTBackend(Backend):
 
     def describe(self) -> str:
         """Backend, thread count and the file it runs."""
-        return f"{self.name} (XNNPACK, {self.threads} threads, {self.tflite_path.name})"
+        return f"{self.name} (XNNPACK {self.precision}, {self.threads} threads, {self.tflite_path.name})"
 
 
 def litert_model_reason(model_path: str | Path) -> str | None:
