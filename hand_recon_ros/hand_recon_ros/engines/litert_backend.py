@@ -6,9 +6,9 @@ with XNNPACK's FORCE_FP16 flag (litert_compiled.py): fp16 arithmetic, for CPUs t
 with AVX512-FP16), opt-in because its keypoints move by up to ~1 px (docs/backends.md). Given an ONNX path from
 the model cache it runs the ``.tflite`` beside it (``palm_detection_full.<key>.onnx`` → ``palm_detection_full.tflite``)
 and takes the interface (input/output names, dynamic batch) from the ONNX file, so it is a drop-in for the other
-backends. Interpreters are kept for a few
-batch sizes only (the file's own, two hands, ``max_batch``): XNNPACK re-plans for 40-80 ms on every resize and each
-kept size costs 20-55 MB, so any other batch runs as chunks of the kept sizes (5 crops: 2 + 2 + 1).
+backends. Interpreters are kept for a few batch sizes only (the file's own, two hands, ``max_batch``): XNNPACK
+re-plans for 40-80 ms on every resize and each kept size costs 20-55 MB, so any other batch runs as chunks of the
+kept sizes (5 crops: 2 + 2 + 1).
 """
 
 from __future__ import annotations

@@ -73,6 +73,7 @@ class CompiledModelInterpreter:
             raise ValueError(f"LiteRT CompiledModel cannot load {model_path}: {exc}") from exc
         self._signature = next(iter(self._model.get_signature_list()))
         self._inputs: list[np.ndarray] = []
+        self._outputs: list[dict[str, Any]] = []
         self._buffers: tuple[list[Any], list[Any]] = ([], [])
 
     def _details(self, details: dict[str, Any]) -> list[dict[str, Any]]:
